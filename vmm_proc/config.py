@@ -1,0 +1,42 @@
+"""The VMM's configuration: a frozen value, built by the orchestrator, sent as a msgpack map."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from schedlab_shared.topology import Topology
+
+__all__ = ("VmConfig",)
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    """Everything one VM needs; runtime state lives in the engine, never here."""
+
+    run_id: str
+    engine: str  # "qemu" | "kvm"
+    kernel: str  # vmlinuz / bzImage path (the KVM engine may prefer ``vmlinux``)
+    initrd: str
+    cmdline: str
+    topology: Topology = field(default_factory=Topology)
+    mem_mib: int = 512
+    timeout_s: float = 120.0
+    shm_path: str = ""  # guest RAM file under /dev/shm; "" -> derived from run_id
+    vmlinux: str = ""  # decompressed ELF, when the engine can load it directly
+    qemu_accel: str = "tcg"  # "tcg" | "kvm" (QEMU engine only)
+
+    @property
+    def guest_ram_path(self) -> str:
+        return self.shm_path or f"/dev/shm/schedlab-{self.run_id}-mem"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["topology"] = self.topology.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VmConfig:
+        d = dict(d)
+        d["topology"] = Topology.from_dict(d["topology"])
+        return cls(**d)

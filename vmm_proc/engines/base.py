@@ -1,0 +1,56 @@
+"""The contract between the vmm_proc service and a VM engine (QEMU or KVM).
+
+The engine owns the VM and its threads; the service owns the bus. Everything the engine
+produces reaches the service through ``EngineHooks``, whose methods are thread-safe, so an
+engine may call them from vCPU or reader threads.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, Protocol
+
+__all__ = ("STREAMS", "ExitReason", "EngineHooks", "Engine", "EngineError")
+
+# Byte streams every engine delivers: COM1 kernel console, COM2 crash diagnostics,
+# virtio-console port 0 (guest /dev/hvc0) and the bulk port (guest wire frames).
+STREAMS = ("console", "diag", "hvc0", "bulk")
+
+
+class ExitReason(enum.StrEnum):
+    GUEST_EXIT = "guest-exit"  # the guest rebooted/powered off on its own
+    TIMEOUT = "timeout"  # the VMM stopped it at the deadline
+    CRASH = "crash"  # kernel panic, triple fault, emulation failure
+    STOPPED = "stopped"  # a stop request from the bus
+    ERROR = "error"  # the engine itself failed (QEMU died, KVM error)
+
+
+class EngineError(Exception):
+    """The engine could not start or run the VM; the message is one line for the user."""
+
+
+class EngineHooks(Protocol):
+    def stream(self, name: str, data: bytes) -> None:
+        """Bytes the guest emitted on stream ``name`` (one of STREAMS), in order."""
+
+    def exited(self, reason: ExitReason, detail: str) -> None:
+        """The VM is gone; called exactly once."""
+
+
+class Engine(Protocol):
+    name: str
+
+    def start(self) -> None:
+        """Boot the VM; returns once it runs (raises EngineError otherwise)."""
+
+    def memory_layout(self) -> list[dict[str, Any]]:
+        """Guest RAM regions: ``{"gpa", "size", "path", "offset"}`` each."""
+
+    def send_console(self, data: bytes) -> None:
+        """Host-to-guest bytes on the console port (guest /dev/hvc0)."""
+
+    def stop(self, reason: ExitReason) -> None:
+        """Stop the VM (idempotent, bounded in time); ``exited`` follows."""
+
+    def close(self) -> None:
+        """Release everything: processes, threads, the guest RAM file."""
