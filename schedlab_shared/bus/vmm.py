@@ -1,0 +1,103 @@
+"""Contract of the vmm_proc channels: its control requests and the events it publishes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .codec import Message, message
+
+__all__ = (
+    "StatusReply", "Status_", "Stop", "ConsoleWrite", "ReplayReply", "Replay",
+    "StreamChunk", "VmStateEvent", "Empty",
+)
+
+
+@message("empty")
+class Empty(Message):
+    """A reply with no fields."""
+
+
+@message("vmm.status.reply")
+class StatusReply(Message):
+    """``{state, engine, run_id, started_at, layout, streams, exit_reason, exit_detail}``.
+
+    ``state`` is "starting", "running" or "exited"; ``started_at`` is host wall-clock seconds
+    at VM start; ``layout`` lists guest RAM regions ``{gpa, size, path, offset}``; ``streams``
+    maps each stream name to its next sequence number.
+    """
+
+    state: str
+    engine: str
+    run_id: str
+    started_at: float
+    layout: list
+    streams: dict
+    exit_reason: str = ""
+    exit_detail: str = ""
+
+
+@message("vmm.status", reply=StatusReply)
+class Status_(Message):
+    """Request ``{}`` -> StatusReply. State is fetched this way, never inferred from events."""
+
+
+@message("vmm.stop", reply=Empty)
+class Stop(Message):
+    """Request ``{reason}``: stop the VM (idempotent). The exit follows as a VmStateEvent."""
+
+    reason: str = "stopped"
+
+
+@message("vmm.console_write", reply=Empty)
+class ConsoleWrite(Message):
+    """Request ``{data}``: host-to-guest bytes on the console port (guest /dev/hvc0)."""
+
+    data: bytes
+
+
+@message("vmm.replay.reply")
+class ReplayReply(Message):
+    """``{chunks: [[seq, data], ...], next_seq, first_seq}``; ``first_seq`` is the oldest kept."""
+
+    chunks: list
+    next_seq: int
+    first_seq: int
+
+
+@message("vmm.replay", reply=ReplayReply)
+class Replay(Message):
+    """Request ``{stream, from_seq, max_bytes}``: retained chunks of a stream from ``from_seq``.
+
+    Replies GONE when ``from_seq`` is older than what the VMM still retains.
+    """
+
+    stream: str
+    from_seq: int
+    max_bytes: int = 4 << 20
+
+
+@message("vmm.stream_chunk")
+class StreamChunk(Message):
+    """Event ``{seq, data}`` on topic ``vm.<id>.stream.<name>``; seq counts chunks from 0."""
+
+    seq: int
+    data: bytes
+
+
+@message("vmm.state")
+class VmStateEvent(Message):
+    """Event ``{state, reason, detail}`` on topic ``vm.<id>.state``."""
+
+    state: str
+    reason: str = ""
+    detail: str = ""
+
+
+def layout_regions(reply: StatusReply) -> list[dict[str, Any]]:
+    """The guest RAM layout of a status reply, with each region's fields checked."""
+    out = []
+    for r in reply.layout:
+        if not isinstance(r, dict) or not {"gpa", "size", "path", "offset"} <= r.keys():
+            raise ValueError(f"malformed memory region {r!r}")
+        out.append({k: r[k] for k in ("gpa", "size", "path", "offset")})
+    return out
