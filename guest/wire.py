@@ -1,0 +1,333 @@
+"""Guest -> host frame format on the virtio-console bulk port.
+
+This module is the whole contract between the guest init and the host collector; both
+import it, so it depends on the standard library and msgpack only.
+
+A frame is a 12-byte header followed by a msgpack map::
+
+    offset size field
+    0      2    magic  b"SL"
+    2      1    version (VERSION)
+    3      1    type   (FrameType)
+    4      4    payload length, little endian, <= MAX_FRAME
+    8      4    crc32 over header bytes 0..7 followed by the payload
+
+>>> f = decode_frame(encode_frame(FrameType.EXIT, {"code": 0}))
+>>> (f.type, f.payload)
+(<FrameType.EXIT: 7>, {'code': 0})
+
+The host treats these bytes as untrusted: :class:`FrameDecoder` never raises on input,
+resynchronises on the magic after garbage, and keeps at most one frame buffered.
+"""
+
+from __future__ import annotations
+
+import binascii
+import enum
+import struct
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import msgpack
+
+__all__ = (
+    "HEADER",
+    "HEADER_SIZE",
+    "LOG_LEVELS",
+    "MAGIC",
+    "MAX_FRAME",
+    "REQUIRED_FIELDS",
+    "STDIO_CHUNK",
+    "VERSION",
+    "DecoderStats",
+    "Frame",
+    "FrameDecoder",
+    "FrameType",
+    "WireError",
+    "decode_frame",
+    "encode_frame",
+)
+
+MAGIC = b"SL"
+VERSION = 1
+HEADER = struct.Struct("<2sBBII")
+HEADER_SIZE = HEADER.size  # 12
+_PREFIX = struct.Struct("<2sBBI")  # the 8 header bytes covered by the crc
+MAX_FRAME = 1 << 20
+#: Largest STDOUT/STDERR chunk the guest sends in one frame.
+STDIO_CHUNK = 64 * 1024
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+class FrameType(enum.IntEnum):
+    """Frame types; the value is the header's type byte."""
+
+    SYS_RDY = 1  #: guest init is up: kernel, cpus, boot_ns
+    PHASE = 2  #: lifecycle point: name, t_ns
+    STDOUT = 3  #: data (bytes)
+    STDERR = 4  #: data (bytes)
+    LOG = 5  #: level (one of LOG_LEVELS), msg
+    RESULT = 6  #: passed, reason, plus the scenario's structured result
+    EXIT = 7  #: code: the guest's final exit status
+    DUMP = 8  #: source (what was read), data (bytes)
+
+
+#: Required payload fields per type and their types. Extra fields are allowed.
+REQUIRED_FIELDS: dict[FrameType, dict[str, type]] = {
+    FrameType.SYS_RDY: {"kernel": str, "cpus": int, "boot_ns": int},
+    FrameType.PHASE: {"name": str, "t_ns": int},
+    FrameType.STDOUT: {"data": bytes},
+    FrameType.STDERR: {"data": bytes},
+    FrameType.LOG: {"level": str, "msg": str},
+    FrameType.RESULT: {"passed": bool, "reason": str},
+    FrameType.EXIT: {"code": int},
+    FrameType.DUMP: {"source": str, "data": bytes},
+}
+
+
+class WireError(ValueError):
+    """A frame that does not satisfy the contract.
+
+    :param kind: which check failed, one of ``bad_magic``, ``bad_version``, ``oversize``,
+        ``truncated``, ``bad_crc``, ``unknown_type``, ``bad_payload``, ``trailing``.
+    """
+
+    def __init__(self, kind: str, msg: str) -> None:
+        super().__init__(f"{kind}: {msg}")
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One decoded frame.
+
+    :param type: the frame type.
+    :param payload: the decoded msgpack map (required fields checked).
+    :param offset: stream offset of the frame's first byte (0 for :func:`decode_frame`).
+    :param size: encoded size, header plus payload.
+    """
+
+    type: FrameType
+    payload: dict[str, Any]
+    offset: int = 0
+    #: encoded size (header + payload); ignored by equality
+    size: int = field(default=0, compare=False, repr=False)
+
+
+@dataclass(slots=True)
+class DecoderStats:
+    """Counters of a :class:`FrameDecoder`.
+
+    Every byte fed ends up in exactly one of: a delivered frame, ``garbage_bytes`` (skipped
+    while resynchronising, including rejected frames), or ``truncated_bytes`` (left over at
+    :meth:`FrameDecoder.finish`).
+    """
+
+    frames: int = 0
+    bad_crc: int = 0
+    oversize: int = 0
+    unknown_type: int = 0
+    bad_payload: int = 0
+    bad_version: int = 0
+    garbage_bytes: int = 0
+    truncated_bytes: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters as a plain dict (for msgpack/logging)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def _check_fields(ftype: FrameType, payload: Any) -> None:
+    if not isinstance(payload, dict):
+        raise WireError(
+            "bad_payload", f"{ftype.name} payload is {type(payload).__name__}, not a map"
+        )
+    for name, want in REQUIRED_FIELDS[ftype].items():
+        if name not in payload:
+            raise WireError("bad_payload", f"{ftype.name} lacks field {name!r}")
+        val = payload[name]
+        # bool is an int subclass: an int field must not accept True, nor a bool field 1.
+        ok = isinstance(val, want) and (want is bool or not isinstance(val, bool))
+        if not ok:
+            raise WireError(
+                "bad_payload", f"{ftype.name}.{name} is {type(val).__name__}, want {want.__name__}"
+            )
+    if ftype is FrameType.LOG and payload["level"] not in LOG_LEVELS:
+        raise WireError("bad_payload", f"LOG level {payload['level']!r} not in {LOG_LEVELS}")
+
+
+def encode_frame(ftype: FrameType | int, payload: dict[str, Any]) -> bytes:
+    """Encode one frame.
+
+    :param ftype: frame type.
+    :param payload: map holding at least the type's :data:`REQUIRED_FIELDS`.
+    :return: header + msgpack payload.
+    :raises WireError: unknown type, missing/mistyped field, unencodable value, or a payload
+        larger than :data:`MAX_FRAME`.
+    """
+    try:
+        ftype = FrameType(ftype)
+    except ValueError:
+        raise WireError("unknown_type", f"type {ftype!r}") from None
+    _check_fields(ftype, payload)
+    try:
+        body = msgpack.packb(payload, use_bin_type=True)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise WireError("bad_payload", f"cannot encode {ftype.name}: {e}") from None
+    if len(body) > MAX_FRAME:
+        raise WireError("oversize", f"{ftype.name} payload {len(body)} > {MAX_FRAME}")
+    prefix = _PREFIX.pack(MAGIC, VERSION, ftype, len(body))
+    crc = binascii.crc32(body, binascii.crc32(prefix))
+    return prefix + struct.pack("<I", crc) + body
+
+
+def _decode_payload(ftype_raw: int, body: bytes | bytearray | memoryview) -> Frame:
+    """Type and payload checks of a frame whose framing and crc are already valid."""
+    try:
+        ftype = FrameType(ftype_raw)
+    except ValueError:
+        raise WireError("unknown_type", f"type byte {ftype_raw}") from None
+    try:
+        payload = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
+    except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as e:
+        # The guest is untrusted: any malformed msgpack is a rejected frame, not a crash.
+        raise WireError("bad_payload", f"{ftype.name}: {type(e).__name__}: {e}") from None
+    _check_fields(ftype, payload)
+    return Frame(ftype, payload, 0, HEADER_SIZE + len(body))
+
+
+def decode_frame(data: bytes) -> Frame:
+    """Strictly decode exactly one frame.
+
+    :param data: the frame's bytes, nothing before or after.
+    :raises WireError: on any violation; ``kind`` says which.
+    """
+    if len(data) < HEADER_SIZE:
+        raise WireError("truncated", f"{len(data)} bytes < header {HEADER_SIZE}")
+    magic, ver, ftype_raw, length, crc = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise WireError("bad_magic", f"magic {magic!r}")
+    if ver != VERSION:
+        raise WireError("bad_version", f"version {ver}")
+    if length > MAX_FRAME:
+        raise WireError("oversize", f"length {length} > {MAX_FRAME}")
+    end = HEADER_SIZE + length
+    if len(data) < end:
+        raise WireError("truncated", f"{len(data)} bytes < frame {end}")
+    if len(data) > end:
+        raise WireError("trailing", f"{len(data) - end} bytes after the frame")
+    body = data[HEADER_SIZE:end]
+    if binascii.crc32(body, binascii.crc32(data[:8])) != crc:
+        raise WireError("bad_crc", "crc mismatch")
+    return _decode_payload(ftype_raw, body)
+
+
+class FrameDecoder:
+    """Incremental, resynchronising decoder of a frame stream.
+
+    Never raises on input. Bad frames are counted in :attr:`stats` and skipped: after a
+    bad header or crc the decoder advances one byte and scans for the magic again, so a
+    corrupt length cannot swallow the frames after it; a frame with a valid crc but an
+    unknown type or malformed payload is skipped whole.
+
+    A garbage header announcing a long payload delays the frames behind it until that many
+    bytes arrived (then its crc fails and they are found) or until :meth:`finish`.
+
+    :param start_offset: stream offset of the first byte fed (to resume from a checkpoint
+        of :attr:`consumed` and :attr:`pending`).
+    :param max_frame: payload size cap; lower it only in tests.
+    """
+
+    def __init__(self, start_offset: int = 0, max_frame: int = MAX_FRAME) -> None:
+        self._buf = bytearray()
+        self._base = start_offset  # stream offset of _buf[0]
+        self._max = max_frame
+        self._eof = False
+        self.stats = DecoderStats()
+
+    @property
+    def pending(self) -> bytes:
+        """Bytes buffered but not yet decodable; at most ``HEADER_SIZE + max_frame``."""
+        return bytes(self._buf)
+
+    @property
+    def consumed(self) -> int:
+        """Stream offset of the first pending byte (bytes fully accounted for)."""
+        return self._base
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add stream bytes; return the frames completed by them, in stream order."""
+        self._buf += data
+        return self._scan()
+
+    def finish(self) -> list[Frame]:
+        """Declare end of stream.
+
+        Rescans what is pending as if no more bytes will come (so frames hidden behind a
+        garbage header are recovered), counts the rest in ``stats.truncated_bytes`` and
+        leaves the decoder empty and reusable.
+
+        :return: frames recovered from the pending bytes (usually none).
+        """
+        self._eof = True
+        try:
+            return self._scan()
+        finally:
+            self._eof = False
+
+    def _skip(self, pos: int, n: int) -> int:
+        if self._eof:
+            self.stats.truncated_bytes += n
+        else:
+            self.stats.garbage_bytes += n
+        return pos + n
+
+    def _scan(self) -> list[Frame]:
+        buf, out, pos = self._buf, [], 0
+        while True:
+            start = buf.find(MAGIC, pos)
+            if start < 0:
+                # Keep a trailing b"S": it may be the first half of the next magic.
+                tail = len(buf) > pos and buf[-1] == MAGIC[0]
+                keep = 1 if tail and not self._eof else 0
+                pos = self._skip(pos, len(buf) - pos - keep)
+                break
+            pos = self._skip(pos, start - pos)
+            step = self._try_frame(buf, pos)
+            if step is None:  # incomplete: wait for more bytes
+                break
+            if isinstance(step, Frame):
+                out.append(step)
+                self.stats.frames += 1
+                pos += step.size
+            else:
+                pos = self._skip(pos, step)
+        del buf[:pos]
+        self._base += pos
+        return out
+
+    def _try_frame(self, buf: bytearray, pos: int) -> Frame | int | None:
+        """Decode at ``pos`` (which holds the magic): a Frame, bytes to skip, or None."""
+        avail = len(buf) - pos
+        if avail < HEADER_SIZE:
+            return avail if self._eof else None
+        _, ver, ftype_raw, length, crc = HEADER.unpack_from(buf, pos)
+        if ver != VERSION:
+            self.stats.bad_version += 1
+            return 1
+        if length > self._max:
+            self.stats.oversize += 1
+            return 1
+        end = pos + HEADER_SIZE + length
+        if len(buf) < end:
+            return 1 if self._eof else None
+        body = bytes(buf[pos + HEADER_SIZE : end])
+        if binascii.crc32(body, binascii.crc32(buf[pos : pos + 8])) != crc:
+            self.stats.bad_crc += 1
+            return 1
+        try:
+            frame = _decode_payload(ftype_raw, body)
+        except WireError as e:
+            setattr(self.stats, e.kind, getattr(self.stats, e.kind) + 1)
+            return HEADER_SIZE + length
+        return Frame(frame.type, frame.payload, self._base + pos, frame.size)
