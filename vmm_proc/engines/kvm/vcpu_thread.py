@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 import threading
 from collections.abc import Callable
 from typing import Protocol
@@ -24,6 +23,7 @@ from vmm_proc.engines.kvm.vcpu_control import (
     VcpuStop,
 )
 from vmm_proc.kvm.exits import Interrupted, VcpuExit
+from vmm_proc.kvm.kick import kick
 
 __all__ = ("VcpuRunPort", "VcpuThread", "VcpuThreadError")
 
@@ -34,12 +34,12 @@ class VcpuThreadError(Exception):
 
 
 class VcpuRunPort(Protocol):
-    """What the thread needs from a vCPU: one ``KVM_RUN`` and the ``immediate_exit`` flag."""
+    """What the thread needs from a vCPU (a ``VcpuFd``): KVM_RUN and ``immediate_exit``."""
+
+    immediate_exit: bool
 
     def run(self) -> VcpuExit:
-        """One KVM_RUN: the exit, or ``Interrupted()`` on EINTR."""
-
-    def set_immediate_exit(self, on: bool) -> None: ...
+        """One KVM_RUN: the exit, or ``Interrupted()`` on EINTR (clearing immediate_exit)."""
 
 
 Dispatch = Callable[[VcpuExit], VcpuStop | None]
@@ -50,10 +50,11 @@ class VcpuThread:
     """Owns the thread running one vCPU; controlled by ``send`` and ended by ``finish``.
 
     :param index: vCPU index; the thread is named ``vcpu<index>``.
-    :param port: the vCPU (``run``/``set_immediate_exit``).
+    :param port: the vCPU.
     :param dispatch: handles one exit; returns a ``VcpuStop`` when the vCPU must stop.
     :param on_stop: called once from this thread when it leaves ``RUNNING`` for ``EXITED``.
-    :param kick_signal: the signal whose (installed, no-op) handler interrupts ``KVM_RUN``.
+
+    ``vmm_proc.kvm.kick.install_kick_handler()`` must have run before the first ``send``.
     """
 
     def __init__(
@@ -62,7 +63,6 @@ class VcpuThread:
         port: VcpuRunPort,
         dispatch: Dispatch,
         on_stop: OnStop,
-        kick_signal: int,
     ) -> None:
         self.index = index
         self.state = VcpuState.PAUSED
@@ -71,7 +71,6 @@ class VcpuThread:
         self._port = port
         self._dispatch = dispatch
         self._on_stop = on_stop
-        self._kick_signal = kick_signal
         self._events: queue.SimpleQueue[tuple[VcpuEvent, queue.SimpleQueue[VcpuReply]]] = (
             queue.SimpleQueue()
         )
@@ -111,8 +110,7 @@ class VcpuThread:
         with self._alive_lock:
             if not self._alive or self._thread.ident is None:
                 return
-            self._port.set_immediate_exit(True)
-            signal.pthread_kill(self._thread.ident, self._kick_signal)
+            kick(self._port, self._thread.ident)  # type: ignore[arg-type]
 
     def finish(self, timeout: float = 5.0) -> None:
         """Send ``FINISH`` (unless finished) and join.
@@ -204,9 +202,7 @@ class VcpuThread:
         except Exception as exc:  # a KvmError other than EINTR: this vCPU cannot go on
             return self._stop(VcpuStop(ExitReason.ERROR, f"vcpu{self.index}: KVM_RUN: {exc}"))
         if isinstance(exit_, Interrupted):
-            # Cleared only here, after the EINTR: a kick that lands later re-arms it.
-            self._port.set_immediate_exit(False)
-            return VcpuState.RUNNING
+            return VcpuState.RUNNING  # the next _running() looks at the control queue
         self.exits += 1
         try:
             stop = self._dispatch(exit_)

@@ -6,10 +6,10 @@ import time
 import pytest
 
 from vmm_proc.engines.base import ExitReason
-from vmm_proc.engines.kvm.kick_signal import install_kick_handler
 from vmm_proc.engines.kvm.vcpu_control import VcpuEvent, VcpuResponse, VcpuState, VcpuStop
 from vmm_proc.engines.kvm.vcpu_thread import VcpuThread, VcpuThreadError
 from vmm_proc.kvm.exits import Interrupted
+from vmm_proc.kvm.kick import install_kick_handler
 
 
 class FakePort:
@@ -28,9 +28,15 @@ class FakePort:
                 raise item
             return item
         self.ie.wait(5)
+        self.ie.clear()
         return Interrupted()
 
-    def set_immediate_exit(self, on):
+    @property
+    def immediate_exit(self):
+        return self.ie.is_set()
+
+    @immediate_exit.setter
+    def immediate_exit(self, on):
         if on:
             self.ie.set()
         else:
@@ -39,7 +45,8 @@ class FakePort:
 
 def make(port, dispatch=lambda e: None):
     stops = []
-    t = VcpuThread(0, port, dispatch, lambda i, s: stops.append((i, s)), install_kick_handler())
+    install_kick_handler()
+    t = VcpuThread(0, port, dispatch, lambda i, s: stops.append((i, s)))
     return t, stops
 
 
