@@ -1,0 +1,220 @@
+"""The collector_proc process: one VM's streams in, a run directory and decoded messages out.
+
+It follows the VMM's live PUB and fills every gap (its own start, a restart, a slow
+subscriber) by replay requests, so each stream is written exactly once, in order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from typing import Any
+
+import zmq
+
+from guest.wire import DecoderStats, Frame, FrameDecoder, FrameType
+from schedlab_shared.bus import collector as proto
+from schedlab_shared.bus import topics
+from schedlab_shared.bus import vmm as vmm_proto
+from schedlab_shared.bus.client import BusClient, Publisher, recv_event, subscriber
+from schedlab_shared.bus.codec import BusError, Status
+from schedlab_shared.bus.server import ControlServer
+from schedlab_shared.exitcodes import ProcExit
+
+from .rundir import STREAM_FILES, RunFiles
+
+__all__ = ("Collector",)
+
+log = logging.getLogger("collector_proc")
+_STATUS_EVERY_S = 1.0
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class Collector:
+    def __init__(
+        self, vm_id: str, vm_ctl: str, vm_pub: str, run_dir: str, ctl: str, pub: str,
+        grace_s: float = 60.0,
+    ) -> None:
+        from pathlib import Path
+
+        self.vm_id = vm_id
+        self.grace_s = grace_s
+        self.ctx = zmq.Context()
+        self.files = RunFiles(Path(run_dir))
+        self.cp = self.files.checkpoint
+        self.expected = {name: self.cp.next_seq.get(name, 0) for name in STREAM_FILES}
+        self.vmm = BusClient(self.ctx, vm_ctl, timeout_s=2.0)
+        self.sub = subscriber(self.ctx, vm_pub, f"vm.{vm_id}.stream.", topics.vm_state(vm_id))
+        self.pub = Publisher(self.ctx, pub)
+        self.server = ControlServer(
+            self.ctx, ctl, {proto.CollectorStatus: self._on_status, proto.Messages: self._on_messages}
+        )
+        self.messages = self._load_messages()
+        self.decoder = FrameDecoder(start_offset=self.cp.decoder_consumed)
+        self.decoder.stats = DecoderStats(**self.cp.decoder_stats)
+        # Refill what was buffered but undecoded at the checkpoint: it yields no frames again.
+        self.decoder.feed(self.files.read_range("bulk.raw", self.cp.decoder_consumed))
+        self._terminate = False
+        self._vmm_seen = time.monotonic()
+
+    def _load_messages(self) -> list[dict[str, Any]]:
+        raw = self.files.read_range("messages.jsonl", 0)
+        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+
+    # --- control ---
+    def _on_status(self, _msg: proto.CollectorStatus) -> proto.CollectorStatusReply:
+        return proto.CollectorStatusReply(
+            sys_rdy=self.cp.sys_rdy,
+            result=self.cp.result,
+            exit_code=self.cp.exit_code,
+            vm_exited=self.cp.vm_exited,
+            complete=self.cp.complete,
+            streams={n: {"next_seq": self.expected[n]} for n in STREAM_FILES},
+            decoder={**self.decoder.stats.as_dict(), "gaps": self.cp.gaps},
+            messages=len(self.messages),
+            vm_exit_reason=self.cp.vm_exit_reason,
+            vm_exit_detail=self.cp.vm_exit_detail,
+        )
+
+    def _on_messages(self, msg: proto.Messages) -> proto.MessagesReply:
+        start = max(0, msg.from_index)
+        return proto.MessagesReply(self.messages[start : start + max(0, min(msg.limit, 10_000))])
+
+    # --- stream processing ---
+    def _process(self, name: str, data: bytes) -> None:
+        self.files.append(STREAM_FILES[name], data)
+        if name == "bulk":
+            for frame in self.decoder.feed(data):
+                self._on_frame(frame)
+        self.expected[name] += 1
+
+    def _on_frame(self, frame: Frame) -> None:
+        payload = frame.payload
+        kind = frame.type.name
+        record: dict[str, Any] = {
+            "index": len(self.messages), "type": kind, "host_time": time.time(), "offset": frame.offset,
+        }
+        if frame.type in (FrameType.STDOUT, FrameType.STDERR):
+            name = "guest-stdout.log" if frame.type is FrameType.STDOUT else "guest-stderr.log"
+            self.files.append(name, payload["data"])
+            record["bytes"] = len(payload["data"])
+        else:
+            record["payload"] = _jsonable(payload)
+        if frame.type is FrameType.SYS_RDY:
+            self.cp.sys_rdy = record["host_time"]
+        elif frame.type is FrameType.RESULT:
+            self.cp.result = record["payload"]
+        elif frame.type is FrameType.EXIT:
+            self.cp.exit_code = int(payload["code"])
+        self.files.append("messages.jsonl", json.dumps(record).encode() + b"\n")
+        self.messages.append(record)
+        self.pub.publish(
+            topics.guest(self.vm_id, kind),
+            proto.GuestMessage(record["index"], kind, record.get("payload", {}), record["host_time"]),
+        )
+
+    def _catch_up(self, name: str, target: int | None = None) -> None:
+        """Replay ``name`` from the expected sequence number up to ``target`` (or its end)."""
+        while target is None or self.expected[name] < target:
+            try:
+                reply = self.vmm.request(vmm_proto.Replay(name, self.expected[name]))
+            except BusError as exc:
+                if exc.status is not Status.GONE:
+                    raise
+                status = self.vmm.request(vmm_proto.Replay(name, 1 << 62))  # learn first_seq
+                self.cp.gaps += status.first_seq - self.expected[name]
+                log.warning("stream %s: %s; %d chunks lost", name, exc.reason, status.first_seq - self.expected[name])
+                self.expected[name] = status.first_seq
+                continue
+            self._vmm_seen = time.monotonic()
+            for seq, data in reply.chunks:
+                if seq == self.expected[name]:
+                    self._process(name, data)
+            if not reply.chunks:
+                return
+
+    def _on_event(self, topic: str, body: dict[str, Any]) -> None:
+        if topic.endswith(".state"):
+            return  # state is fetched by request in _poll_status, never inferred from events
+        name = topic.rsplit(".", 1)[-1]
+        if name not in self.expected:
+            return
+        chunk = vmm_proto.StreamChunk(int(body["seq"]), body["data"])
+        if chunk.seq > self.expected[name]:
+            self._catch_up(name, chunk.seq)
+        if chunk.seq == self.expected[name]:
+            self._process(name, chunk.data)
+
+    def _poll_status(self) -> None:
+        st = self.vmm.request(vmm_proto.Status_())
+        self._vmm_seen = time.monotonic()
+        for name in STREAM_FILES:
+            if self.expected[name] < int(st.streams.get(name, 0)):
+                self._catch_up(name, int(st.streams[name]))
+        if st.state == "exited" and not self.cp.complete:
+            self.cp.vm_exited = True
+            self.cp.vm_exit_reason, self.cp.vm_exit_detail = st.exit_reason, st.exit_detail
+            if all(self.expected[n] >= int(st.streams.get(n, 0)) for n in STREAM_FILES):
+                for frame in self.decoder.finish():
+                    self._on_frame(frame)
+                self.cp.complete = True
+                log.info("all streams drained; decoder %s", self.decoder.stats.as_dict())
+
+    def _save(self) -> None:
+        self.cp.next_seq = dict(self.expected)
+        self.cp.decoder_consumed = self.decoder.consumed
+        self.cp.decoder_stats = self.decoder.stats.as_dict()
+        self.files.save()
+
+    # --- the loop ---
+    def run(self) -> ProcExit:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        poller = zmq.Poller()
+        poller.register(self.sub, zmq.POLLIN)
+        poller.register(self.server.socket, zmq.POLLIN)
+        next_status = 0.0
+        try:
+            while not self._terminate:
+                ready = dict(poller.poll(200))
+                if self.server.socket in ready:
+                    self.server.handle_ready()
+                dirty = False
+                while self.sub in ready and self.sub.poll(0):
+                    self._on_event(*recv_event(self.sub))
+                    dirty = True
+                if time.monotonic() >= next_status and not self.cp.complete:
+                    next_status = time.monotonic() + _STATUS_EVERY_S
+                    try:
+                        self._poll_status()
+                        dirty = True
+                    except BusError as exc:
+                        if time.monotonic() - self._vmm_seen > self.grace_s:
+                            log.error("VMM unreachable for %.0f s: %s", self.grace_s, exc)
+                            return ProcExit.LOST
+                if dirty:
+                    self._save()
+            return ProcExit.DONE if self.cp.complete else ProcExit.SIGNALLED
+        finally:
+            self._save()
+            self.files.close()
+            for s in (self.sub,):
+                s.close(0)
+            self.vmm.close()
+            self.server.close()
+            self.pub.close()
+            self.ctx.term()
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        self._terminate = True

@@ -1,0 +1,195 @@
+"""The vmm_proc process: runs one VM through an engine and serves it on the bus.
+
+Every guest byte is appended to a StreamLog and published with its sequence number; the
+control channel answers status, stop, console writes and replays. After the VM exits the
+process keeps serving replays until it is told to go (SIGTERM) or ``linger_s`` passes, so a
+collector can always drain what the guest wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import zmq
+
+from schedlab_shared.bus import topics
+from schedlab_shared.bus import vmm as proto
+from schedlab_shared.bus.client import Publisher
+from schedlab_shared.bus.codec import BusError, Status
+from schedlab_shared.bus.server import ControlServer
+from schedlab_shared.exitcodes import ProcExit
+
+from .config import VmConfig
+from .engines.base import STREAMS, Engine, EngineError, ExitReason
+from .streamlog import ReplayGone, StreamLog
+
+__all__ = ("VmmService", "make_engine")
+
+log = logging.getLogger("vmm_proc")
+
+
+def make_engine(config: VmConfig, hooks: Any) -> Engine:
+    if config.engine == "qemu":
+        from .engines.qemu import QemuEngine
+
+        return QemuEngine(config, hooks)
+    if config.engine == "kvm":
+        from .engines.kvm import KvmEngine  # type: ignore[attr-defined]
+
+        return KvmEngine(config, hooks)
+    raise EngineError(f"unknown engine {config.engine!r} (qemu or kvm)")
+
+
+class VmmService:
+    """Glue between one engine and the bus; engine callbacks arrive on any thread."""
+
+    def __init__(self, config: VmConfig, ctl: str, pub: str, linger_s: float = 600.0) -> None:
+        self.config = config
+        self.linger_s = linger_s
+        self.ctx = zmq.Context()
+        self.pub = Publisher(self.ctx, pub)
+        self.server = ControlServer(
+            self.ctx,
+            ctl,
+            {
+                proto.Status_: self._on_status,
+                proto.Stop: self._on_stop,
+                proto.ConsoleWrite: self._on_console_write,
+                proto.Replay: self._on_replay,
+            },
+        )
+        self.logs = {name: StreamLog() for name in STREAMS}
+        self.state = "starting"
+        self.started_at = 0.0
+        self.exit_reason = ""
+        self.exit_detail = ""
+        self._inbox: deque[tuple[str, Any, Any]] = deque()
+        self._inbox_lock = threading.Lock()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._terminate = False
+        self.engine = make_engine(config, self)
+
+    # --- EngineHooks, thread-safe: queue and wake the loop ---
+    def stream(self, name: str, data: bytes) -> None:
+        self._post("stream", name, data)
+
+    def exited(self, reason: ExitReason, detail: str) -> None:
+        self._post("exit", reason, detail)
+
+    def _post(self, kind: str, a: Any, b: Any) -> None:
+        with self._inbox_lock:
+            self._inbox.append((kind, a, b))
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is already awake
+
+    # --- control handlers ---
+    def _on_status(self, _msg: proto.Status_) -> proto.StatusReply:
+        return proto.StatusReply(
+            state=self.state,
+            engine=self.config.engine,
+            run_id=self.config.run_id,
+            started_at=self.started_at,
+            layout=self.engine.memory_layout(),
+            streams={n: lg.next_seq for n, lg in self.logs.items()},
+            exit_reason=self.exit_reason,
+            exit_detail=self.exit_detail,
+        )
+
+    def _on_stop(self, msg: proto.Stop) -> proto.Empty:
+        if self.state == "running":
+            self.engine.stop(ExitReason.STOPPED if msg.reason == "stopped" else ExitReason(msg.reason))
+        return proto.Empty()
+
+    def _on_console_write(self, msg: proto.ConsoleWrite) -> proto.Empty:
+        if self.state != "running":
+            raise BusError(Status.NOT_ALLOWED, f"the VM is {self.state}")
+        self.engine.send_console(msg.data)
+        return proto.Empty()
+
+    def _on_replay(self, msg: proto.Replay) -> proto.ReplayReply:
+        lg = self.logs.get(msg.stream)
+        if lg is None:
+            raise BusError(Status.NOT_FOUND, f"no stream {msg.stream!r}; streams: {', '.join(STREAMS)}")
+        try:
+            chunks = lg.replay(msg.from_seq, max(1, msg.max_bytes))
+        except ReplayGone as exc:
+            raise BusError(Status.GONE, str(exc)) from None
+        return proto.ReplayReply([[s, d] for s, d in chunks], lg.next_seq, lg.first_seq)
+
+    # --- the loop ---
+    def _drain_inbox(self) -> None:
+        with self._inbox_lock:
+            items = list(self._inbox)
+            self._inbox.clear()
+        # Serial output arrives a few bytes at a time: merge runs of one stream into a chunk.
+        merged: list[tuple[str, Any, Any]] = []
+        for kind, a, b in items:
+            if kind == "stream" and merged and merged[-1][0] == "stream" and merged[-1][1] == a:
+                merged[-1][2].append(b)
+            else:
+                merged.append((kind, a, [b] if kind == "stream" else b))
+        for kind, a, b in merged:
+            if kind == "stream":
+                b = b"".join(b)
+                seq = self.logs[a].append(b)
+                self.pub.publish(topics.stream(self.config.run_id, a), proto.StreamChunk(seq, b))
+            elif kind == "exit":
+                self.state = "exited"
+                self.exit_reason, self.exit_detail = str(a), b
+                log.info("VM exited: %s (%s)", a, b)
+                self.pub.publish(
+                    topics.vm_state(self.config.run_id), proto.VmStateEvent("exited", str(a), b)
+                )
+
+    def run(self) -> ProcExit:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            self.started_at = time.time()
+            self.engine.start()
+            self.state = "running"
+            self.pub.publish(topics.vm_state(self.config.run_id), proto.VmStateEvent("running"))
+            return self._loop()
+        finally:
+            self.engine.close()
+            self._drain_inbox()
+            self.server.close()
+            self.pub.close()
+            self.ctx.term()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    def _loop(self) -> ProcExit:
+        poller = zmq.Poller()
+        poller.register(self.server.socket, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
+        exited_at: float | None = None
+        while not self._terminate:
+            for sock, _ in poller.poll(500):
+                if sock is self.server.socket:
+                    self.server.handle_ready()
+                else:
+                    try:
+                        os.read(self._wake_r, 4096)
+                    except BlockingIOError:
+                        pass
+            self._drain_inbox()
+            if self.state == "exited":
+                exited_at = exited_at or time.monotonic()
+                if time.monotonic() - exited_at > self.linger_s:
+                    break
+        if self.state != "exited":
+            self.engine.stop(ExitReason.STOPPED)
+            return ProcExit.SIGNALLED
+        return ProcExit.DONE
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self._terminate = True
