@@ -1,0 +1,37 @@
+"""``python -m monitor_proc``: sample a live VM's runqueues from the host."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from schedlab_shared.profiling import maybe_profile
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="monitor_proc", description=__doc__)
+    ap.add_argument("--vm-id", required=True)
+    ap.add_argument("--vm-ctl", required=True)
+    ap.add_argument("--collector-ctl", required=True)
+    ap.add_argument("--vmlinux", required=True, help="the guest kernel's ELF (BTF + kallsyms)")
+    ap.add_argument("--system-map", default=None)
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--ctl", required=True)
+    ap.add_argument("--pub", required=True)
+    ap.add_argument("--name", default="monitor", help="instance name (several may attach)")
+    ap.add_argument("--interval", type=float, default=0.1, help="seconds between samples")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="monitor_proc %(levelname)s %(message)s")
+    from .service import Monitor
+
+    with maybe_profile(f"monitor_proc-{args.name}"):
+        return Monitor(
+            vm_id=args.vm_id, vm_ctl=args.vm_ctl, collector_ctl=args.collector_ctl,
+            vmlinux=args.vmlinux, run_dir=args.run_dir, ctl=args.ctl, pub=args.pub,
+            name=args.name, interval_s=args.interval, system_map=args.system_map,
+        ).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

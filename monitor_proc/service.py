@@ -1,0 +1,146 @@
+"""The monitor_proc process: samples each guest CPU's runqueue from the host.
+
+It asks the VMM for the guest RAM layout, waits until the collector has seen SYS_RDY (per-CPU
+areas are only meaningful once the guest is up), then reads ``struct rq`` of every CPU each
+interval and both publishes and appends the samples to ``monitor-<name>.jsonl``. Any number of
+monitors may attach to one live VM; a restarted one resumes where the VM is now.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import zmq
+
+from schedlab_shared.bus import collector as collector_proto
+from schedlab_shared.bus import monitor as proto
+from schedlab_shared.bus import topics
+from schedlab_shared.bus import vmm as vmm_proto
+from schedlab_shared.bus.client import BusClient, Publisher
+from schedlab_shared.bus.codec import BusError
+from schedlab_shared.bus.server import ControlServer
+from schedlab_shared.exitcodes import ProcExit
+
+__all__ = ("Monitor",)
+
+log = logging.getLogger("monitor_proc")
+
+
+class Monitor:
+    def __init__(
+        self, *, vm_id: str, vm_ctl: str, collector_ctl: str, vmlinux: str, run_dir: str,
+        ctl: str, pub: str, name: str = "monitor", interval_s: float = 0.1,
+        system_map: str | None = None, grace_s: float = 60.0,
+    ) -> None:
+        self.vm_id = vm_id
+        self.name = name
+        self.interval_s = interval_s
+        self.grace_s = grace_s
+        self.vmlinux = vmlinux
+        self.system_map = system_map
+        self.ctx = zmq.Context()
+        self.vmm = BusClient(self.ctx, vm_ctl, timeout_s=2.0)
+        self.collector = BusClient(self.ctx, collector_ctl, timeout_s=2.0)
+        self.pub = Publisher(self.ctx, pub)
+        self.server = ControlServer(self.ctx, ctl, {proto.MonitorStatus: self._on_status})
+        self.out_path = Path(run_dir) / f"monitor-{name}.jsonl"
+        self.state = "waiting"
+        self.samples = 0
+        self.errors = 0
+        self.last_error = ""
+        self._terminate = False
+
+    def _on_status(self, _msg: proto.MonitorStatus) -> proto.MonitorStatusReply:
+        return proto.MonitorStatusReply(self.state, self.samples, self.errors, self.last_error)
+
+    def _serve(self, timeout_s: float) -> None:
+        """Answer control requests for up to ``timeout_s`` (the loop's only sleep)."""
+        if self.server.socket.poll(int(timeout_s * 1000)):
+            self.server.handle_ready()
+
+    def _wait_for_guest(self) -> vmm_proto.StatusReply | None:
+        """The VMM status once SYS_RDY was seen; None if the VM is gone or we must stop."""
+        last_ok = time.monotonic()
+        while not self._terminate:
+            try:
+                st = self.vmm.request(vmm_proto.Status_())
+                if st.state == "exited":
+                    return None
+                cst = self.collector.request(collector_proto.CollectorStatus())
+                last_ok = time.monotonic()
+                if st.state == "running" and cst.sys_rdy:
+                    return st
+            except BusError as exc:
+                if time.monotonic() - last_ok > self.grace_s:
+                    raise
+                log.debug("waiting: %s", exc)
+            self._serve(0.2)
+        return None
+
+    def _open_program(self, status: vmm_proto.StatusReply) -> Any:
+        from .memory import GuestPhysMemory
+        from .program import Program
+
+        memory = GuestPhysMemory(vmm_proto.layout_regions(status))
+        return Program(self.vmlinux, memory, system_map=self.system_map)
+
+    def _sample(self, prog: Any, started_at: float) -> dict[str, Any]:
+        from .helpers.sched import rq_sample
+
+        cpus = []
+        for cpu in range(prog.nr_cpu_ids):
+            sample = dict(rq_sample(prog, cpu))
+            sample["cpu"] = cpu
+            cpus.append(sample)
+        return {"elapsed_ms": (time.time() - started_at) * 1000.0, "cpus": cpus, "monitor": self.name}
+
+    def run(self) -> ProcExit:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        try:
+            status = self._wait_for_guest()
+            if status is None:
+                return ProcExit.DONE if not self._terminate else ProcExit.SIGNALLED
+            prog = self._open_program(status)
+            self.state = "sampling"
+            return self._sample_loop(prog, status.started_at)
+        except BusError as exc:
+            log.error("lost the VM: %s", exc)
+            return ProcExit.LOST
+        finally:
+            self.state = "stopped"
+            self.vmm.close()
+            self.collector.close()
+            self.server.close()
+            self.pub.close()
+            self.ctx.term()
+
+    def _sample_loop(self, prog: Any, started_at: float) -> ProcExit:
+        next_check = 0.0
+        with open(self.out_path, "a") as out:
+            while not self._terminate:
+                tick = time.monotonic()
+                try:
+                    sample = self._sample(prog, started_at)
+                except Exception as exc:  # a torn read of live guest memory: count, go on
+                    self.errors += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"
+                else:
+                    out.write(json.dumps(sample) + "\n")
+                    out.flush()
+                    self.pub.publish(topics.monitor_sample(self.vm_id), proto.Sample(**sample))
+                    self.samples += 1
+                if tick >= next_check:
+                    next_check = tick + 1.0
+                    if self.vmm.request(vmm_proto.Status_()).state == "exited":
+                        return ProcExit.DONE
+                self._serve(max(0.0, self.interval_s - (time.monotonic() - tick)))
+        return ProcExit.SIGNALLED
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        self._terminate = True
