@@ -1,0 +1,199 @@
+"""GuestMemory: guest RAM in a shared /dev/shm file, split around the x86 PCI hole.
+
+The file is mapped MAP_SHARED once; other processes (the monitor) map the same file using
+``layout()``. Guest physical addresses below ``PCI_HOLE_START`` sit at the same file offset;
+RAM beyond it continues at 4 GiB (``PCI_HOLE_END``), as on a PC.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from vmm_proc.mem._ffi import MAP_FAILED, ffi, lib
+from vmm_proc.mem.access import GuestMemoryError
+
+__all__ = (
+    "GuestMemory",
+    "MemoryRegion",
+    "PCI_HOLE_START",
+    "PCI_HOLE_END",
+    "SHM_PREFIX",
+    "split_ram",
+)
+
+PCI_HOLE_START = 3 << 30  # 3 GiB: RAM stops here for the 32-bit MMIO window
+PCI_HOLE_END = 4 << 30
+SHM_PREFIX = "schedlab-"  # every /dev/shm file this project creates starts so
+_PAGE = mmap.PAGESIZE
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRegion:
+    """One guest-physical range backed by ``[offset, offset + size)`` of the file.
+
+    :param host_addr: where the range is mapped in this process (for KVM memory slots).
+    """
+
+    gpa: int
+    size: int
+    offset: int
+    host_addr: int
+
+    @property
+    def end(self) -> int:
+        """First guest physical address after the region."""
+        return self.gpa + self.size
+
+
+def split_ram(size: int) -> list[tuple[int, int, int]]:
+    """(gpa, size, file offset) ranges for ``size`` bytes of RAM with the PCI hole cut out."""
+    low = min(size, PCI_HOLE_START)
+    ranges = [(0, low, 0)]
+    if size > low:
+        ranges.append((PCI_HOLE_END, size - low, low))
+    return ranges
+
+
+class GuestMemory:
+    """Guest RAM backed by a shared file; implements GuestMemoryAccess.
+
+    >>> with GuestMemory.create("/dev/shm/schedlab-run1-mem", 64 << 20) as mem:
+    ...     mem.write(0x1000, b"hi"); mem.read(0x1000, 2)
+    b'hi'
+
+    An access must lie inside one region (regions are never adjacent: the hole separates
+    them); anything else raises GuestMemoryError(addr, expected, completed).
+    """
+
+    def __init__(self, path: str, size: int, base: Any, ranges: list[tuple[int, int, int]]) -> None:
+        self.path = path
+        self.size = size
+        self._base = base
+        host = int(ffi.cast("uintptr_t", base))
+        self.regions = [MemoryRegion(g, s, o, host + o) for g, s, o in ranges]
+        self._buf = ffi.buffer(base, size)
+
+    @classmethod
+    def create(cls, path: str, size: int) -> GuestMemory:
+        """Create ``path`` (must not exist; basename starts with ``schedlab-``) of ``size`` bytes.
+
+        :param size: bytes of RAM, a positive multiple of the page size.
+        :raises ValueError: on a bad name or size.
+        :raises OSError: if the file exists or cannot be created or mapped (nothing is left behind).
+        """
+        if not os.path.basename(path).startswith(SHM_PREFIX):
+            raise ValueError(f"{path}: shared memory files are named {SHM_PREFIX}*")
+        if size <= 0 or size % _PAGE:
+            raise ValueError(f"RAM size {size} is not a positive multiple of {_PAGE}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, size)
+            base = lib.mmap(
+                ffi.NULL, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0
+            )
+            if base == MAP_FAILED:
+                err = ffi.errno
+                raise OSError(err, f"mmap {path}: {os.strerror(err)}")
+        except BaseException:
+            os.unlink(path)
+            raise
+        finally:
+            os.close(fd)  # the mapping keeps the file alive
+        return cls(path, size, base, split_ram(size))
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        """True once close() ran."""
+        return self._base is None
+
+    def close(self) -> None:
+        """Unmap and unlink the file; idempotent. Readers that mapped it keep their view."""
+        base, self._base, self._buf = self._base, None, None
+        if base is None:
+            return
+        lib.munmap(base, self.size)
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - finalizers must not raise
+            pass
+
+    # -- address translation ----------------------------------------------------------
+
+    def layout(self) -> list[dict[str, int | str]]:
+        """The mapping recipe for other processes: ``[{"gpa", "size", "path", "offset"}]``."""
+        return [
+            {"gpa": r.gpa, "size": r.size, "path": self.path, "offset": r.offset}
+            for r in self.regions
+        ]
+
+    def file_offset(self, gpa: int, size: int) -> int:
+        """File offset of ``[gpa, gpa + size)``, which must lie inside one region."""
+        if self._base is None:
+            raise GuestMemoryError(gpa, size, 0)
+        if gpa < 0 or size < 0:
+            raise GuestMemoryError(gpa, size, 0)
+        for r in self.regions:
+            if r.gpa <= gpa < r.end or (size == 0 and gpa == r.end):
+                room = r.end - gpa
+                if size > room:
+                    raise GuestMemoryError(gpa, size, room)
+                return r.offset + gpa - r.gpa
+        raise GuestMemoryError(gpa, size, 0)
+
+    def host_address(self, gpa: int) -> int:
+        """The address in this process where ``gpa`` is mapped."""
+        return int(ffi.cast("uintptr_t", self._base)) + self.file_offset(gpa, 1)
+
+    # -- access ------------------------------------------------------------------------
+
+    def read(self, gpa: int, size: int) -> bytes:
+        """Exactly ``size`` bytes at ``gpa``."""
+        off = self.file_offset(gpa, size)
+        return self._buf[off : off + size]
+
+    def write(self, gpa: int, data: bytes) -> None:
+        """Write all of ``data`` at ``gpa``."""
+        off = self.file_offset(gpa, len(data))
+        self._buf[off : off + len(data)] = data
+
+    def read_struct(self, gpa: int, fmt: str | struct.Struct) -> tuple[Any, ...]:
+        """Unpack a ``struct`` format (e.g. ``"<IQ"``) at ``gpa``."""
+        st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        return st.unpack(self.read(gpa, st.size))
+
+    def write_struct(self, gpa: int, fmt: str | struct.Struct, *values: Any) -> None:
+        """Pack ``values`` with a ``struct`` format and write them at ``gpa``."""
+        st = fmt if isinstance(fmt, struct.Struct) else struct.Struct(fmt)
+        self.write(gpa, st.pack(*values))
+
+    def read_int(self, gpa: int, size: int) -> int:
+        """A little-endian unsigned integer of ``size`` (1, 2, 4, 8) bytes."""
+        return int.from_bytes(self.read(gpa, size), "little")
+
+    def write_int(self, gpa: int, size: int, value: int) -> None:
+        """Store ``value`` as a little-endian unsigned integer of ``size`` bytes."""
+        self.write(gpa, value.to_bytes(size, "little"))
