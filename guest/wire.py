@@ -40,6 +40,7 @@ __all__ = (
     "STDIO_CHUNK",
     "VERSION",
     "DecoderStats",
+    "ExitCode",
     "Frame",
     "FrameDecoder",
     "FrameType",
@@ -70,6 +71,21 @@ class FrameType(enum.IntEnum):
     RESULT = 6  #: passed, reason, plus the scenario's structured result
     EXIT = 7  #: code: the guest's final exit status
     DUMP = 8  #: source (what was read), data (bytes)
+
+
+class ExitCode(enum.IntEnum):
+    """Values of the EXIT frame's ``code``: how the guest run ended.
+
+    A guest that crashes sends no EXIT frame (its ``PANIC:`` text goes to COM2 only), so
+    the host can tell a lost guest from a failed test.
+    """
+
+    OK = 0  #: the test ran and passed
+    TEST_FAILED = 1  #: the test ran and its verdict failed
+    BAD_SPEC = 2  #: the schedlab.* command line was invalid
+    BAD_IMAGE = 3  #: the initramfs sentinel was missing or did not match (truncated image)
+    SETUP_FAILED = 4  #: mounts, cgroups or workers could not be set up
+    SHUTDOWN = 5  #: the host asked for shutdown before the test finished
 
 
 #: Required payload fields per type and their types. Extra fields are allowed.

@@ -1,0 +1,164 @@
+"""The run spec: what the guest runs, read from the kernel command line.
+
+The host appends ``schedlab.<key>=<value>`` words to the kernel command line (build them
+with :func:`to_cmdline`); the guest reads ``/proc/cmdline`` and parses them with
+:func:`parse_cmdline`. The kernel ignores dotted parameters it does not know, so they
+reach only ``/proc/cmdline``. Keys:
+
+``schedlab.scenario`` (required)
+    The scenario name. Only ``cgroup-spinners`` exists.
+``schedlab.duration`` (float seconds, default 2.0, 0 < d <= 3600)
+    How long each worker spins.
+``schedlab.cgroups`` (int, default 2, 1..64)
+    Number of cgroups ``cg0..cgN-1`` under ``/sys/fs/cgroup/schedlab``.
+``schedlab.workers`` (int, default 2, 1..256)
+    Spinning workers per cgroup.
+``schedlab.fairness`` (float, default 0.35, 0..1)
+    Largest allowed CPU-time spread ``(max - min) / max`` among the workers of a cgroup.
+``schedlab.max_gap_ms`` (float ms, default 0 = no check)
+    Largest allowed wall-clock gap between two work checkpoints of one worker.
+
+Parsing is strict: an unknown ``schedlab.*`` key, a repeated key, a missing ``=``, or a
+value that is malformed or out of range raises :class:`SpecError` naming the key.
+
+>>> parse_cmdline("quiet schedlab.scenario=cgroup-spinners schedlab.workers=3").workers
+3
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+__all__ = (
+    "KEY_CGROUPS",
+    "KEY_DURATION",
+    "KEY_FAIRNESS",
+    "KEY_MAX_GAP_MS",
+    "KEY_SCENARIO",
+    "KEY_WORKERS",
+    "PREFIX",
+    "SCENARIOS",
+    "RunSpec",
+    "SpecError",
+    "parse_cmdline",
+    "to_cmdline",
+)
+
+PREFIX = "schedlab."
+KEY_SCENARIO = "schedlab.scenario"
+KEY_DURATION = "schedlab.duration"
+KEY_CGROUPS = "schedlab.cgroups"
+KEY_WORKERS = "schedlab.workers"
+KEY_FAIRNESS = "schedlab.fairness"
+KEY_MAX_GAP_MS = "schedlab.max_gap_ms"
+SCENARIOS = ("cgroup-spinners",)
+
+
+class SpecError(ValueError):
+    """A bad run spec.
+
+    :param key: the offending command-line key (or ``""`` for the whole line).
+    """
+
+    def __init__(self, key: str, msg: str) -> None:
+        super().__init__(f"{key}: {msg}" if key else msg)
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """A validated run spec (see the module docstring for the keys)."""
+
+    scenario: str
+    duration: float = 2.0
+    cgroups: int = 2
+    workers: int = 2
+    fairness: float = 0.35
+    max_gap_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(KEY_SCENARIO, self.scenario in SCENARIOS, f"unknown scenario {self.scenario!r}")
+        _check_range(KEY_DURATION, self.duration, 0.0, 3600.0, low_open=True)
+        _check_range(KEY_CGROUPS, self.cgroups, 1, 64)
+        _check_range(KEY_WORKERS, self.workers, 1, 256)
+        _check_range(KEY_FAIRNESS, self.fairness, 0.0, 1.0)
+        _check_range(KEY_MAX_GAP_MS, self.max_gap_ms, 0.0, 3_600_000.0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain map for a RESULT frame."""
+        return asdict(self)
+
+
+def _check(key: str, ok: bool, msg: str) -> None:
+    if not ok:
+        raise SpecError(key, msg)
+
+
+def _check_range(key: str, v: float, lo: float, hi: float, low_open: bool = False) -> None:
+    low_ok = v > lo if low_open else v >= lo
+    rng = f"{'(' if low_open else '['}{lo}, {hi}]"
+    _check(key, low_ok and v <= hi, f"{v!r} is outside {rng}")
+
+
+def _parse_int(key: str, text: str) -> int:
+    # int() would accept "+3", " 3", "3_0": the host only ever writes plain digits.
+    _check(key, text.isascii() and text.isdigit(), f"{text!r} is not a decimal integer")
+    return int(text)
+
+
+def _parse_float(key: str, text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise SpecError(key, f"{text!r} is not a number") from None
+    _check(key, math.isfinite(v) and "_" not in text, f"{text!r} is not a finite number")
+    return v
+
+
+_FIELDS = {
+    KEY_SCENARIO: ("scenario", str),
+    KEY_DURATION: ("duration", _parse_float),
+    KEY_CGROUPS: ("cgroups", _parse_int),
+    KEY_WORKERS: ("workers", _parse_int),
+    KEY_FAIRNESS: ("fairness", _parse_float),
+    KEY_MAX_GAP_MS: ("max_gap_ms", _parse_float),
+}
+
+
+def parse_cmdline(cmdline: str) -> RunSpec:
+    """Parse the ``schedlab.*`` words of a kernel command line.
+
+    :param cmdline: the text of ``/proc/cmdline``; other words are ignored, and so is
+        everything after ``--`` (those words go to init's argv).
+    :return: the validated spec.
+    :raises SpecError: see the module docstring.
+    """
+    values: dict[str, Any] = {}
+    for word in cmdline.split():
+        if word == "--":
+            break
+        if not word.startswith(PREFIX):
+            continue
+        key, eq, text = word.partition("=")
+        _check(key, key in _FIELDS, f"unknown key (known: {', '.join(_FIELDS)})")
+        _check(key, bool(eq), "missing '=value'")
+        name, conv = _FIELDS[key]
+        _check(key, name not in values, "given twice")
+        _check(key, text != "", "empty value")
+        values[name] = conv(key, text) if conv is not str else text
+    _check(KEY_SCENARIO, "scenario" in values, "missing (required)")
+    return RunSpec(**values)
+
+
+def to_cmdline(spec: RunSpec) -> list[str]:
+    """Build the command-line words for a spec (the host side of :func:`parse_cmdline`).
+
+    :return: e.g. ``["schedlab.scenario=cgroup-spinners", "schedlab.duration=2.0", ...]``.
+    """
+    words = []
+    for key, (name, _) in _FIELDS.items():
+        v = getattr(spec, name)
+        words.append(f"{key}={v!r}" if isinstance(v, float) else f"{key}={v}")
+    return words
