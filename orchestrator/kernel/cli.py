@@ -1,0 +1,69 @@
+"""``schedlab kernel``: fetch and list the kernels schedlab boots.
+
+Registered by the lead in :mod:`orchestrator.cli` with ``main.add_command(kernel_group)``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.kernel.artifacts import KernelArtifacts, KernelError, list_cached
+from orchestrator.kernel.fetch import fetch_default
+
+__all__ = ("kernel_group",)
+
+
+@click.group("kernel")
+def kernel_group() -> None:
+    """Download and inspect the kernels schedlab boots."""
+
+
+def _flag(kernel: KernelArtifacts, name: str) -> str:
+    if not kernel.config_known:
+        return "?"
+    return "[green]yes[/]" if kernel.enabled(name) else "[red]no[/]"
+
+
+def _size(kernel: KernelArtifacts) -> str:
+    return f"{kernel.vmlinuz.stat().st_size / 2**20:.1f} MiB"
+
+
+@kernel_group.command("fetch")
+@click.option("--refresh", is_flag=True,
+              help="Re-read Debian sid's package lists and fetch a newer kernel if sid moved.")
+def fetch_cmd(refresh: bool) -> None:
+    """Download Debian sid's cloud kernel (with sched_ext) into the cache."""
+    console = Console(stderr=True)
+    try:
+        with console.status("fetching the default kernel") as status:
+            def progress(stage: str, detail: str) -> None:
+                status.update(f"[bold]{stage}[/]: {detail}")
+                console.log(f"{stage}: {detail}")
+
+            kernel = fetch_default(progress=progress, refresh=refresh)
+    except KernelError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    click.echo(f"{kernel.version}\t{kernel.root}")
+
+
+@kernel_group.command("list")
+def list_cmd() -> None:
+    """List cached kernels."""
+    kernels = list_cached()
+    if not kernels:
+        click.echo("no cached kernel; run `schedlab kernel fetch`")
+        return
+    table = Table(title="cached kernels")
+    table.add_column("version", no_wrap=True)
+    for col in ("sched_ext", "BTF", "HZ", "size"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("path", overflow="fold")
+    for k in kernels:
+        table.add_row(k.version, _flag(k, "SCHED_CLASS_EXT"), _flag(k, "DEBUG_INFO_BTF"),
+                      str(k.hz or "?"), _size(k), str(k.root))
+    Console().print(table)
