@@ -1,0 +1,5 @@
+/* Real mode: halt at once. */
+	.code16
+	.globl start
+start:
+	hlt
