@@ -1,0 +1,74 @@
+"""``schedlab bench``: commands that measure and print figures (never pass/fail)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from schedlab_shared.topology import Topology
+
+__all__ = ("bench_group",)
+
+console = Console()
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Benchmarks that print figures."""
+
+
+@bench_group.command("phases")
+@click.option("--runs", default=3, show_default=True, type=int)
+@click.option("--engine", default="auto", show_default=True)
+@click.option("--kernel", "kernel_spec", default=None)
+@click.option("--topology", default="1,1,2,1", show_default=True)
+@click.option("--duration", default=2.0, show_default=True, type=float)
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+def phases_cmd(runs: int, engine: str, kernel_spec: str | None, topology: str, duration: float,
+               as_json: bool) -> None:
+    """Phase timings of a run (boot to SYS_RDY, test, teardown, total): median of RUNS runs."""
+    from .engine_choice import choose_engine
+    from .runner import prepare_inputs
+    from .session import RunRequest, RunSession
+
+    choice = choose_engine(engine)
+    kernel, initrd = prepare_inputs(choice, kernel_spec, lambda p, d: None)
+    rows: list[dict] = []
+    for i in range(runs):
+        req = RunRequest(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
+                         initrd=initrd, topology=Topology.parse(topology), duration_s=duration,
+                         qemu_accel=choice.qemu_accel)
+        result, _code = RunSession(req).run()
+        rows.append(result["timings"])
+        console.print(f"run {i + 1}/{runs}: {result['verdict']} {result['timings']}", highlight=False)
+    keys = list(rows[0])
+    med = {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in keys
+           if any(r[k] is not None for r in rows)}
+    if as_json:
+        json.dump({"engine": choice.engine, "runs": runs, "median_ms": med, "all": rows}, sys.stdout)
+        print()
+        return
+    table = Table(title=f"phase timings, median of {runs} ({choice.engine})", box=None)
+    table.add_column("phase")
+    table.add_column("median", justify="right")
+    table.add_column("min", justify="right")
+    table.add_column("max", justify="right")
+    for k in med:
+        vals = [r[k] for r in rows if r[k] is not None]
+        table.add_row(k, f"{med[k]:.0f} ms", f"{min(vals):.0f} ms", f"{max(vals):.0f} ms")
+    console.print(table)
+
+
+@bench_group.command("exits")
+@click.option("--exits", default=20000, show_default=True, type=int)
+def exits_cmd(exits: int) -> None:
+    """µs per port-I/O exit of the Python VMM against a C reference loop (ratio)."""
+    from vmm_proc.bench.exit_latency import run_exit_benchmark
+
+    fig = run_exit_benchmark(exits)
+    console.print_json(data=fig)

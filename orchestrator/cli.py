@@ -1,0 +1,94 @@
+"""The ``schedlab`` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from schedlab_shared.exitcodes import RunExit
+from schedlab_shared.topology import Topology, TopologyError
+
+from .engine_choice import EngineChoiceError, choose_engine
+from .faults import FaultError, parse_fault
+
+__all__ = ("main", "cli")
+
+err_console = Console(stderr=True)
+
+
+def fail(message: str) -> None:
+    """One clear line, no traceback, exit 2."""
+    err_console.print(f"[bold red]schedlab:[/] {message}", highlight=False)
+    sys.exit(RunExit.ERROR)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """schedlab: test Linux schedulers in VMs whose topology is code."""
+
+
+@cli.command("run")
+@click.option("--engine", default="auto", show_default=True, help="auto, kvm or qemu")
+@click.option("--kernel", "kernel_spec", default=None, help="vmlinuz/bzImage path or cached version")
+@click.option("--topology", default="1,1,2,1", show_default=True, help="N,L,C,T: nodes,LLCs/node,cores/LLC,threads/core")
+@click.option("--duration", default=5.0, show_default=True, type=float, help="test seconds")
+@click.option("--cgroups", default=2, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="spinning workers per cgroup")
+@click.option("--mem", "mem_mib", default=512, show_default=True, type=int, help="guest MiB")
+@click.option("--timeout", default=None, type=float, help="VM timeout in seconds (default: derived)")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="write the result here")
+@click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="where logs go")
+@click.option("--monitors", default=1, show_default=True, type=int, help="monitor processes to attach")
+@click.option("--inject", multiple=True, help="fault injection, e.g. kill:collector@1.5 (s after SYS_RDY)")
+def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
+            workers: int, mem_mib: int, timeout: float | None, json_path: str | None,
+            run_dir: str | None, monitors: int, inject: tuple[str, ...]) -> None:
+    """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
+    from .runner import execute
+
+    try:
+        topo = Topology.parse(topology)
+        faults = tuple(parse_fault(f) for f in inject)
+        choice = choose_engine(engine)
+    except (TopologyError, FaultError, EngineChoiceError) as exc:
+        fail(str(exc))
+    if not 0 < duration <= 3600:
+        fail(f"--duration {duration:g}: must be in (0, 3600] seconds")
+    if not 1 <= monitors <= 8:
+        fail(f"--monitors {monitors}: must be 1..8")
+    code = execute(
+        choice=choice, kernel_spec=kernel_spec, topology=topo, duration=duration, cgroups=cgroups,
+        workers=workers, mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
+        monitors=monitors, faults=faults, json_path=Path(json_path) if json_path else None,
+    )
+    sys.exit(code)
+
+
+def _register_subcommands() -> None:
+    from .kernel.cli import kernel_group
+
+    cli.add_command(kernel_group, "kernel")
+    try:
+        from .testbed.cli import testbed_cmd
+    except ImportError:  # the testbed lands separately
+        pass
+    else:
+        cli.add_command(testbed_cmd, "testbed")
+    from .bench import bench_group
+
+    cli.add_command(bench_group, "bench")
+
+
+_register_subcommands()
+
+
+def main() -> None:
+    cli(prog_name="schedlab")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""The run's result document (``schedlab run --json``) and the host-side checks behind it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ("Timings", "RunOutcome", "load_monitor_samples", "check_rq_clocks", "build_result")
+
+
+@dataclass
+class Timings:
+    """Milliseconds of each phase, host clock."""
+
+    vm_start_to_sys_rdy_ms: float | None = None
+    test_ms: float | None = None
+    teardown_ms: float | None = None
+    total_ms: float | None = None
+
+    def as_dict(self) -> dict[str, float | None]:
+        return {k: (round(v, 1) if v is not None else None) for k, v in self.__dict__.items()}
+
+
+@dataclass
+class RunOutcome:
+    """What the orchestrator gathered; ``build_result`` turns it into the JSON document."""
+
+    engine: str
+    engine_reason: str
+    kernel: dict[str, Any]
+    topology: dict[str, Any]
+    run_dir: Path
+    guest_result: dict[str, Any] | None = None
+    guest_exit_code: int | None = None
+    vm_exit_reason: str = ""
+    vm_exit_detail: str = ""
+    decoder: dict[str, int] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
+    errors: list[str] = field(default_factory=list)
+    injected: list[str] = field(default_factory=list)
+
+
+def load_monitor_samples(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Samples per monitor instance from ``monitor-<name>.jsonl`` (a torn last line is skipped)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(run_dir.glob("monitor-*.jsonl")):
+        samples = []
+        for line in path.read_text().splitlines():
+            try:
+                samples.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        out[path.stem.removeprefix("monitor-")] = samples
+    return out
+
+
+def check_rq_clocks(samples: list[dict[str, Any]], nr_cpus: int) -> tuple[bool, str]:
+    """Every CPU's rq clock must advance between its first and last sample."""
+    if len(samples) < 2:
+        return False, f"monitor: {len(samples)} samples, need at least 2"
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for s in samples:
+        for c in s.get("cpus", []):
+            cpu, clock = int(c["cpu"]), int(c["rq_clock"])
+            first.setdefault(cpu, clock)
+            last[cpu] = clock
+    stuck = [cpu for cpu in range(nr_cpus) if cpu not in first or last[cpu] <= first[cpu]]
+    if stuck:
+        return False, f"monitor: rq_clock did not advance on CPU(s) {stuck}"
+    return True, f"monitor: rq_clock advanced on all {nr_cpus} CPUs over {len(samples)} samples"
+
+
+def _workers(guest_result: dict[str, Any] | None) -> list[dict[str, Any]]:
+    keys = ("cgroup", "pid", "work_units", "cpu_time_ns", "max_gap_ms")
+    return [{k: w.get(k) for k in keys} for w in (guest_result or {}).get("workers", [])]
+
+
+def build_result(o: RunOutcome) -> dict[str, Any]:
+    """The result document; ``passed`` needs the guest verdict, a clean exit and the monitor."""
+    monitors = load_monitor_samples(o.run_dir)
+    primary = monitors.get("monitor", next(iter(monitors.values()), []))
+    nr_cpus = int(o.topology.get("cpus", 0))
+    mon_ok, mon_reason = check_rq_clocks(primary, nr_cpus)
+    infra = list(o.errors)
+    if o.vm_exit_reason == "error":
+        infra.append(f"VM engine failed: {o.vm_exit_detail}")
+    if o.guest_result is None and o.vm_exit_reason == "guest-exit":
+        infra.append("the guest exited without a test result (see guest-stderr.log, diag.log)")
+    reasons: list[str] = list(infra)
+    guest_passed = bool(o.guest_result and o.guest_result.get("passed"))
+    if o.guest_result is not None and not guest_passed:
+        reasons.append(f"guest verdict: {o.guest_result.get('reason', 'failed')}")
+    if o.guest_result is not None and o.guest_exit_code != 0:
+        reasons.append(f"guest exit code {o.guest_exit_code}")
+    if o.vm_exit_reason not in ("guest-exit", "error"):
+        reasons.append(f"VM exit: {o.vm_exit_reason or 'unknown'} {o.vm_exit_detail}".strip())
+    if not mon_ok:
+        reasons.append(mon_reason)
+    verdict = "error" if infra else ("failed" if reasons else "passed")
+    verdict_ok = verdict == "passed"
+    return {
+        "passed": verdict_ok,
+        "verdict": verdict,
+        "reasons": reasons,
+        "engine": o.engine,
+        "engine_reason": o.engine_reason,
+        "kernel": o.kernel,
+        "topology": o.topology,
+        "workers": _workers(o.guest_result),
+        "guest": {
+            "result": o.guest_result,
+            "exit_code": o.guest_exit_code,
+        },
+        "vm_exit": {"reason": o.vm_exit_reason, "detail": o.vm_exit_detail},
+        "monitor": {
+            "ok": mon_ok,
+            "reason": mon_reason,
+            "samples": [
+                {
+                    "elapsed_ms": round(s["elapsed_ms"], 1),
+                    "cpus": [
+                        {"cpu": c["cpu"], "nr_running": c["nr_running"], "rq_clock": c["rq_clock"]}
+                        for c in s["cpus"]
+                    ],
+                }
+                for s in primary
+            ],
+            "instances": {name: len(s) for name, s in monitors.items()},
+        },
+        "decoder": o.decoder,
+        "timings": o.timings.as_dict(),
+        "run_dir": str(o.run_dir),
+        "injected_faults": o.injected,
+    }

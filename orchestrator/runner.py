@@ -1,0 +1,77 @@
+"""``schedlab run`` end to end: inputs, progress on the terminal, summary, result file."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from schedlab_shared.exitcodes import RunExit
+from schedlab_shared.topology import Topology
+
+from .engine_choice import EngineChoice
+from .faults import Fault
+from .session import RunRequest, RunSession
+from .summary import render_summary
+
+__all__ = ("execute", "prepare_inputs")
+
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> int:
+    console.print(f"[bold red]schedlab:[/] {message}", highlight=False)
+    return RunExit.ERROR
+
+
+def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> tuple[Any, Path]:  # noqa: ANN001
+    """Resolve the kernel (fetching the default if needed) and build the initramfs."""
+    from .initramfs.builder import build_initramfs
+    from .kernel.artifacts import resolve_kernel
+
+    kernel = resolve_kernel(kernel_spec, progress=progress)
+    modules = []
+    if choice.engine == "kvm" and kernel.opt("CONFIG_VIRTIO_MMIO") == "m":
+        modules.append("virtio_mmio")
+    progress("initramfs", "building the guest image")
+    return kernel, build_initramfs(kernel, modules=modules)
+
+
+def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, duration: float,
+            cgroups: int, workers: int, mem_mib: int, timeout: float | None, run_dir: Path | None,
+            monitors: int, faults: tuple[Fault, ...], json_path: Path | None) -> int:
+    from .initramfs.builder import InitramfsError
+    from .kernel.artifacts import KernelError
+
+    # SIGTERM gets the same orderly teardown as Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    console.print(f"[bold]engine[/] {choice.engine} ({choice.reason})", highlight=False)
+    with console.status("preparing") as status:
+        def progress(phase: str, detail: str) -> None:
+            status.update(f"[bold]{phase}[/] {detail}")
+
+        try:
+            kernel, initrd = prepare_inputs(choice, kernel_spec, progress)
+        except (KernelError, InitramfsError) as exc:
+            return _fail(str(exc))
+        req = RunRequest(
+            engine=choice.engine, engine_reason=choice.reason, kernel=kernel, initrd=initrd,
+            topology=topology, duration_s=duration, cgroups=cgroups, workers=workers,
+            mem_mib=mem_mib, timeout_s=timeout, run_dir=run_dir, monitors=monitors, faults=faults,
+            qemu_accel=choice.qemu_accel,
+        )
+        session = RunSession(req, progress)
+        console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)
+        t0 = time.monotonic()
+        result, code = session.run()
+    render_summary(result, console)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result, indent=2))
+    (session.run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    console.print(f"done in {time.monotonic() - t0:.1f} s", highlight=False)
+    return code

@@ -1,0 +1,278 @@
+"""One ``schedlab run``: prepare inputs, start the processes, follow the run, tear down.
+
+The session owns a runtime directory (sockets, configs) that it always removes, and a run
+directory (logs, results) that it always keeps. Teardown runs on success, failure, timeout
+and Ctrl-C alike.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import secrets
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import zmq
+
+from guest import spec as guest_spec
+from schedlab_shared.bus import collector as collector_proto
+from schedlab_shared.bus import vmm as vmm_proto
+from schedlab_shared.bus.client import BusClient
+from schedlab_shared.bus.codec import BusError
+from schedlab_shared.cache import runs_dir
+from schedlab_shared.exitcodes import RunExit
+from schedlab_shared.topology import Topology
+from vmm_proc.config import VmConfig
+
+from .faults import Fault
+from .result import RunOutcome, Timings, build_result
+from .supervise import Program, Supervisor, SupervisorError
+
+__all__ = ("RunRequest", "RunSession", "RunError")
+
+Progress = Callable[[str, str], None]
+_BOOT_ALLOWANCE_S = 90.0
+_DRAIN_GRACE_S = 30.0
+
+
+class RunError(Exception):
+    """Infrastructure failure before or around the test; one line for the user."""
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Validated inputs of one run."""
+
+    engine: str  # qemu | kvm (already chosen)
+    engine_reason: str
+    kernel: Any  # orchestrator.kernel.artifacts.KernelArtifacts
+    initrd: Path
+    topology: Topology
+    duration_s: float = 5.0
+    cgroups: int = 2
+    workers: int = 2
+    mem_mib: int = 512
+    timeout_s: float | None = None
+    run_dir: Path | None = None
+    monitors: int = 1
+    monitor_interval_s: float = 0.1
+    faults: tuple[Fault, ...] = ()
+    qemu_accel: str = "tcg"
+    extra_cmdline: tuple[str, ...] = ()
+
+    @property
+    def vm_timeout_s(self) -> float:
+        return self.timeout_s or (_BOOT_ALLOWANCE_S + self.duration_s * 3 + 30.0)
+
+
+@dataclass
+class _Endpoints:
+    vmm_ctl: str
+    vmm_pub: str
+    collector_ctl: str
+    collector_pub: str
+    monitor: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def in_dir(cls, rt: Path, monitors: int) -> _Endpoints:
+        ep = lambda name: f"ipc://{rt / name}"  # noqa: E731
+        return cls(
+            ep("vmm-ctl"), ep("vmm-pub"), ep("col-ctl"), ep("col-pub"),
+            [(ep(f"mon{i}-ctl"), ep(f"mon{i}-pub")) for i in range(monitors)],
+        )
+
+
+def _cmdline(req: RunRequest) -> str:
+    spec = guest_spec.RunSpec(
+        scenario="cgroup-spinners", duration=req.duration_s, cgroups=req.cgroups, workers=req.workers
+    )
+    base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic"]
+    return " ".join([*base, *req.extra_cmdline, *guest_spec.to_cmdline(spec)])
+
+
+class RunSession:
+    def __init__(self, req: RunRequest, progress: Progress | None = None) -> None:
+        self.req = req
+        self.progress = progress or (lambda phase, detail: None)
+        self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+        self.run_dir = (req.run_dir or runs_dir() / self.run_id).resolve()
+        self.runtime = Path(tempfile.mkdtemp(prefix="schedlab-run-"))
+        self.endpoints = _Endpoints.in_dir(self.runtime, req.monitors)
+        self.ctx = zmq.Context()
+        self.supervisor: Supervisor | None = None
+        self.outcome = RunOutcome(
+            engine=req.engine,
+            engine_reason=req.engine_reason,
+            kernel={"version": req.kernel.version, "path": str(req.kernel.vmlinuz)},
+            topology={**req.topology.to_dict(), "spec": req.topology.spec, "cpus": req.topology.nr_cpus},
+            run_dir=self.run_dir,
+        )
+
+    # --- setup ---
+    def _vm_config(self) -> Path:
+        k = self.req.kernel
+        cfg = VmConfig(
+            run_id=self.run_id, engine=self.req.engine, kernel=str(k.vmlinuz), initrd=str(self.req.initrd),
+            cmdline=_cmdline(self.req), topology=self.req.topology, mem_mib=self.req.mem_mib,
+            timeout_s=self.req.vm_timeout_s, vmlinux=str(k.vmlinux or ""), qemu_accel=self.req.qemu_accel,
+        )
+        path = self.runtime / "vm.msgpack"
+        path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
+        (self.run_dir / "vm-config.json").write_text(__import__("json").dumps(cfg.to_dict(), indent=2))
+        return path
+
+    def _programs(self, vm_config: Path) -> list[Program]:
+        py, ep, rd = sys.executable, self.endpoints, str(self.run_dir)
+        progs = [
+            Program("vmm", [py, "-m", "vmm_proc", "--config", str(vm_config), "--ctl", ep.vmm_ctl,
+                            "--pub", ep.vmm_pub], self.run_dir / "vmm_proc.log", restart=False),
+            Program("collector", [py, "-m", "collector_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
+                                  "--vm-pub", ep.vmm_pub, "--run-dir", rd, "--ctl", ep.collector_ctl,
+                                  "--pub", ep.collector_pub], self.run_dir / "collector_proc.log"),
+        ]
+        vmlinux = self.req.kernel.vmlinux
+        for i, (ctl, pub) in enumerate(ep.monitor):
+            name = "monitor" if i == 0 else f"monitor{i}"
+            argv = [py, "-m", "monitor_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
+                    "--collector-ctl", ep.collector_ctl, "--vmlinux", str(vmlinux), "--run-dir", rd,
+                    "--ctl", ctl, "--pub", pub, "--name", name, "--interval", str(self.req.monitor_interval_s)]
+            if self.req.kernel.system_map:
+                argv += ["--system-map", str(self.req.kernel.system_map)]
+            progs.append(Program(name, argv, self.run_dir / f"{name}_proc.log"))
+        return progs
+
+    # --- the run ---
+    def run(self) -> tuple[dict[str, Any], int]:
+        """Run the test; returns the result document and the exit code (0, 1 or 2)."""
+        t0 = time.monotonic()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        interrupted = False
+        try:
+            self._start()
+            self._follow(t0)
+        except (SupervisorError, RunError) as exc:
+            self.outcome.errors.append(str(exc))
+        except KeyboardInterrupt:
+            interrupted = True
+            self.outcome.errors.append("interrupted by the user; everything was stopped")
+        finally:
+            t_down = time.monotonic()
+            self._teardown()
+            self.outcome.timings.teardown_ms = (time.monotonic() - t_down) * 1000
+            self.outcome.timings.total_ms = (time.monotonic() - t0) * 1000
+        result = build_result(self.outcome)
+        code = {"passed": 0, "failed": 1}.get(result["verdict"], 2)
+        return result, (RunExit.INTERRUPTED if interrupted else code)
+
+    def _start(self) -> None:
+        if self.req.kernel.vmlinux is None:
+            raise RunError(f"kernel {self.req.kernel.version}: no vmlinux ELF for the monitor")
+        progs = self._programs(self._vm_config())
+        self.supervisor = Supervisor(self.runtime, self.run_dir, progs)
+        self.progress("start", "starting processes under supervisord")
+        self.supervisor.start()
+        for p in progs:
+            self.supervisor.start_program(p.name)
+        self.vmm = BusClient(self.ctx, self.endpoints.vmm_ctl, timeout_s=2.0)
+        self.collector = BusClient(self.ctx, self.endpoints.collector_ctl, timeout_s=2.0)
+
+    def _follow(self, t0: float) -> None:
+        started_at = 0.0
+        deadline = time.monotonic() + self.req.vm_timeout_s + _DRAIN_GRACE_S
+        pending_faults = list(self.req.faults)
+        timed_out = False
+        self.progress("boot", "booting the guest")
+        while True:
+            time.sleep(0.2)
+            try:
+                if not started_at:
+                    started_at = self.vmm.request(vmm_proto.Status_()).started_at
+                cst = self.collector.request(collector_proto.CollectorStatus())
+            except BusError:
+                cst = None  # a process is (re)starting; supervisor brings it back
+            if cst is not None:
+                self._note_progress(cst, started_at)
+                if cst.complete:
+                    self._collect(cst, started_at)
+                    return
+                if cst.sys_rdy:
+                    pending_faults = self._inject(pending_faults, time.time() - cst.sys_rdy)
+            self._check_vmm_alive()
+            if time.monotonic() > deadline and not timed_out:
+                timed_out = True
+                self.outcome.errors.append("the run did not complete in time; VM stopped")
+                self._stop_vm("timeout")
+                deadline = time.monotonic() + _DRAIN_GRACE_S
+            elif time.monotonic() > deadline:
+                raise RunError("processes did not drain after the VM was stopped")
+
+    def _note_progress(self, cst: collector_proto.CollectorStatusReply, started_at: float) -> None:
+        if cst.vm_exited:
+            self.progress("drain", f"VM exited ({cst.vm_exit_reason}); draining streams")
+        elif cst.result is not None:
+            self.progress("result", "test finished; waiting for the guest to exit")
+        elif cst.sys_rdy:
+            self.progress("test", f"guest ready; test running ({self.req.duration_s:g} s)")
+
+    def _inject(self, faults: list[Fault], since_ready_s: float) -> list[Fault]:
+        left = []
+        for f in faults:
+            if since_ready_s >= f.at_s and self.supervisor is not None:
+                pid = self.supervisor.kill(f.target, signal.SIGKILL)
+                self.outcome.injected.append(f"{f} (pid {pid}, {since_ready_s:.1f} s after SYS_RDY)")
+                self.progress("fault", f"killed {f.target} (pid {pid})")
+            else:
+                left.append(f)
+        return left
+
+    def _check_vmm_alive(self) -> None:
+        if self.supervisor is None:
+            return
+        info = self.supervisor.info("vmm")
+        if info["statename"] in ("EXITED", "FATAL", "BACKOFF") and info["exitstatus"] != 0:
+            log = (self.run_dir / "vmm_proc.log").read_text(errors="replace").strip().splitlines()
+            raise RunError(f"vmm_proc failed (exit {info['exitstatus']}): {log[-1] if log else ''}")
+
+    def _collect(self, cst: collector_proto.CollectorStatusReply, started_at: float) -> None:
+        o = self.outcome
+        o.guest_result = cst.result
+        o.guest_exit_code = cst.exit_code
+        o.vm_exit_reason, o.vm_exit_detail = cst.vm_exit_reason, cst.vm_exit_detail
+        o.decoder = dict(cst.decoder)
+        msgs = self.collector.request(collector_proto.Messages(0, 10_000)).messages
+        times = {m["type"]: m["host_time"] for m in msgs if m["type"] in ("SYS_RDY", "RESULT")}
+        if cst.sys_rdy and started_at:
+            o.timings.vm_start_to_sys_rdy_ms = (cst.sys_rdy - started_at) * 1000
+        if "SYS_RDY" in times and "RESULT" in times:
+            o.timings.test_ms = (times["RESULT"] - times["SYS_RDY"]) * 1000
+
+    def _stop_vm(self, reason: str) -> None:
+        try:
+            self.vmm.request(vmm_proto.Stop(reason))
+        except BusError:
+            pass
+
+    # --- teardown ---
+    def _teardown(self) -> None:
+        self.progress("teardown", "stopping processes")
+        try:
+            if self.supervisor is not None:
+                self.supervisor.shutdown()
+        finally:
+            for client in ("vmm", "collector"):
+                if hasattr(self, client):
+                    getattr(self, client).close()
+            self.ctx.term()
+            shutil.rmtree(self.runtime, ignore_errors=True)
+            # The VMM unlinks guest RAM itself; this covers a VMM that was killed.
+            for path in glob.glob(f"/dev/shm/schedlab-{self.run_id}*"):
+                os.unlink(path)

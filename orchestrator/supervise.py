@@ -1,0 +1,166 @@
+"""Process control through supervisord and its XML-RPC interface.
+
+supervisord runs in its own session (so a terminal Ctrl-C reaches only the orchestrator,
+which then tears down in order) and dies with the orchestrator (PR_SET_PDEATHSIG), stopping
+its programs, so nothing outlives a killed orchestrator.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from schedlab_shared.exitcodes import ProcExit
+
+__all__ = ("Program", "Supervisor", "SupervisorError")
+
+_PR_SET_PDEATHSIG = 1
+
+
+class SupervisorError(Exception):
+    """supervisord failed to start or to answer."""
+
+
+@dataclass(frozen=True)
+class Program:
+    """One supervised process."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    restart: bool = True  # restart on an unexpected exit (ProcExit.expected() are expected)
+    env: dict[str, str] = field(default_factory=dict)
+
+    def section(self) -> str:
+        def q(arg: str) -> str:
+            # supervisord splits with shlex: quote each argument; '%' is its expansion marker.
+            return "'" + arg.replace("'", "'\"'\"'").replace("%", "%%") + "'"
+
+        lines = [
+            f"[program:{self.name}]",
+            "command=" + " ".join(q(a) for a in self.argv),
+            "autostart=false",
+            f"autorestart={'unexpected' if self.restart else 'false'}",
+            "exitcodes=" + ",".join(str(int(c)) for c in ProcExit.expected()),
+            "startsecs=0",
+            "startretries=5",
+            "stopwaitsecs=15",
+            "stopsignal=TERM",
+            "stopasgroup=true",
+            "killasgroup=true",
+            "redirect_stderr=true",
+            f"stdout_logfile={str(self.log).replace('%', '%%')}",
+            "stdout_logfile_maxbytes=0",
+        ]
+        if self.env:
+            env = ",".join(f'{k}="{v}"' for k, v in self.env.items())
+            lines.append(f"environment={env.replace('%', '%%')}")
+        return "\n".join(lines) + "\n"
+
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+class Supervisor:
+    """A private supervisord for one run, controlled over a unix-socket XML-RPC."""
+
+    def __init__(self, runtime_dir: Path, log_dir: Path, programs: list[Program]) -> None:
+        self.runtime_dir = runtime_dir
+        self.sock = runtime_dir / "supervisor.sock"
+        self.conf = runtime_dir / "supervisord.conf"
+        self.programs = {p.name: p for p in programs}
+        self._write_conf(log_dir)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._rpc = xmlrpc.client.ServerProxy(
+            "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self.sock}")
+        )
+
+    def _write_conf(self, log_dir: Path) -> None:
+        head = f"""[unix_http_server]
+file={self.sock}
+chmod=0700
+
+[supervisord]
+nodaemon=true
+logfile={log_dir / 'supervisord.log'}
+logfile_maxbytes=0
+pidfile={self.runtime_dir / 'supervisord.pid'}
+childlogdir={log_dir}
+loglevel=info
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+"""
+        self.conf.write_text(head + "\n".join(p.section() for p in self.programs.values()))
+
+    def start(self, timeout_s: float = 15.0) -> None:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                raise SupervisorError(f"supervisord exited at start: {err.strip()[-300:]}")
+            try:
+                if self._rpc.supervisor.getState()["statename"] == "RUNNING":
+                    return
+            except (OSError, xmlrpc.client.Fault):
+                pass
+            time.sleep(0.05)
+        raise SupervisorError("supervisord did not come up in time")
+
+    def start_program(self, name: str) -> None:
+        self._rpc.supervisor.startProcess(name, True)
+
+    def info(self, name: str) -> dict:
+        return self._rpc.supervisor.getProcessInfo(name)
+
+    def pid(self, name: str) -> int:
+        return int(self.info(name)["pid"])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> int:
+        """Send ``sig`` to a program (fault injection); returns the pid that got it."""
+        pid = self.pid(name)
+        if pid:
+            os.kill(pid, sig)
+        return pid
+
+    def stop_program(self, name: str) -> None:
+        try:
+            self._rpc.supervisor.stopProcess(name, True)
+        except xmlrpc.client.Fault as exc:
+            if "NOT_RUNNING" not in exc.faultString:
+                raise
+
+    def shutdown(self, timeout_s: float = 30.0) -> None:
+        """Stop every program, then supervisord; escalate to SIGKILL rather than hang."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            try:
+                self._rpc.supervisor.stopAllProcesses(True)
+                self._rpc.supervisor.shutdown()
+            except (OSError, xmlrpc.client.Fault):
+                self._proc.terminate()
+            try:
+                self._proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+                self._proc.wait(timeout=5.0)
+        if self._proc.stderr:
+            self._proc.stderr.close()
+        self._proc = None
