@@ -48,6 +48,9 @@ _TRAILER = {
     Kind.ENUM: (0, 8), Kind.FUNC_PROTO: (0, 8), Kind.VAR: (4, 0), Kind.DATASEC: (0, 12),
     Kind.DECL_TAG: (4, 0), Kind.ENUM64: (0, 12),
 }
+# Indexed by raw kind number; None marks kinds this reader does not know.
+_SKIP: list[tuple[int, int] | None] = [
+    _TRAILER.get(Kind(k), (0, 0)) if k in Kind._value2member_map_ else None for k in range(32)]
 _SIZED = {Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT}
 _MODIFIERS = {Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG}
 
@@ -152,21 +155,24 @@ class Btf:
 
     def _index(self) -> None:
         buf, pos, end = self._types, 0, len(self._types)
-        unpack, strings = _TYPE.unpack_from, self._strings
+        unpack, strings, skip = _TYPE.unpack_from, self._strings, _SKIP
+        offsets, by_name = self._offsets, self._by_name
         while pos < end:
             if pos + 12 > end:
                 raise BtfError(f"truncated type record at {pos}")
             name_off, info, _ = unpack(buf, pos)
-            kind, vlen = (info >> 24) & 0x1F, info & 0xFFFF
-            try:
-                fixed, per = _TRAILER.get(Kind(kind), (0, 0))
-            except ValueError:
-                raise BtfError(f"unknown BTF kind {kind} at {pos}") from None
-            self._offsets.append(pos)
+            trailer = skip[(info >> 24) & 0x1F]
+            if trailer is None:
+                raise BtfError(f"unknown BTF kind {(info >> 24) & 0x1F} at {pos}")
+            offsets.append(pos)
             if name_off:
-                name = strings[name_off : strings.index(b"\0", name_off)].decode("latin-1")
-                self._by_name.setdefault(name, []).append(len(self._offsets) - 1)
-            pos += 12 + fixed + per * vlen
+                name = strings[name_off : strings.find(b"\0", name_off)].decode("latin-1")
+                ids = by_name.get(name)
+                if ids is None:
+                    by_name[name] = [len(offsets) - 1]
+                else:
+                    ids.append(len(offsets) - 1)
+            pos += 12 + trailer[0] + trailer[1] * (info & 0xFFFF)
         if pos != end:
             raise BtfError("type section does not end on a record boundary")
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 # Symbols every x86_64 kernel the monitor supports must have (validation, FACTS §4).
 REQUIRED_SYMBOLS = ("_text", "runqueues", "__per_cpu_offset", "page_offset_base",
                     "phys_base", "init_top_pgt", "nr_cpu_ids")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 _MAX_SYMS = 4_000_000
 _MAX_NAME_RECORD = 2 + 0x3FFF   # ULEB128 length of at most two bytes (scripts/kallsyms.c)
 _TOKEN_RUN = re.compile(rb"(?:[\x21-\x7e]{1,64}\x00){256,}")
@@ -267,13 +267,16 @@ def _read_cache(path: Path) -> SymbolTable | None:
         doc = json.loads(path.read_text())
         if doc.get("format") != _CACHE_FORMAT:
             return None
-        return SymbolTable(((n, a, t) for n, a, t in doc["symbols"]), doc["source"])
+        syms = doc["symbols"]
+        if not isinstance(syms, dict) or not all(s in syms for s in REQUIRED_SYMBOLS):
+            return None
+        return SymbolTable.from_mapping(syms, doc["source"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
 def _write_cache(path: Path, table: SymbolTable) -> None:
-    doc = {"format": _CACHE_FORMAT, "source": table.source, "symbols": table.entries()}
+    doc = {"format": _CACHE_FORMAT, "source": table.source, "symbols": table.to_mapping()}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:

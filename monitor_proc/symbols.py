@@ -35,18 +35,24 @@ class SymbolTable:
 
     def __init__(self, entries: Iterable[tuple[str, int, str]], source: str) -> None:
         self.source = source
-        self._by_name: dict[str, int] = {}
-        self._types: dict[str, str] = {}
-        pairs: list[tuple[int, str]] = []
+        by_name: dict[str, list] = {}       # name -> [address, type]
         for name, addr, typ in entries:
-            pairs.append((addr, name))
-            old = self._by_name.get(name)
-            if old is None or addr < old:
-                self._by_name[name] = addr
-                self._types[name] = typ
-        pairs.sort()
-        self._addrs = [a for a, _ in pairs]
-        self._names = [n for _, n in pairs]
+            old = by_name.get(name)
+            if old is None or addr < old[0]:
+                by_name[name] = [addr, typ]
+        self._by_name = by_name
+        self._sorted: tuple[list[int], list[str]] | None = None
+
+    @classmethod
+    def from_mapping(cls, mapping: dict[str, list], source: str) -> SymbolTable:
+        """Adopt an already unique ``{name: [address, type]}`` map (the cache format)."""
+        table = cls((), source)
+        table._by_name = mapping
+        return table
+
+    def to_mapping(self) -> dict[str, list]:
+        """``{name: [address, type]}``, the inverse of :meth:`from_mapping`."""
+        return self._by_name
 
     def __len__(self) -> int:
         return len(self._by_name)
@@ -60,25 +66,29 @@ class SymbolTable:
         :raises SymbolNotFound: the table has no such symbol.
         """
         try:
-            return self._by_name[name]
+            return self._by_name[name][0]
         except KeyError:
             raise SymbolNotFound(name, self.source) from None
 
     def type_of(self, name: str) -> str:
         """nm-style type letter of ``name`` (``T``, ``D``, ``B``...)."""
         self.address(name)
-        return self._types[name]
+        return self._by_name[name][1]
 
     def lookup(self, addr: int) -> tuple[str, int] | None:
         """The symbol at or below ``addr`` and the offset into it, or None below all symbols."""
-        i = bisect.bisect_right(self._addrs, addr) - 1
+        if self._sorted is None:
+            pairs = sorted((a, n) for n, (a, _) in self._by_name.items())
+            self._sorted = ([a for a, _ in pairs], [n for _, n in pairs])
+        addrs, names = self._sorted
+        i = bisect.bisect_right(addrs, addr) - 1
         if i < 0:
             return None
-        return self._names[i], addr - self._addrs[i]
+        return names[i], addr - addrs[i]
 
     def entries(self) -> list[tuple[str, int, str]]:
         """Unique (name, address, type) triples, sorted by address."""
-        out = [(n, a, self._types[n]) for n, a in self._by_name.items()]
+        out = [(n, a, t) for n, (a, t) in self._by_name.items()]
         out.sort(key=lambda e: e[1])
         return out
 

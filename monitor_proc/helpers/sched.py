@@ -1,0 +1,126 @@
+"""Scheduler run queues (:linux:`kernel/sched/sched.h`).
+
+Fields are looked up by BTF member name; a member missing from this kernel is left out of
+the sample (EAFP), never guessed from a version number.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from monitor_proc.btf import MissingMember
+from monitor_proc.helpers.percpu import per_cpu_ptr, percpu_symbol
+from monitor_proc.program import BadDataError, Program
+
+__all__ = ("cpu_curr", "cpu_rq", "rq_sample", "task_comm", "task_pid")
+
+_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+TASK_COMM_LEN = 16
+
+# sample key -> candidate struct rq members, newest name first.
+_RQ_FIELDS: dict[str, tuple[str, ...]] = {
+    "nr_running": ("nr_running",),
+    "rq_clock": ("clock",),
+    "clock_task": ("clock_task",),
+    "nr_switches": ("nr_switches",),
+    # cfs_rq.h_nr_running became h_nr_queued ("sched/fair: Rename h_nr_running into
+    # h_nr_queued", v6.14)
+    "cfs_h_nr_queued": ("cfs.h_nr_queued", "cfs.h_nr_running"),
+    "scx_nr_running": ("scx.nr_running",),   # sched_ext, v6.12
+}
+_REQUIRED = ("nr_running", "rq_clock")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    fields: tuple[tuple[str, int, str], ...]   # (key, offset, struct format)
+    cpu_off: int | None
+    curr_off: int
+    size: int
+
+
+def cpu_rq(prog: Program, cpu: int) -> int:
+    """Get the runqueue of a CPU.
+
+    >>> hex(cpu_rq(prog, 0))
+
+    :param cpu: CPU number.
+    :returns: ``struct rq *``
+    """
+    return per_cpu_ptr(prog, percpu_symbol(prog, "runqueues"), cpu)
+
+
+def cpu_curr(prog: Program, cpu: int) -> int:
+    """Get the task running on a CPU.
+
+    :param cpu: CPU number.
+    :returns: ``struct task_struct *``
+    """
+    return prog.read_u64(cpu_rq(prog, cpu) + prog.member_offset("rq", "curr"))
+
+
+def task_pid(prog: Program, task: int) -> int:
+    """:param task: ``struct task_struct *``
+    :returns: ``task->pid``
+    """
+    return prog.read_s32(task + prog.member_offset("task_struct", "pid"))
+
+
+def task_comm(prog: Program, task: int) -> str:
+    """:param task: ``struct task_struct *``
+    :returns: ``task->comm`` up to its NUL
+    """
+    raw = prog.read(task + prog.member_offset("task_struct", "comm"), TASK_COMM_LEN)
+    return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def _plan(prog: Program) -> _Plan:
+    plan = prog.cache.get("rq_sample_plan")
+    if plan is not None:
+        return plan
+    rq = prog.struct("rq")
+    fields = []
+    for key, names in _RQ_FIELDS.items():
+        for name in names:
+            try:
+                m = rq.member(name)
+            except MissingMember:
+                continue
+            if m.bit_size == 0 and m.size in _FMT:
+                fields.append((key, m.offset, _FMT[m.size]))
+                break
+        else:
+            if key in _REQUIRED:
+                raise MissingMember(f"struct rq has none of {names}")
+    cpu_off = rq.member("cpu").offset if rq.has_member("cpu") else None
+    plan = _Plan(tuple(fields), cpu_off, rq.member("curr").offset, rq.size)
+    prog.cache["rq_sample_plan"] = plan
+    return plan
+
+
+def rq_sample(prog: Program, cpu: int) -> dict[str, int | str]:
+    """One cheap snapshot of a CPU's runqueue: a single read of ``struct rq`` plus the
+    current task's pid and comm.
+
+    >>> rq_sample(prog, 0)
+    {'nr_running': 1, 'rq_clock': 5123456789, 'clock_task': ..., 'nr_switches': 812,
+     'cfs_h_nr_queued': 1, 'scx_nr_running': 0, 'curr_pid': 1, 'curr_comm': 'init'}
+
+    :param cpu: CPU number.
+    :raises BadDataError: ``rq->cpu`` is not ``cpu`` (run queues not initialised yet).
+    """
+    plan = _plan(prog)
+    rq = cpu_rq(prog, cpu)
+    raw = prog.read(rq, plan.size)
+    if plan.cpu_off is not None:
+        rq_cpu = struct.unpack_from("<i", raw, plan.cpu_off)[0]
+        if rq_cpu != cpu:
+            raise BadDataError(f"rq of cpu {cpu} at {rq:#x} says cpu {rq_cpu}")
+    out: dict[str, int | str] = {
+        key: struct.unpack_from(fmt, raw, off)[0] for key, off, fmt in plan.fields}
+    curr = struct.unpack_from("<Q", raw, plan.curr_off)[0]
+    if curr:
+        out["curr_pid"] = task_pid(prog, curr)
+        out["curr_comm"] = task_comm(prog, curr)
+    return out
