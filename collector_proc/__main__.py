@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from schedlab_shared.parentdeath import die_with_parent
 from schedlab_shared.profiling import maybe_profile
 
 
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pub", required=True, help="endpoint to bind for decoded guest messages")
     ap.add_argument("--grace", type=float, default=60.0, help="seconds the VMM may be unreachable")
     args = ap.parse_args(argv)
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="collector_proc %(levelname)s %(message)s")
     from .service import Collector
 

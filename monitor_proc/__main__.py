@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from schedlab_shared.parentdeath import die_with_parent
 from schedlab_shared.profiling import maybe_profile
 
 
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="monitor", help="instance name (several may attach)")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between samples")
     args = ap.parse_args(argv)
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="monitor_proc %(levelname)s %(message)s")
     from .service import Monitor
 

@@ -34,7 +34,7 @@ from schedlab_shared.topology import Topology
 from vmm_proc.config import VmConfig
 
 from .faults import Fault
-from .result import RunOutcome, Timings, build_result
+from .result import RunOutcome, build_result
 from .supervise import Program, Supervisor, SupervisorError
 
 __all__ = ("RunRequest", "RunSession", "RunError")

@@ -7,7 +7,6 @@ its programs, so nothing outlives a killed orchestrator.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import signal
 import subprocess
@@ -20,10 +19,10 @@ from pathlib import Path
 from supervisor.xmlrpc import SupervisorTransport
 
 from schedlab_shared.exitcodes import ProcExit
+from schedlab_shared.parentdeath import die_with_parent
 
 __all__ = ("Program", "Supervisor", "SupervisorError")
 
-_PR_SET_PDEATHSIG = 1
 
 
 class SupervisorError(Exception):
@@ -68,7 +67,7 @@ class Program:
 
 
 def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    die_with_parent(signal.SIGTERM)
 
 
 class Supervisor:

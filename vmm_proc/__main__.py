@@ -9,6 +9,7 @@ import sys
 import msgpack
 
 from schedlab_shared.exitcodes import ProcExit
+from schedlab_shared.parentdeath import die_with_parent
 from schedlab_shared.profiling import maybe_profile
 
 from .config import VmConfig
@@ -22,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pub", required=True, help="event endpoint to bind (PUB)")
     ap.add_argument("--linger", type=float, default=600.0, help="seconds to serve after VM exit")
     args = ap.parse_args(argv)
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="vmm_proc %(levelname)s %(message)s")
     try:
         with open(args.config, "rb") as f:

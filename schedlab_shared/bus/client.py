@@ -9,7 +9,17 @@ from typing import Any
 
 import zmq
 
-from .codec import BusError, Message, Status, decode_reply, encode_request, from_body, pack, to_body, unpack
+from .codec import (
+    BusError,
+    Message,
+    Status,
+    decode_reply,
+    encode_request,
+    from_body,
+    pack,
+    to_body,
+    unpack,
+)
 
 __all__ = ("BusClient", "Publisher", "subscriber", "recv_event")
 

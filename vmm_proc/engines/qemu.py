@@ -6,7 +6,6 @@ at startup and not one early boot byte is lost. QEMU dies with us (PR_SET_PDEATH
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import selectors
@@ -19,6 +18,8 @@ import threading
 import time
 from collections import deque
 
+from schedlab_shared.parentdeath import die_with_parent
+
 from ..config import VmConfig
 from .base import EngineError, EngineHooks, ExitReason
 from .qemu_argv import QemuSockets, qemu_argv, ram_regions
@@ -26,14 +27,12 @@ from .qemu_argv import QemuSockets, qemu_argv, ram_regions
 __all__ = ("QemuEngine",)
 
 log = logging.getLogger(__name__)
-_PR_SET_PDEATHSIG = 1
 _CONNECT_TIMEOUT_S = 10.0
 _PANIC_MARKERS = (b"Kernel panic - not syncing", b"PANIC: ")
 
 
 def _die_with_parent() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    die_with_parent(signal.SIGKILL)
 
 
 class QemuEngine:
