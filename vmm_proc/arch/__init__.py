@@ -1,0 +1,1 @@
+"""Architecture-specific boot pieces (pure: bytes and register values, no vCPU access)."""
