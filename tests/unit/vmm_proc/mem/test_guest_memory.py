@@ -47,7 +47,11 @@ def test_out_of_range_raises_with_counts(shm_path, gpa, size, completed):
     with GuestMemory.create(shm_path, 1 << 20) as mem:
         with pytest.raises(GuestMemoryError) as info:
             mem.read(gpa, size)
-        assert (info.value.addr, info.value.expected, info.value.completed) == (gpa, size, completed)
+        assert (info.value.addr, info.value.expected, info.value.completed) == (
+            gpa,
+            size,
+            completed,
+        )
         if size > 0:
             with pytest.raises(GuestMemoryError):
                 mem.write(gpa, b"x" * size)
