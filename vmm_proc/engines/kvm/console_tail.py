@@ -17,14 +17,18 @@ class ConsoleTail:
         self._max_line = max_line
         self._lock = threading.Lock()
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add stream bytes; return the lines this call completed (without line ends)."""
+        done = []
         with self._lock:
             # Only LF ends a line: serial output arrives a byte at a time, CR LF split apart.
             for chunk in data.split(b"\n")[:-1]:
                 self._take(chunk)
-                self._lines.append(bytes(self._partial).rstrip(b"\r"))
+                done.append(bytes(self._partial).rstrip(b"\r"))
                 self._partial.clear()
             self._take(data.rsplit(b"\n", 1)[-1])
+            self._lines.extend(done)
+        return done
 
     def _take(self, chunk: bytes) -> None:
         self._partial += chunk[: max(0, self._max_line - len(self._partial))]

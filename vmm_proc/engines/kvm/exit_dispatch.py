@@ -48,22 +48,39 @@ class BusPort(Protocol):
 
 
 class ShutdownLatch:
-    """Set once the guest has begun a clean shutdown (e.g. the kernel printed ``reboot:``).
+    """What the guest said about ending: a clean shutdown begun, or an exit requested.
 
-    A triple fault after it is the tail of a reboot, not a crash.
+    ``set`` marks a clean shutdown (the kernel printed ``reboot:``): a triple fault after
+    it is the tail of a reboot, not a crash. ``request`` comes from a device (i8042 reset,
+    ACPI S5): the vCPU that made the access stops with GUEST_EXIT.
     """
 
     def __init__(self) -> None:
         self._event = threading.Event()
+        self._requested = threading.Event()
         self.how = ""
+        self.panic = ""
+
+    def mark_panic(self, line: str) -> None:
+        """The guest kernel panicked: its reboot or triple fault that follows is a crash."""
+        if not self.panic:
+            self.panic = line
 
     def set(self, how: str) -> None:
         if not self._event.is_set():
             self.how = how
             self._event.set()
 
+    def request(self, how: str) -> None:
+        self.set(how)
+        self._requested.set()
+
     def is_set(self) -> bool:
         return self._event.is_set()
+
+    @property
+    def requested(self) -> bool:
+        return self._requested.is_set()
 
 
 class ExitDispatcher:
@@ -87,7 +104,7 @@ class ExitDispatcher:
         match exit_:
             case IoIn() | IoOut():
                 dispatch_pio(self._pio, exit_)
-                return None
+                return self._requested_exit()
             case MmioRead(addr=addr, length=length):
                 data = self._mmio.read(addr, length)
                 # Zero-fill a short answer so no stale kvm_run bytes reach the guest.
@@ -95,7 +112,7 @@ class ExitDispatcher:
                 return None
             case MmioWrite(addr=addr, data=data):
                 self._mmio.write(addr, data)
-                return None
+                return self._requested_exit()
             case SystemEvent(type=kind):
                 return self._system_event(kind)
             case Shutdown():
@@ -116,6 +133,13 @@ class ExitDispatcher:
             case _:
                 return self._unexpected(f"unhandled exit {exit_!r}")
 
+    def _requested_exit(self) -> VcpuStop | None:
+        if not self._shutdown.requested:
+            return None
+        if self._shutdown.panic:
+            return VcpuStop(ExitReason.CRASH, f"guest {self._shutdown.how} after: {self._shutdown.panic}")
+        return VcpuStop(ExitReason.GUEST_EXIT, f"guest {self._shutdown.how}")
+
     def _system_event(self, kind: int) -> VcpuStop:
         if kind in (SYSTEM_EVENT_SHUTDOWN, SYSTEM_EVENT_RESET):
             how = "shutdown" if kind == SYSTEM_EVENT_SHUTDOWN else "reset"
@@ -126,6 +150,8 @@ class ExitDispatcher:
         return self._unexpected(f"system event type {kind}")
 
     def _triple_fault(self) -> VcpuStop:
+        if self._shutdown.panic:
+            return self._stop(ExitReason.CRASH, f"triple fault after: {self._shutdown.panic}")
         if self._shutdown.is_set():
             return VcpuStop(ExitReason.GUEST_EXIT, f"guest {self._shutdown.how} (triple fault)")
         return self._stop(ExitReason.CRASH, "triple fault (KVM_EXIT_SHUTDOWN)")

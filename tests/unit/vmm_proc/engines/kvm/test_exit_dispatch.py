@@ -88,3 +88,12 @@ def test_unknown_exits_end_in_error_and_are_counted():
     assert d(Unsupported(99)).reason is ExitReason.ERROR
     assert d(Hlt()).reason is ExitReason.ERROR
     assert d.counts["unexpected"] == 2 and d.counts["Unsupported"] == 1
+
+
+def test_device_requested_exit_stops_the_accessing_vcpu():
+    d, _, _, latch, pio = make()
+    pio.insert(0x64, 1, Rec())
+    assert d(IoOut(0x64, 1, 1, b"\xfe")) is None
+    latch.request("reset (i8042)")
+    stop = d(IoOut(0x64, 1, 1, b"\xfe"))
+    assert stop.reason is ExitReason.GUEST_EXIT and "i8042" in stop.detail

