@@ -4,7 +4,6 @@ Each test builds a real ``KvmEngine`` on /dev/kvm with a ``RawBoot`` micro-guest
 a kernel and checks what reaches ``EngineHooks``.
 """
 
-import glob
 import os
 import threading
 import time

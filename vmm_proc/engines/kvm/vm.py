@@ -10,9 +10,9 @@ import logging
 from collections.abc import Sequence
 
 from vmm_proc.engines.base import EngineError
+from vmm_proc.engines.kvm.vcpu_setup import CpuidFor
 from vmm_proc.kvm.cap import Cap
 from vmm_proc.kvm.system import Kvm
-from vmm_proc.engines.kvm.vcpu_setup import CpuidFor
 from vmm_proc.kvm.vcpu import VcpuFd
 from vmm_proc.kvm.vm import VmFd
 from vmm_proc.mem.guest_memory import GuestMemory
