@@ -42,6 +42,7 @@ REQUIRED_SYMBOLS = ("_text", "runqueues", "__per_cpu_offset", "page_offset_base"
 _CACHE_FORMAT = 2
 _MAX_SYMS = 4_000_000
 _MAX_NAME_RECORD = 2 + 0x3FFF   # ULEB128 length of at most two bytes (scripts/kallsyms.c)
+_MAX_LAST_RECORD = 2 + 512      # KSYM_NAME_LEN: bounds the search for the names start
 _TOKEN_RUN = re.compile(rb"(?:[\x21-\x7e]{1,64}\x00){256,}")
 
 
@@ -95,7 +96,10 @@ def _marker_runs(buf: bytes, before: int, window: int) -> Iterator[tuple[int, li
                     break
                 markers.append(v)
                 q += 4
-            if len(markers) > 1 and before - q < 8 + 4 * 256 * 4:
+            # Between the markers and the token table: padding, or (6.2+ layouts)
+            # kallsyms_seqs_of_names with 3 (or, at first, 4) bytes per symbol.
+            gap, m = before - q, len(markers)
+            if m > 1 and (gap < 8 or 3 * 256 * (m - 1) < gap <= 4 * 256 * m + 8):
                 yield p, markers
         p -= 4
 
@@ -127,7 +131,7 @@ def _find_names(buf: bytes, markers_off: int, markers: list[int]) -> tuple[int, 
     """(names_off, num_syms) for a marker run, or None."""
     m = len(markers)
     top = markers_off - markers[-1]
-    for q in range(top, max(4, top - 256 * _MAX_NAME_RECORD), -1):
+    for q in range(top, max(7, top - 256 * _MAX_LAST_RECORD), -1):
         for ns in (q - 4, q - 8):
             n = struct.unpack_from("<I", buf, ns)[0]
             if (n + 255) // 256 != m or n > _MAX_SYMS:
@@ -221,7 +225,10 @@ def find_kallsyms(buf: bytes, to_vaddr: Callable[[int], int], text_addr: int | N
             ns_off = names_off - 4 if struct.unpack_from("<I", buf, names_off - 4)[0] == n \
                 else names_off - 8
             for off, enc, rb, decode in _address_candidates(buf, n, ns_off, ti + 512, to_vaddr):
-                addrs = decode()
+                try:
+                    addrs = decode()
+                except KallsymsError:
+                    continue
                 if not _sorted_enough(addrs):
                     continue
                 syms = [(name, addr, typ) for (typ, name), addr in zip(decoded, addrs, strict=True)]
