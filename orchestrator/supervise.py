@@ -7,6 +7,7 @@ its programs, so nothing outlives a killed orchestrator.
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import subprocess
@@ -80,7 +81,10 @@ class Supervisor:
         self.programs = {p.name: p for p in programs}
         self._write_conf(log_dir)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._rpc = xmlrpc.client.ServerProxy(
+        self._rpc = self._proxy()
+
+    def _proxy(self) -> xmlrpc.client.ServerProxy:
+        return xmlrpc.client.ServerProxy(
             "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self.sock}")
         )
 
@@ -117,8 +121,8 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
             try:
                 if self._rpc.supervisor.getState()["statename"] == "RUNNING":
                     return
-            except (OSError, xmlrpc.client.Fault):
-                pass
+            except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
+                self._rpc = self._proxy()  # a failed call leaves the transport unusable
             time.sleep(0.05)
         raise SupervisorError("supervisord did not come up in time")
 
@@ -153,7 +157,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
             try:
                 self._rpc.supervisor.stopAllProcesses(True)
                 self._rpc.supervisor.shutdown()
-            except (OSError, xmlrpc.client.Fault):
+            except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
                 self._proc.terminate()
             try:
                 self._proc.wait(timeout=timeout_s)

@@ -1,0 +1,14 @@
+import pytest
+
+from orchestrator.faults import Fault, FaultError, parse_fault
+
+
+def test_parse() -> None:
+    assert parse_fault("kill:collector@1.5") == Fault("collector", 1.5)
+    assert str(Fault("monitor", 2.0)) == "kill:monitor@2"
+
+
+@pytest.mark.parametrize("bad", ["kill:vmm@1", "stop:collector@1", "kill:collector", "kill:monitor@x", "kill:monitor@-1"])
+def test_bad(bad: str) -> None:
+    with pytest.raises(FaultError, match="--inject"):
+        parse_fault(bad)
