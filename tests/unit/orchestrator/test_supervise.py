@@ -50,6 +50,7 @@ def test_restart_after_kill_and_clean_shutdown(tmp_path: Path) -> None:
         sup.start_program("once")
         pid1 = _wait(lambda: sup.pid("sleeper"))
         once = sup.pid("once")
+        _wait(lambda: marker.exists())
         assert sup.kill("sleeper") == pid1
         pid2 = _wait(lambda: (p := sup.pid("sleeper")) and p != pid1 and p)
         assert pid2 != pid1 and _wait(lambda: marker.read_text() == "xx")
