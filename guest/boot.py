@@ -1,0 +1,198 @@
+"""Boot-time steps of PID 1: mounts, the image sentinel, kernel modules, the bulk port.
+
+Every function takes the filesystem ``root`` and the :class:`~guest.syscalls.System` as
+arguments so tests run them against a temporary directory and a fake.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from guest.syscalls import System
+
+__all__ = (
+    "BULK_PORT_NAME",
+    "IMAGE_ID",
+    "LOAD_ORDER",
+    "MOUNTS",
+    "SENTINEL",
+    "ModuleLoad",
+    "Mount",
+    "check_image",
+    "find_bulk_port",
+    "load_modules",
+    "mount_all",
+)
+
+IMAGE_ID = "etc/schedlab-image-id"  # written first into the initramfs
+SENTINEL = "schedlab.sentinel"  # written last; same content as IMAGE_ID
+LOAD_ORDER = "schedlab-load-order"  # in lib/modules/<release>/
+BULK_PORT_NAME = "org.schedlab.bulk"
+
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
+_SAFE = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """One entry of :data:`MOUNTS`; ``required`` failures end the run."""
+
+    source: str
+    target: str
+    fstype: str
+    flags: int = 0
+    required: bool = True
+
+
+#: In order: later targets live inside earlier mounts.
+MOUNTS = (
+    Mount("proc", "proc", "proc", _SAFE),
+    Mount("sysfs", "sys", "sysfs", _SAFE),
+    Mount("devtmpfs", "dev", "devtmpfs", _MS_NOSUID),
+    Mount("cgroup2", "sys/fs/cgroup", "cgroup2", _SAFE),
+    Mount("tracefs", "sys/kernel/tracing", "tracefs", _SAFE, required=False),
+    Mount("debugfs", "sys/kernel/debug", "debugfs", _SAFE, required=False),
+    Mount("bpf", "sys/fs/bpf", "bpf", _SAFE, required=False),
+    Mount("tmpfs", "tmp", "tmpfs", _MS_NOSUID | _MS_NODEV),
+    Mount("tmpfs", "run", "tmpfs", _MS_NOSUID | _MS_NODEV),
+)
+
+
+def mount_all(system: System, root: Path, mounts: tuple[Mount, ...] = MOUNTS) -> list[str]:
+    """Mount :data:`MOUNTS` under ``root`` (creating missing mount points).
+
+    An EBUSY (already mounted, e.g. a devtmpfs automount) counts as success.
+
+    :return: one message per failed mount; a message starting with ``"required"`` means
+        the run cannot go on.
+    """
+    errors = []
+    for m in mounts:
+        target = root / m.target
+        try:
+            if not target.is_dir():
+                target.mkdir(parents=True)
+            system.mount(m.source, str(target), m.fstype, m.flags)
+        except OSError as e:
+            if e.errno == errno.EBUSY:
+                continue
+            kind = "required" if m.required else "optional"
+            errors.append(f"{kind} mount {m.fstype} on /{m.target}: {e.strerror or e}")
+    return errors
+
+
+def check_image(root: Path) -> str:
+    """Check that the initramfs was unpacked whole.
+
+    :return: "" when ``/schedlab.sentinel`` exists and holds the same non-empty id as
+        ``/etc/schedlab-image-id``; otherwise what is wrong.
+    """
+    try:
+        image_id = (root / IMAGE_ID).read_bytes().strip()
+    except OSError as e:
+        return f"/{IMAGE_ID} unreadable ({e.strerror}): image truncated or not a schedlab image"
+    try:
+        sentinel = (root / SENTINEL).read_bytes().strip()
+    except OSError as e:
+        return f"/{SENTINEL} unreadable ({e.strerror}): initramfs truncated"
+    if not image_id:
+        return f"/{IMAGE_ID} is empty"
+    if sentinel != image_id:
+        return f"/{SENTINEL} {sentinel[:64]!r} != image id {image_id[:64]!r}: initramfs truncated"
+    return ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleLoad:
+    """Outcome of one module: ``status`` is ``loaded``, ``present`` or ``failed``."""
+
+    name: str
+    status: str
+    error: str = ""
+
+    def as_map(self) -> dict[str, str]:
+        """Plain map for a frame payload."""
+        return {"name": self.name, "status": self.status, "error": self.error}
+
+
+def _module_name(path: Path) -> str:
+    return path.name.removesuffix(".ko").replace("-", "_")
+
+
+def _load_one(system: System, root: Path, path: Path) -> ModuleLoad:
+    name = _module_name(path)
+    if (root / "sys/module" / name).is_dir():  # built in (with sysfs entry) or loaded
+        return ModuleLoad(name, "present")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        return ModuleLoad(name, "failed", f"open {path}: {e.strerror}")
+    try:
+        system.finit_module(fd)
+    except OSError as e:
+        if e.errno == errno.EEXIST:
+            return ModuleLoad(name, "present")
+        return ModuleLoad(name, "failed", f"finit_module: {e.strerror or e}")
+    finally:
+        os.close(fd)
+    return ModuleLoad(name, "loaded")
+
+
+def load_modules(system: System, root: Path, release: str) -> list[ModuleLoad]:
+    """Load the modules listed in ``/lib/modules/<release>/schedlab-load-order``.
+
+    Each non-blank, non-``#`` line is a decompressed ``.ko`` path, relative to the
+    release's module directory (or absolute within ``root``). A missing list means no
+    modules were requested.
+    """
+    moddir = root / "lib/modules" / release
+    try:
+        lines = (moddir / LOAD_ORDER).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as e:
+        return [ModuleLoad(LOAD_ORDER, "failed", f"read: {e.strerror}")]
+    out = []
+    for line in (ln.strip() for ln in lines):
+        if line and not line.startswith("#"):
+            p = root / line.lstrip("/") if line.startswith("/") else moddir / line
+            out.append(_load_one(system, root, p))
+    return out
+
+
+def _scan_ports(root: Path, name: str) -> Path | None:
+    ports = root / "sys/class/virtio-ports"
+    try:
+        entries = sorted(ports.iterdir())
+    except OSError:
+        return None
+    for entry in entries:
+        try:
+            if (entry / "name").read_text().strip() == name:
+                dev = root / "dev" / entry.name
+                return dev if dev.exists() else None
+        except OSError:
+            continue
+    return None
+
+
+def find_bulk_port(
+    root: Path, timeout_s: float = 5.0, name: str = BULK_PORT_NAME, poll_s: float = 0.005
+) -> Path | None:
+    """Wait (bounded) for the virtio-serial port called ``name`` and its device node.
+
+    The port appears asynchronously (the virtio_console multiport handshake), about
+    28 ms after init starts under TCG.
+
+    :return: ``/dev/vportNpM`` under ``root``, or None after ``timeout_s``.
+    """
+    end = time.monotonic() + timeout_s
+    while True:
+        dev = _scan_ports(root, name)
+        if dev is not None or time.monotonic() >= end:
+            return dev
+        time.sleep(poll_s)
