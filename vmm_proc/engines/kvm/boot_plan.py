@@ -6,13 +6,26 @@ registers in place for micro-guests. Both only describe vCPU state; the engine a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
+from vmm_proc.arch.x86_64.gdt import write_gdt
+from vmm_proc.arch.x86_64.paging import write_identity_page_tables
+from vmm_proc.arch.x86_64.regs import long_mode_sregs
 from vmm_proc.kvm.types import Regs, Sregs
 from vmm_proc.mem.access import GuestMemoryAccess
 
-__all__ = ("Boot", "BootPlan", "MmioDevice", "RawBoot", "VcpuEntry", "MP_STATE_RUNNABLE")
+__all__ = (
+    "Boot",
+    "BootPlan",
+    "MmioDevice",
+    "RawBoot",
+    "VcpuEntry",
+    "MP_STATE_RUNNABLE",
+    "long_mode",
+    "real_mode",
+)
 
 # KVM_MP_STATE_RUNNABLE (include/uapi/linux/kvm.h)
 MP_STATE_RUNNABLE = 0
@@ -27,20 +40,38 @@ class MmioDevice:
     gsi: int
 
 
+SregsEdit = Callable[[Sregs], Sregs]
+
+
 @dataclass
 class VcpuEntry:
     """Entry state of one vCPU.
 
-    :param sregs: full special registers (e.g. long mode), or None to keep KVM's reset state.
-    :param real_mode_cs_base: if set, CS gets this base and selector ``base >> 4`` (real
-        mode; KVM's reset CS base is 0xffff0000).
+    :param sregs: maps the vCPU's current special registers (KVM_GET_SREGS, which holds
+        e.g. its APIC base) to the entry ones; None keeps KVM's reset state.
     :param msrs: ``(index, value)`` pairs to set.
     """
 
     regs: Regs
-    sregs: Sregs | None = None
-    real_mode_cs_base: int | None = None
+    sregs: SregsEdit | None = None
     msrs: tuple[tuple[int, int], ...] = ()
+
+
+def real_mode(cs_base: int = 0) -> SregsEdit:
+    """Real mode with CS base ``cs_base`` (KVM's reset CS base is 0xffff0000)."""
+
+    def edit(sregs: Sregs) -> Sregs:
+        sregs.cs.base, sregs.cs.selector = cs_base, cs_base >> 4
+        return sregs
+
+    return edit
+
+
+def long_mode(mem: GuestMemoryAccess) -> SregsEdit:
+    """64-bit mode with [0, 4 GiB) identity-mapped; writes the GDT and page tables."""
+    gdt = write_gdt(mem)
+    cr3 = write_identity_page_tables(mem, 4)
+    return lambda sregs: long_mode_sregs(sregs, gdt, cr3)
 
 
 @dataclass
@@ -75,10 +106,11 @@ class Boot(Protocol):
 
 @dataclass(frozen=True)
 class RawBoot:
-    """A micro-guest: ``code`` at ``gpa``, the BSP entering in real mode at ``regs.rip``.
+    """A micro-guest: ``code`` at ``gpa``, the BSP entering at ``regs.rip``.
 
-    :param regs: BSP registers (``rip`` is a real-mode offset from CS base 0).
-    :param ap_regs: if given, every AP starts RUNNABLE in real mode with these registers
+    :param regs: BSP registers (in real mode ``rip`` is an offset from CS base 0).
+    :param mode: "real" (flat CS base 0) or "long" (64-bit, 4 GiB identity-mapped).
+    :param ap_regs: if given, every AP starts RUNNABLE in ``mode`` with these registers
         plus ``rbx = vcpu index``; if None, APs wait for INIT/SIPI.
     :param extra: more blobs to write, ``(gpa, bytes)``.
     """
@@ -86,12 +118,14 @@ class RawBoot:
     code: bytes
     gpa: int = 0x1000
     regs: Regs = field(default_factory=lambda: Regs(rip=0x1000, rsp=0x8000))
+    mode: Literal["real", "long"] = "real"
     ap_regs: Regs | None = None
     extra: tuple[tuple[int, bytes], ...] = ()
 
     def prepare(
         self, mem: GuestMemoryAccess, mem_bytes: int, nr_vcpus: int, devices: list[MmioDevice]
     ) -> BootPlan:
+        edit = long_mode(mem) if self.mode == "long" else real_mode(0)
         mem.write(self.gpa, self.code)
         for gpa, blob in self.extra:
             mem.write(gpa, blob)
@@ -102,5 +136,5 @@ class RawBoot:
                 continue
             regs = Regs(**vars(self.ap_regs))
             regs.rbx = index
-            aps.append(VcpuEntry(regs, real_mode_cs_base=0))
-        return BootPlan(VcpuEntry(Regs(**vars(self.regs)), real_mode_cs_base=0), aps)
+            aps.append(VcpuEntry(regs, edit))
+        return BootPlan(VcpuEntry(Regs(**vars(self.regs)), edit), aps)

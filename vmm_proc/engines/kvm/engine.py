@@ -91,9 +91,11 @@ class KvmEngine:
         self._launch()
 
     def memory_layout(self) -> list[dict[str, object]]:
-        """Guest RAM regions (``GuestMemory.layout()``); empty before start."""
+        """Guest RAM regions (``GuestMemory.layout()``); empty before start and after close."""
         m = self._machine
-        return [] if m is None or m.mem is None else list(m.mem.layout())
+        if m is None or m.mem is None or m.mem.closed:
+            return []
+        return list(m.mem.layout())
 
     def send_console(self, data: bytes) -> None:
         """Queue host-to-guest bytes on the virtio console port 0 (guest /dev/hvc0)."""

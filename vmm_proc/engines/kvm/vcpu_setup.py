@@ -59,12 +59,7 @@ def apply_entry(vcpu: VcpuFd, entry: VcpuEntry, make_runnable: bool = False) -> 
         in-kernel LAPIC and would otherwise ignore these registers until a SIPI).
     """
     if entry.sregs is not None:
-        vcpu.set_sregs(entry.sregs)
-    if entry.real_mode_cs_base is not None:
-        sregs = vcpu.get_sregs()
-        sregs.cs.base = entry.real_mode_cs_base
-        sregs.cs.selector = entry.real_mode_cs_base >> 4
-        vcpu.set_sregs(sregs)
+        vcpu.set_sregs(entry.sregs(vcpu.get_sregs()))
     vcpu.set_fpu()
     if entry.msrs:
         vcpu.set_msrs(dict(entry.msrs))
