@@ -105,6 +105,14 @@ def _sharing_shift(level: int, topo: Topology) -> int:
     return llc_shift if level >= 3 else core_shift
 
 
+def _amd_l2l3(reg: int, size_unit_shift: int, size_lsb: int) -> tuple[int, int, int] | None:
+    """Decode an L2 (ECX) or L3 (EDX) field of leaf 0x80000006; None when not usable."""
+    size = (reg >> size_lsb) << size_unit_shift
+    ways = _AMD_ASSOC.get((reg >> 12) & 0xF)
+    line = reg & 0xFF
+    return (size, ways, line) if size and ways and line else None
+
+
 def _amd_default_caches(table: Table) -> list[tuple[int, int, int, int, int]]:
     """(type, level, size, ways, line) from leaves 0x80000005/6, with plain defaults."""
     l1 = table.get((0x8000_0005, 0))
@@ -114,25 +122,10 @@ def _amd_default_caches(table: Table) -> list[tuple[int, int, int, int, int]]:
         size, ways, line = (reg >> 24) << 10, (reg >> 16) & 0xFF, reg & 0xFF
         ok = size and line and 0 < ways < 0xFF
         caches.append((kind, 1, *((size, ways, line) if ok else (32 << 10, 8, 64))))
-    l2, l3 = (l2l3.ecx, l2l3.edx) if l2l3 else (0, 0)
-    l2_ways = _AMD_ASSOC.get((l2 >> 12) & 0xF)
-    l2_ok = (l2 >> 16) and l2_ways and l2 & 0xFF
-    caches.append(
-        (
-            CACHE_UNIFIED,
-            2,
-            *(((l2 >> 16) << 10, l2_ways, l2 & 0xFF) if l2_ok else (512 << 10, 8, 64)),
-        )
-    )
-    l3_ways = _AMD_ASSOC.get((l3 >> 12) & 0xF)
-    l3_ok = (l3 >> 18) and l3_ways and l3 & 0xFF
-    caches.append(
-        (
-            CACHE_UNIFIED,
-            3,
-            *(((l3 >> 18) << 19, l3_ways, l3 & 0xFF) if l3_ok else (16 << 20, 16, 64)),
-        )
-    )
+    l2 = _amd_l2l3(l2l3.ecx, 10, 16) if l2l3 else None
+    l3 = _amd_l2l3(l2l3.edx, 19, 18) if l2l3 else None
+    caches.append((CACHE_UNIFIED, 2, *(l2 or (512 << 10, 8, 64))))
+    caches.append((CACHE_UNIFIED, 3, *(l3 or (16 << 20, 16, 64))))
     return caches
 
 
