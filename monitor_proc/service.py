@@ -63,8 +63,11 @@ class Monitor:
         if self.server.socket.poll(int(timeout_s * 1000)):
             self.server.handle_ready()
 
-    def _wait_for_guest(self) -> vmm_proto.StatusReply | None:
-        """The VMM status once SYS_RDY was seen; None if the VM is gone or we must stop."""
+    def _wait_until(self, ready) -> vmm_proto.StatusReply | None:  # noqa: ANN001
+        """Poll the VMM (and collector) until ``ready(vmm_status, collector_status)``.
+
+        Returns the VMM status then, or None if the VM is gone or we must stop.
+        """
         last_ok = time.monotonic()
         while not self._terminate:
             try:
@@ -73,13 +76,13 @@ class Monitor:
                     return None
                 cst = self.collector.request(collector_proto.CollectorStatus())
                 last_ok = time.monotonic()
-                if st.state == "running" and cst.sys_rdy:
+                if ready(st, cst):
                     return st
             except BusError as exc:
                 if time.monotonic() - last_ok > self.grace_s:
                     raise
                 log.debug("waiting: %s", exc)
-            self._serve(0.2)
+            self._serve(0.1)
         return None
 
     def _open_program(self, status: vmm_proto.StatusReply) -> Any:
@@ -103,10 +106,13 @@ class Monitor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
-            status = self._wait_for_guest()
+            # Symbols and BTF load while the guest boots; sampling waits for SYS_RDY.
+            status = self._wait_until(lambda st, _cst: st.state == "running")
             if status is None:
-                return ProcExit.DONE if not self._terminate else ProcExit.SIGNALLED
+                return ProcExit.SIGNALLED if self._terminate else ProcExit.DONE
             prog = self._open_program(status)
+            if self._wait_until(lambda _st, cst: bool(cst.sys_rdy)) is None:
+                return ProcExit.SIGNALLED if self._terminate else ProcExit.DONE
             self.state = "sampling"
             return self._sample_loop(prog, status.started_at)
         except BusError as exc:
