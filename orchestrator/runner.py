@@ -44,7 +44,6 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
 def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, duration: float,
             cgroups: int, workers: int, mem_mib: int, timeout: float | None, run_dir: Path | None,
             monitors: int, faults: tuple[Fault, ...], json_path: Path | None) -> int:
-    from .initramfs.builder import InitramfsError
     from .kernel.artifacts import KernelError
 
     # SIGTERM gets the same orderly teardown as Ctrl-C.
@@ -56,8 +55,10 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
 
         try:
             kernel, initrd = prepare_inputs(choice, kernel_spec, progress)
-        except (KernelError, InitramfsError) as exc:
+        except KernelError as exc:
             return _fail(str(exc))
+        except OSError as exc:
+            return _fail(f"preparing the guest image failed: {exc}")
         req = RunRequest(
             engine=choice.engine, engine_reason=choice.reason, kernel=kernel, initrd=initrd,
             topology=topology, duration_s=duration, cgroups=cgroups, workers=workers,
