@@ -289,3 +289,150 @@ def test_garbage_to_every_port_leaves_the_vmm_standing(engine_factory):
     pio = eng._devices.pio
     assert pio.unmapped.writes > 60000 and pio.unmapped.reads > 60000
     print(f"65536 port writes+reads: {time.monotonic() - t0:.1f}s")
+
+
+# A driver written by hand: set up virtio-console queue 1 (port 0 transmit) at 0x20000,
+# publish the descriptor the host test wrote, notify through the ioeventfd, wait (bounded)
+# for the used ring, report "ok"/"to" and "NR" (DEVICE_NEEDS_RESET) on COM1, then reset.
+VIRTIO_DRIVER = """
+    .code64
+    .globl start
+    .macro putc c
+    mov $0x3f8, %dx
+    mov $\\c, %al
+    out %al, %dx
+    .endm
+start:
+    mov $0xd0000000, %ebx
+    cmpl $0x74726976, 0x0(%rbx)
+    jne bad
+    movl $0, 0x70(%rbx)
+    movl $3, 0x70(%rbx)             /* ACKNOWLEDGE | DRIVER */
+    movl $1, 0x24(%rbx)
+    movl $1, 0x20(%rbx)             /* VIRTIO_F_VERSION_1 (bit 32) */
+    movl $11, 0x70(%rbx)            /* | FEATURES_OK */
+    movl $1, 0x30(%rbx)             /* QueueSel = 1 */
+    movl $4, 0x38(%rbx)             /* QueueNum */
+    movl $0x20000, 0x80(%rbx)
+    movl $0x20100, 0x90(%rbx)
+    movl $0x20200, 0xa0(%rbx)
+    movl $1, 0x44(%rbx)             /* QueueReady */
+    movl $15, 0x70(%rbx)            /* | DRIVER_OK */
+    movw $1, 0x20102                /* avail.idx = 1 (ring[0] = descriptor 0) */
+    movl $1, 0x50(%rbx)             /* QueueNotify 1 */
+    mov $300000, %ecx
+1:  cmpw $1, 0x20202                /* used.idx */
+    je done
+    loop 1b
+    putc 't'
+    putc 'o'
+    jmp status
+done:
+    putc 'o'
+    putc 'k'
+status:
+    testl $64, 0x70(%rbx)
+    jz out
+    putc 'N'
+    putc 'R'
+out:
+    mov $0xfe, %al
+    out %al, $0x64
+    hlt
+bad:
+    putc '?'
+    jmp out
+"""
+
+
+def _virtio_engine(engine_factory_mem, desc):
+    """RawBoot with the driver and a queue whose descriptor 0 is ``desc``."""
+    import struct
+
+    require_kvm()
+    require_tools()
+    run_id = f"t{uuid.uuid4().hex[:10]}"
+    cfg = VmConfig(run_id=run_id, engine="kvm", kernel="", initrd="", cmdline="",
+                   topology=Topology(1, 1, 1, 1), mem_mib=16, timeout_s=30)
+    addr, length, flags, nxt = desc
+    extra = (
+        (0x20000, struct.pack("<QIHH", addr, length, flags, nxt)),
+        (0x20100, struct.pack("<HHH", 0, 0, 0)),  # avail: flags, idx 0, ring[0] = 0
+        (0x21000, b"hi from virtio\n"),
+    )
+    hooks = Hooks()
+    eng = KvmEngine(cfg, hooks, boot=RawBoot(assemble(VIRTIO_DRIVER), mode="long", extra=extra))
+    engine_factory_mem.append(eng)
+    return eng, hooks
+
+
+@pytest.fixture
+def engines():
+    made = []
+    yield made
+    for eng in made:
+        eng.close()
+        assert not os.path.exists(eng.config.guest_ram_path)
+
+
+def test_virtio_console_tx_through_ioeventfd_reaches_hvc0(engines):
+    eng, hooks = _virtio_engine(engines, (0x21000, 15, 0, 0))
+    eng.start()
+    reason, detail = hooks.wait()
+    assert reason is ExitReason.GUEST_EXIT, detail
+    assert hooks.streams.get("console") == b"ok"
+    assert hooks.streams.get("hvc0") == b"hi from virtio\n"
+    assert eng._devices.io_thread.dispatched >= 1  # the notify came through the ioeventfd
+
+
+@pytest.mark.parametrize(
+    "desc",
+    [
+        (0x21000, 15, 1, 0),  # VIRTQ_DESC_F_NEXT pointing at itself: a loop
+        (0xFFFF_0000_0000, 16, 0, 0),  # buffer outside guest RAM
+        (0x21000, 15, 1, 9),  # next index beyond the queue size
+    ],
+    ids=["loop", "out-of-range-buffer", "bad-next"],
+)
+def test_hostile_descriptor_marks_device_needs_reset_and_vmm_stands(engines, desc):
+    eng, hooks = _virtio_engine(engines, desc)
+    eng.start()
+    reason, detail = hooks.wait()
+    assert reason is ExitReason.GUEST_EXIT, detail
+    assert hooks.streams.get("console") == b"toNR"
+    assert "hvc0" not in hooks.streams
+
+
+GARBAGE_MMIO = """
+    .code64
+    .globl start
+start:
+    mov $0xd0000000, %rbx           /* the virtio-mmio window, every dword */
+    mov $0x400, %ecx
+1:  movl $0xffffffff, (%rbx)
+    movl (%rbx), %eax
+    movb $0xa5, 1(%rbx)             /* and a misaligned byte write */
+    add $4, %rbx
+    loop 1b
+    mov $0xc0000000, %rbx           /* unmapped MMIO */
+    mov $0x100, %ecx
+2:  movq $-1, (%rbx)
+    movq (%rbx), %rax
+    add $8, %rbx
+    loop 2b
+    mov $0x3f8, %dx
+    mov $'Y', %al
+    out %al, %dx
+    mov $0xfe, %al
+    out %al, $0x64
+    hlt
+"""
+
+
+def test_garbage_to_mmio_leaves_the_vmm_standing(engine_factory):
+    eng, hooks = engine_factory(GARBAGE_MMIO, mode="long", timeout_s=60)
+    eng.start()
+    reason, detail = hooks.wait(70)
+    assert (reason, hooks.streams.get("console")) == (ExitReason.GUEST_EXIT, b"Y"), detail
+    mmio = eng._devices.mmio
+    assert mmio.unmapped.writes >= 0x100 and mmio.unmapped.reads >= 0x100

@@ -8,21 +8,25 @@ line (the in-kernel irqchip raises the GSI with no vCPU exit), an ioeventfd per 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from vmm_proc.arch.x86_64.layout import COM1, COM2, SLEEP_CONTROL_PORT
+from vmm_proc.arch.x86_64.layout import COM1, COM2, SLEEP_CONTROL_PORT, virtio_mmio_slot
 from vmm_proc.devices.bus import Bus
 from vmm_proc.devices.i8042 import I8042
 from vmm_proc.devices.i8042 import PORT_LENGTH as I8042_PORTS
 from vmm_proc.devices.serial import Serial
+from vmm_proc.devices.virtio.console import VirtioConsole
+from vmm_proc.devices.virtio.mmio import QUEUE_NOTIFY, VirtioMmio
 from vmm_proc.engines.kvm.boot_plan import MmioDevice
 from vmm_proc.engines.kvm.eventfd import EventFd
 from vmm_proc.engines.kvm.exit_dispatch import ShutdownLatch
 from vmm_proc.engines.kvm.io_thread import IoThread
 from vmm_proc.engines.kvm.sleep_control import PORT_LENGTH as SLEEP_PORTS
 from vmm_proc.engines.kvm.sleep_control import SleepControl
+from vmm_proc.mem.access import GuestMemoryAccess
 
 __all__ = ("DeviceManager", "IrqVm", "I8042_PORT", "I8042_IRQ", "UART_PORTS")
 
@@ -67,6 +71,8 @@ class DeviceManager:
         self._shutdown = shutdown
         self._eventfds: list[EventFd] = []
         self._closed = False
+        self.console: VirtioConsole | None = None
+        self.console_transport: VirtioMmio | None = None
 
     # -- building -------------------------------------------------------------------------
 
@@ -92,12 +98,31 @@ class DeviceManager:
         self.uarts[stream] = uart
         return uart
 
-    def add_virtio_console(self, mem: object) -> list[MmioDevice]:
-        """The virtio-mmio console (port 0 hvc0, port 1 bulk); returns the devices to describe."""
-        return []
+    def add_virtio_console(self, mem: GuestMemoryAccess, slot: int = 0) -> list[MmioDevice]:
+        """The virtio-mmio console in window ``slot``: port 0 -> "hvc0", port 1 -> "bulk".
 
-    def send_console(self, data: bytes) -> None:
-        """Host-to-guest bytes on console port 0."""
+        Each queue gets an ioeventfd on QueueNotify matching its index, so a notification
+        costs no exit to this process's vCPU thread; the device thread processes it.
+
+        :return: the device for the firmware tables.
+        """
+        base, size, gsi = virtio_mmio_slot(slot)
+        irq = self._irqfd(gsi)
+        console = VirtioConsole([self._sink("hvc0"), self._sink("bulk")])
+        transport = VirtioMmio(console, mem, irq.signal)
+        self.mmio.insert(base, size, transport, name=f"virtio-console@{base:#x}")
+        for index in range(console.num_queues):
+            evt = self._eventfd()
+            self._vm.ioeventfd(evt.fd, base + QUEUE_NOTIFY, 4, datamatch=index)
+            self.io_thread.add(evt, functools.partial(transport.notify, index))
+        self.console, self.console_transport = console, transport
+        return [MmioDevice(base, size, gsi)]
+
+    def send_console(self, data: bytes) -> int:
+        """Queue host-to-guest bytes on console port 0; returns how many were accepted."""
+        if self.console is None:
+            return 0
+        return self.console.send(0, data)
 
     def _sink(self, stream: str) -> Callable[[bytes], None]:
         def out(data: bytes) -> None:

@@ -100,7 +100,10 @@ class KvmEngine:
     def send_console(self, data: bytes) -> None:
         """Queue host-to-guest bytes on the virtio console port 0 (guest /dev/hvc0)."""
         if self._devices is not None:
-            self._devices.send_console(data)
+            accepted = self._devices.send_console(data)
+            if accepted < len(data):
+                log.warning("console input: %d of %d bytes dropped (guest not reading)",
+                            len(data) - accepted, len(data))
 
     def stop(self, reason: ExitReason = ExitReason.STOPPED) -> None:
         """Stop the VM (idempotent); returns once ``exited`` was delivered or teardown timed out."""
