@@ -8,7 +8,7 @@ records are decoded on first use and memoised, so loading a 5 MB blob stays chea
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum
 from pathlib import Path
 
@@ -206,35 +206,32 @@ class Btf:
         name_off, info, sz = _TYPE.unpack_from(buf, pos)
         kind, vlen, kflag = Kind((info >> 24) & 0x1F), info & 0xFFFF, bool(info >> 31)
         name, p = self._str(name_off), pos + 12
-        base = {"id": tid, "kind": kind, "name": name, "kind_flag": kflag}
-        if kind in _SIZED:
-            base["size"] = sz
-        else:
-            base["ref"] = sz
+        sized = kind in _SIZED
+        head = BtfType(tid, kind, name, size=sz if sized else 0, ref=0 if sized else sz,
+                       kind_flag=kflag)
         if kind in (Kind.INT, Kind.VAR, Kind.DECL_TAG):
-            return BtfType(**base, extra=struct.unpack_from("<I", buf, p)[0])
+            return replace(head, extra=struct.unpack_from("<I", buf, p)[0])
         if kind == Kind.ARRAY:
             elem, _index, nelems = struct.unpack_from("<III", buf, p)
-            base["ref"] = elem
-            return BtfType(**base, nelems=nelems)
+            return replace(head, ref=elem, nelems=nelems)
         if kind in (Kind.STRUCT, Kind.UNION):
-            return BtfType(**base, items=tuple(self._members(p, vlen, kflag)))
-        if kind == Kind.ENUM:
-            signed = kflag
-            vals = struct.iter_unpack("<Ii" if signed else "<II", buf[p : p + 8 * vlen])
-            return BtfType(**base, items=tuple(BtfMember(self._str(n), 0, value=v) for n, v in vals))
+            return replace(head, items=tuple(self._members(p, vlen, kflag)))
+        if kind == Kind.ENUM:      # kind_flag marks a signed enum
+            vals = struct.iter_unpack("<Ii" if kflag else "<II", buf[p : p + 8 * vlen])
+            return replace(head, items=tuple(
+                BtfMember(self._str(n), 0, value=v) for n, v in vals))
         if kind == Kind.ENUM64:
             vals = struct.iter_unpack("<III", buf[p : p + 12 * vlen])
-            return BtfType(**base, items=tuple(
+            return replace(head, items=tuple(
                 BtfMember(self._str(n), 0, value=_enum64(lo, hi, kflag)) for n, lo, hi in vals))
         if kind == Kind.FUNC_PROTO:
             params = struct.iter_unpack("<II", buf[p : p + 8 * vlen])
-            return BtfType(**base, items=tuple(BtfMember(self._str(n), t) for n, t in params))
+            return replace(head, items=tuple(BtfMember(self._str(n), t) for n, t in params))
         if kind == Kind.DATASEC:
             secs = struct.iter_unpack("<III", buf[p : p + 12 * vlen])
-            return BtfType(**base, items=tuple(
+            return replace(head, items=tuple(
                 BtfMember(self.type(t).name, t, off, size) for t, off, size in secs))
-        return BtfType(**base, extra=vlen if kind == Kind.FUNC else 0)
+        return replace(head, extra=vlen) if kind == Kind.FUNC else head
 
     def _members(self, p: int, vlen: int, kflag: bool) -> list[BtfMember]:
         out = []

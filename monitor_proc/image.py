@@ -13,6 +13,7 @@ from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import NoteSection
 
 __all__ = ("ImageError", "KernelImage", "Section", "Segment")
 
@@ -113,7 +114,7 @@ class KernelImage:
 
 def _build_id(elf: ELFFile) -> str | None:
     for sec in elf.iter_sections():
-        if sec["sh_type"] != "SHT_NOTE":
+        if not isinstance(sec, NoteSection):
             continue
         for note in sec.iter_notes():
             if note["n_name"] == "GNU" and note["n_type"] == "NT_GNU_BUILD_ID":

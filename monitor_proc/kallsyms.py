@@ -21,20 +21,24 @@ from __future__ import annotations
 
 import json
 import logging
+import mmap
 import os
 import re
 import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from monitor_proc.image import ImageError, KernelImage
 from monitor_proc.symbols import SymbolTable, parse_system_map
 from schedlab_shared.cache import cache_root
 
-__all__ = ("KallsymsError", "KallsymsTables", "find_kallsyms", "load_symbols", "symbols_cache_dir")
+__all__ = ("REQUIRED_SYMBOLS", "ImageError", "KallsymsError", "KallsymsTables", "find_kallsyms",
+           "load_symbols", "symbols_cache_dir")
 
 log = logging.getLogger(__name__)
+Buffer = bytes | bytearray | mmap.mmap
 
 # Symbols every x86_64 kernel the monitor supports must have (validation, FACTS §4).
 REQUIRED_SYMBOLS = ("_text", "runqueues", "__per_cpu_offset", "page_offset_base",
@@ -66,7 +70,7 @@ class KallsymsTables:
 
 # -- locating the tables ---------------------------------------------------------------
 
-def _token_tables(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, list[bytes]]]:
+def _token_tables(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, list[bytes]]]:
     """Yield (token_table_off, token_index_off, tokens) candidates in ``buf[start:end]``."""
     for m in _TOKEN_RUN.finditer(buf, start, end):
         tokens = bytes(buf[m.start() : m.end() - 1]).split(b"\x00")[-256:]
@@ -82,7 +86,7 @@ def _token_tables(buf: bytes, start: int, end: int) -> Iterator[tuple[int, int, 
                 break
 
 
-def _marker_runs(buf: bytes, before: int, window: int) -> Iterator[tuple[int, list[int]]]:
+def _marker_runs(buf: Buffer, before: int, window: int) -> Iterator[tuple[int, list[int]]]:
     """Yield (markers_off, markers): increasing u32 runs starting at 0 that end before ``before``."""
     low = max(0, before - window)
     p = (before - 4) & ~3
@@ -104,7 +108,7 @@ def _marker_runs(buf: bytes, before: int, window: int) -> Iterator[tuple[int, li
         p -= 4
 
 
-def _record_len(buf: bytes, pos: int) -> tuple[int, int]:
+def _record_len(buf: Buffer, pos: int) -> tuple[int, int]:
     """(header bytes, compressed length) of the name record at ``pos``."""
     b = buf[pos]
     if b & 0x80:
@@ -112,7 +116,7 @@ def _record_len(buf: bytes, pos: int) -> tuple[int, int]:
     return 1, b
 
 
-def _walk_names(buf: bytes, names: int, n: int, markers: list[int], limit: int) -> int | None:
+def _walk_names(buf: Buffer, names: int, n: int, markers: list[int], limit: int) -> int | None:
     """End offset of ``n`` name records at ``names`` if they agree with ``markers``."""
     pos = names
     for i in range(n):
@@ -127,7 +131,7 @@ def _walk_names(buf: bytes, names: int, n: int, markers: list[int], limit: int) 
     return pos if pos <= limit else None
 
 
-def _find_names(buf: bytes, markers_off: int, markers: list[int]) -> tuple[int, int] | None:
+def _find_names(buf: Buffer, markers_off: int, markers: list[int]) -> tuple[int, int] | None:
     """(names_off, num_syms) for a marker run, or None."""
     m = len(markers)
     top = markers_off - markers[-1]
@@ -142,7 +146,7 @@ def _find_names(buf: bytes, markers_off: int, markers: list[int]) -> tuple[int, 
     return None
 
 
-def _decode_names(buf: bytes, names: int, n: int, tokens: list[bytes]) -> list[tuple[str, str]]:
+def _decode_names(buf: Buffer, names: int, n: int, tokens: list[bytes]) -> list[tuple[str, str]]:
     """(type, name) of every symbol, in table order."""
     out = []
     pos = names
@@ -157,7 +161,7 @@ def _decode_names(buf: bytes, names: int, n: int, tokens: list[bytes]) -> list[t
 
 # -- addresses -------------------------------------------------------------------------
 
-def _address_candidates(buf: bytes, n: int, ns_off: int, ti_end: int,
+def _address_candidates(buf: Buffer, n: int, ns_off: int, ti_end: int,
                         to_vaddr: Callable[[int], int]
                         ) -> Iterator[tuple[int, str, int | None, Callable[[], list[int]]]]:
     """Yield (offset, encoding, relative_base, decoder) for every placement worth trying."""
@@ -174,17 +178,20 @@ def _address_candidates(buf: bytes, n: int, ns_off: int, ti_end: int,
     def abs_percpu(off: int, rb: int) -> list[int]:
         return [v if v >= 0 else rb - 1 - v for v in s32(off)]
 
+    def absolute(off: int) -> list[int]:
+        return list(struct.unpack_from(f"<{n}Q", buf, off))
+
     def based(off: int, rb_offs: set[int]) -> Iterator[tuple[int, str, int, Callable[[], list[int]]]]:
         for rb_off in sorted(rb_offs):
             if 0 <= rb_off and rb_off + 8 <= len(buf):
                 rb = struct.unpack_from("<Q", buf, rb_off)[0]
-                yield off, "relbase", rb, lambda: relbase(off, rb)
-                yield off, "abs_percpu", rb, lambda: abs_percpu(off, rb)
+                yield off, "relbase", rb, partial(relbase, off, rb)
+                yield off, "abs_percpu", rb, partial(abs_percpu, off, rb)
 
     for off in sorted({-(-ti_end // a) * a for a in (1, 4, 8)}):
         if off + 4 * n + 8 > len(buf):        # 6.x..7.x: offsets follow the token index
             continue
-        yield off, "pcrel", None, lambda off=off: pcrel(off)
+        yield off, "pcrel", None, partial(pcrel, off)
         end = off + 4 * n
         yield from based(off, {-(-end // 8) * 8, -(-end // 4) * 4})
     for rb_off in sorted({(ns_off - 8) & ~7, ns_off - 8}):   # older: offsets, base, num_syms
@@ -193,7 +200,7 @@ def _address_candidates(buf: bytes, n: int, ns_off: int, ti_end: int,
                 yield from based(off, {rb_off})
     abs_off = (ns_off & ~7) - 8 * n
     if abs_off >= 0:
-        yield abs_off, "absolute", None, lambda: list(struct.unpack_from(f"<{n}Q", buf, abs_off))
+        yield abs_off, "absolute", None, partial(absolute, abs_off)
 
 
 def _sorted_enough(addrs: list[int]) -> bool:
@@ -201,7 +208,7 @@ def _sorted_enough(addrs: list[int]) -> bool:
     return bad <= len(addrs) // 1000
 
 
-def find_kallsyms(buf: bytes, to_vaddr: Callable[[int], int], text_addr: int | None,
+def find_kallsyms(buf: Buffer, to_vaddr: Callable[[int], int], text_addr: int | None,
                   search: tuple[int, int] | None = None
                   ) -> tuple[KallsymsTables, list[tuple[str, int, str]]]:
     """Locate and decode the kallsyms tables in ``buf``.
@@ -326,5 +333,3 @@ def load_symbols(vmlinux_path: str | Path, system_map: str | Path | None = None,
     finally:
         image.close()
 
-
-__all__ += ("ImageError", "REQUIRED_SYMBOLS")

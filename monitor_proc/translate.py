@@ -25,6 +25,8 @@ PAGE_SIZE = 4096
 _PRESENT = 1 << 0
 _PSE = 1 << 7
 _ADDR_MASK = 0x000F_FFFF_FFFF_F000     # bits 12..51 (SDM vol. 3, 4.5)
+_PHYS_ALIGN = 2 << 20
+_MAX_PHYS_BASE = 64 << 30
 
 
 class TranslationError(Exception):
@@ -104,23 +106,27 @@ def discover_phys_base(mem: PhysMemory, phys_base_sym: int, probe_va: int,
                        probe: bytes) -> int:
     """Find ``phys_base`` from the guest: the value stored at ``&phys_base`` must equal the
     offset used to read it, and the known bytes ``probe`` (e.g. ``linux_banner`` from the
-    image) must be found at ``probe_va`` with it.
+    image) must be found at ``probe_va`` with it. Follows the value read first (usually 0),
+    then scans 2 MiB-aligned candidates (CONFIG_PHYSICAL_ALIGN) up to the end of RAM.
 
-    :raises TranslationError: no consistent value (kernel not loaded yet, or relocated
-        where this cannot see it).
+    :raises TranslationError: no consistent value (kernel not loaded yet).
     """
-    candidates = [0]
-    for _ in range(4):
-        c = candidates[-1]
+    def consistent(c: int) -> bool | None:
+        """True/False, or None when ``c`` lies beyond guest RAM."""
         try:
             v = _read_u64(mem, phys_base_sym - START_KERNEL_MAP + c)
-            if v == c and mem.read(probe_va - START_KERNEL_MAP + c, len(probe)) == probe:
-                return c
+            return v == c and mem.read(probe_va - START_KERNEL_MAP + c, len(probe)) == probe
         except FaultError:
+            return None
+
+    if consistent(0):
+        return 0
+    for k in range(1, _MAX_PHYS_BASE // _PHYS_ALIGN):
+        ok = consistent(k * _PHYS_ALIGN)
+        if ok:
+            return k * _PHYS_ALIGN
+        if ok is None:
             break
-        if v in candidates or v % (2 << 20) or v >= 1 << 46:
-            break
-        candidates.append(v)
     raise TranslationError("kernel image not found in guest memory (phys_base unresolved)")
 
 

@@ -156,7 +156,7 @@ def build_kallsyms(symbols: list[tuple[str, int, str]], *, layout: str, base_va:
     _align(buf, 8)
 
     def emit_offsets(pcrel: bool) -> None:
-        for i, (_, addr, _) in enumerate(symbols):
+        for _, addr, _ in symbols:
             if pcrel:
                 buf.extend(struct.pack("<i", addr - (base_va + len(buf))))
             elif layout == "abs_percpu":
@@ -240,3 +240,132 @@ def real_vmlinux() -> Path:
             pytest.fail("no kernel: run `schedlab kernel fetch` (CI must have one)")
         pytest.skip("no kernel in ~/.cache/schedlab/kernels or /root/dev-kernel")
     return found[0]
+
+
+# -- a synthetic guest kernel in memory ---------------------------------------------------
+
+TEXT = 0xFFFF_FFFF_8100_0000
+START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
+VMALLOC_VA = 0xFFFF_C900_0000_3000
+BANNER = b"Linux version 7.2.0-synthetic (schedlab) #1 SMP PREEMPT_DYNAMIC\0"
+_P, _RW, _PS = 1, 2, 0x80
+
+
+class SyntheticGuest:
+    """A fake x86_64 kernel: image at 16 MiB + phys_base, init_top_pgt (4 or 5 levels) mapping
+    the image, the direct map and one vmalloc page, and per-CPU runqueues with a current task.
+    """
+
+    def __init__(self, btf_builder: BtfBuilder, *, levels: int = 4, phys_base: int = 0,
+                 ncpus: int = 2, mem_size: int = 64 << 20, scx: bool = True,
+                 h_nr_name: str = "h_nr_queued") -> None:
+        from tests.framework.fake_memory import FakeGuestMemory
+        self.levels, self.phys_base, self.ncpus = levels, phys_base, ncpus
+        self.pob = 0xFFFF_8880_0000_0000 if levels == 4 else 0xFF11_0000_0000_0000
+        self.mem = FakeGuestMemory(mem_size)
+        self.syms = {
+            "_text": TEXT, "linux_banner": TEXT + 0x100, "phys_base": TEXT + 0x200,
+            "page_offset_base": TEXT + 0x208, "nr_cpu_ids": TEXT + 0x210,
+            "__cpu_possible_mask": TEXT + 0x218, "__cpu_online_mask": TEXT + 0x220,
+            "__per_cpu_offset": TEXT + 0x300, "init_top_pgt": TEXT + 0x10000,
+            "__per_cpu_start": TEXT + 0x100000, "runqueues": TEXT + 0x100800,
+        }
+        self._next_table = TEXT + 0x11000
+        self.btf_blob = self._btf(btf_builder, scx, h_nr_name)
+        self.write_va(self.syms["linux_banner"], BANNER)
+        self.write_u64(self.syms["phys_base"], phys_base)
+        self.write_u64(self.syms["page_offset_base"], self.pob)
+        self.write_va(self.syms["nr_cpu_ids"], struct.pack("<I", ncpus))
+        self.write_u64(self.syms["__cpu_possible_mask"], (1 << ncpus) - 1)
+        self.write_u64(self.syms["__cpu_online_mask"], 1)       # only the boot CPU online
+        self._page_tables(mem_size)
+        for cpu in range(ncpus):
+            self._cpu(cpu)
+
+    # memory helpers
+    def pa(self, va: int) -> int:
+        if va >= START_KERNEL_MAP:
+            return va - START_KERNEL_MAP + self.phys_base
+        return va - self.pob
+
+    def write_va(self, va: int, data: bytes) -> None:
+        self.mem.write(self.pa(va), data)
+
+    def write_u64(self, va: int, v: int) -> None:
+        self.write_va(va, struct.pack("<Q", v))
+
+    def _table(self) -> int:
+        va, self._next_table = self._next_table, self._next_table + 0x1000
+        return self.pa(va)
+
+    def _set(self, table_pa: int, idx: int, value: int) -> None:
+        self.mem.write(table_pa + 8 * idx, struct.pack("<Q", value))
+
+    def _path(self, va: int, depth_to: int) -> int:
+        """Walk/create tables for ``va`` down to the level whose entries map 2^depth_to bytes."""
+        table = self.pa(self.syms["init_top_pgt"])
+        shift = 39 if self.levels == 4 else 48
+        while shift > depth_to:
+            idx = (va >> shift) & 0x1FF
+            raw = struct.unpack("<Q", self.mem.read(table + 8 * idx, 8))[0]
+            if not raw & _P:
+                raw = self._table() | _P | _RW
+                self._set(table, idx, raw)
+            table = raw & 0x000F_FFFF_FFFF_F000
+            shift -= 9
+        return table
+
+    def _page_tables(self, mem_size: int) -> None:
+        pd = self._path(START_KERNEL_MAP, 21)
+        for i in range((mem_size - self.phys_base) >> 21):
+            self._set(pd, i, (self.phys_base + (i << 21)) | _P | _RW | _PS)
+        pdpt = self._path(self.pob, 30)
+        self._set(pdpt, 0, 0 | _P | _RW | _PS)                   # 1 GiB page at 0
+        pt = self._path(VMALLOC_VA, 12)
+        self._set(pt, (VMALLOC_VA >> 12) & 0x1FF, 0x3000000 | _P | _RW)
+        self.mem.write(0x3000000, b"vmalloc page")
+
+    def _btf(self, b: BtfBuilder, scx: bool, h_nr_name: str) -> bytes:
+        u32, s32 = b.int("unsigned int", 4), b.int("int", 4, signed=True)
+        u64 = b.ref(TYPEDEF, "u64", b.int("long long unsigned int", 8))
+        comm = b.array(b.int("char", 1, signed=True), u32, 16)
+        task = b.struct("task_struct", 32, [("pid", s32, 0), ("comm", comm, 64)])
+        cfs = b.struct("cfs_rq", 4, [(h_nr_name, u32, 0)])
+        members = [("nr_running", u32, 0), ("curr", b.ptr(task), 64), ("nr_switches", u64, 128),
+                   ("clock", u64, 192), ("cpu", s32, 256), ("cfs", cfs, 288)]
+        if scx:
+            members.append(("scx", b.struct("scx_rq", 4, [("nr_running", u32, 0)]), 320))
+        rq = b.struct("rq", 64, members)
+        var = b.var("runqueues", rq)
+        b.datasec(".data..percpu", 0x1000, [(var, 0x800, 64)])
+        return b.blob()
+
+    def _cpu(self, cpu: int) -> None:
+        area_pa = 0x2800000 + cpu * 0x10000
+        area_va = self.pob + area_pa
+        self.write_u64(self.syms["__per_cpu_offset"] + 8 * cpu,
+                       (area_va - self.syms["__per_cpu_start"]) & (2**64 - 1))
+        task_va = self.pob + 0x2000000 + cpu * 0x1000
+        self.write_va(task_va, struct.pack("<i", 100 + cpu))
+        self.write_va(task_va + 8, f"task{cpu}".encode() + b"\0")
+        rq_va = area_va + 0x800
+        self.write_va(rq_va, struct.pack("<IIQQQiII", cpu + 1, 0, task_va, 50 + cpu,
+                                         1000 * (cpu + 1), cpu, cpu + 1, cpu))
+        self.rq_va = getattr(self, "rq_va", {}) | {cpu: rq_va}
+
+    def program(self, **kw):
+        from monitor_proc.btf import Btf
+        from monitor_proc.memory import ReaderMemory
+        from monitor_proc.program import Program
+        from monitor_proc.symbols import SymbolTable
+        symbols = kw.pop("symbols", None) or SymbolTable(
+            ((n, a, "D") for n, a in self.syms.items()), "synthetic")
+        return Program(None, ReaderMemory(self.mem.read), symbols=symbols,
+                       btf=Btf(self.btf_blob), probe=(self.syms["linux_banner"], BANNER), **kw)
+
+
+@pytest.fixture
+def synthetic_guest():
+    def make(**kw):
+        return SyntheticGuest(BtfBuilder(), **kw)
+    return make

@@ -92,9 +92,9 @@ def test_real_kernel_symbols_and_cache(real_vmlinux, tmp_path):
         cold.address("no_such_symbol_anywhere")
 
 
-def test_real_kernel_percpu_symbol_matches_btf(real_vmlinux, tmp_path):
+def test_real_kernel_percpu_symbol_matches_btf(real_vmlinux):
     from monitor_proc.btf import Btf
-    syms = load_symbols(real_vmlinux, cache_dir=tmp_path)
+    syms = load_symbols(real_vmlinux)
     off, size = Btf.load(real_vmlinux).datasec_var(".data..percpu", "runqueues")
     start = syms.address("__per_cpu_start")
     assert syms.address("runqueues") - start == off   # non-zero-based per-CPU (x86 >= 6.15)
