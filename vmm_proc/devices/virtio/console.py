@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from vmm_proc.devices.log_budget import LogBudget
 from vmm_proc.devices.virtio.device import VirtioContext
 from vmm_proc.devices.virtio.queue import QueueError, iter_readable, write_writable
 from vmm_proc.mem.access import GuestMemoryError
@@ -161,6 +162,7 @@ class VirtioConsole:
         self._lock = threading.Lock()
         self._ctx: VirtioContext | None = None
         self._rx = [bytearray() for _ in range(self.nports)]
+        self._log_budget = LogBudget()
         self._load(ConsoleState())
 
     def _load(self, s: ConsoleState) -> None:
@@ -362,7 +364,9 @@ class VirtioConsole:
     def _handle_control(self, port: int, event: int, value: int) -> None:
         if event == VIRTIO_CONSOLE_DEVICE_READY:
             if value != 1:
-                log.warning("virtio-console: guest driver failed to set up (DEVICE_READY 0)")
+                self.metrics.bad_control()
+                if self._log_budget.allow():
+                    log.warning("virtio-console: guest driver failed to set up (DEVICE_READY 0)")
                 return
             for p in range(self.nports):
                 self._queue_control(p, VIRTIO_CONSOLE_PORT_ADD)
@@ -372,7 +376,9 @@ class VirtioConsole:
             return
         if event == VIRTIO_CONSOLE_PORT_READY:
             if value != 1:
-                log.warning("virtio-console: guest failed to add port %d", port)
+                self.metrics.bad_control()
+                if self._log_budget.allow():
+                    log.warning("virtio-console: guest failed to add port %d", port)
                 return
             if port == 0:
                 self._queue_control(port, VIRTIO_CONSOLE_CONSOLE_PORT)

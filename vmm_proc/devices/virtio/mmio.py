@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from vmm_proc.devices.log_budget import LogBudget
 from vmm_proc.devices.virtio.device import (
     VIRTIO_F_EVENT_IDX,
     VIRTIO_F_INDIRECT_DESC,
@@ -141,7 +142,8 @@ class VirtioMmio:
 
     :param device: the device model.
     :param mem: guest memory, handed to the device at activation.
-    :param irq: called once per signalled interrupt (wire to an irqfd).
+    :param irq: called once per signalled interrupt (wire to an irqfd); it may run with the
+        transport's locks held, so it must not call back into the transport.
     :param indirect_desc: offer VIRTIO_F_INDIRECT_DESC.
     :param event_idx: offer VIRTIO_F_EVENT_IDX.
     """
@@ -168,6 +170,7 @@ class VirtioMmio:
         self.queues = [SplitQueue(device.queue_max_size) for _ in range(device.num_queues)]
         self._lock = threading.Lock()
         self._isr_lock = threading.Lock()
+        self._log_budget = LogBudget()
         self._load(MmioState())
 
     def _load(self, s: MmioState) -> None:
@@ -427,7 +430,9 @@ class VirtioMmio:
             if self._broken:
                 return
             self._broken = True
-        log.warning("virtio device %d needs reset: %s", self.device.device_id, reason)
+        if self._log_budget.allow():
+            quiet = " (further ones not logged)" if self._log_budget.exhausted_now else ""
+            log.warning("virtio device %d needs reset: %s%s", self.device.device_id, reason, quiet)
         self.metrics.needs_reset(reason)
         if self._status & STATUS_DRIVER_OK:
             self._signal(INT_CONFIG)

@@ -94,3 +94,12 @@ def test_hostile_scan_stays_bounded(caplog):
     assert len(bus._per_addr) == MAX_TRACKED_UNMAPPED
     assert bus.unmapped.other == 2 * ((1 << 16) - MAX_TRACKED_UNMAPPED)
     assert len(caplog.records) <= 16
+
+
+def test_log_budget():
+    from vmm_proc.devices.log_budget import LogBudget
+
+    b = LogBudget(limit=2)
+    assert b.allow() and not b.exhausted_now
+    assert b.allow() and b.exhausted_now
+    assert not b.allow() and not b.exhausted_now
