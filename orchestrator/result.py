@@ -32,6 +32,7 @@ class RunOutcome:
     kernel: dict[str, Any]
     topology: dict[str, Any]
     run_dir: Path
+    run_id: str = ""
     guest_result: dict[str, Any] | None = None
     guest_exit_code: int | None = None
     vm_exit_reason: str = ""
@@ -133,5 +134,6 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
         "decoder": o.decoder,
         "timings": o.timings.as_dict(),
         "run_dir": str(o.run_dir),
+        "run_id": o.run_id,
         "injected_faults": o.injected,
     }

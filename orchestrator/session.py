@@ -115,6 +115,7 @@ class RunSession:
             kernel={"version": req.kernel.version, "path": str(req.kernel.vmlinuz)},
             topology={**req.topology.to_dict(), "spec": req.topology.spec, "cpus": req.topology.nr_cpus},
             run_dir=self.run_dir,
+            run_id=self.run_id,
         )
 
     # --- setup ---

@@ -1,0 +1,42 @@
+"""Bad input: one clear line, exit 2, no traceback (these never boot anything)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.framework.schedlab_cli import run_cli
+
+
+def _one_error_line(stderr: str) -> str:
+    assert "Traceback" not in stderr
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("schedlab:")]
+    assert len(lines) == 1, stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--topology", "1,1,0,1"], "cores must be"),
+        (["--topology", "2,2"], "is not N,L,C,T"),
+        (["--topology", "8,8,8,8"], "at most"),
+        (["--engine", "xen"], "choose one of"),
+        (["--duration", "0"], "--duration"),
+        (["--inject", "kill:vmm@1"], "--inject"),
+        (["--kernel", "/nonexistent/vmlinuz"], "/nonexistent/vmlinuz"),
+    ],
+)
+def test_bad_input(tmp_path: Path, args: list[str], needle: str) -> None:
+    run = run_cli(["run", "--engine", "qemu", *args] if "--engine" not in args else ["run", *args], tmp_path, timeout=120)
+    assert run.code == 2
+    assert needle in _one_error_line(run.stderr)
+
+
+def test_not_a_kernel(tmp_path: Path) -> None:
+    bogus = tmp_path / "vmlinuz"
+    bogus.write_bytes(b"\x7fNOPE" + b"\0" * 4096)
+    run = run_cli(["run", "--engine", "qemu", "--kernel", str(bogus)], tmp_path, timeout=120)
+    assert run.code == 2
+    assert "not a Linux kernel" in _one_error_line(run.stderr)

@@ -1,0 +1,74 @@
+"""Tier 3: the whole system under the QEMU engine with TCG: real kernel, our init, all processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.framework.prereq import require
+from tests.framework.schedlab_cli import default_kernel_or_skip, leftovers, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def kernel():  # noqa: ANN201
+    require(shutil.which("qemu-system-x86_64") is not None, "qemu-system-x86_64 is not installed")
+    return default_kernel_or_skip()
+
+
+def _assert_complete_run(result: dict, cpus: int) -> Path:
+    assert result["passed"], result["reasons"]
+    assert result["engine"] == "qemu" and result["kernel"]["version"]
+    assert result["topology"]["cpus"] == cpus
+    assert len(result["workers"]) == 4 and all(w["work_units"] > 0 for w in result["workers"])
+    assert all(w["cpu_time_ns"] > 0 and w["max_gap_ms"] >= 0 for w in result["workers"])
+    samples = result["monitor"]["samples"]
+    assert len(samples) >= 2
+    for cpu in range(cpus):
+        clocks = [c["rq_clock"] for s in samples for c in s["cpus"] if c["cpu"] == cpu]
+        assert clocks[-1] > clocks[0], f"rq_clock of CPU {cpu} did not advance"
+    t = result["timings"]
+    assert 0 < t["vm_start_to_sys_rdy_ms"] < t["total_ms"] and t["test_ms"] > 0
+    run_dir = Path(result["run_dir"])
+    assert b"Linux version" in (run_dir / "console.log").read_bytes()
+    msgs = [json.loads(line) for line in (run_dir / "messages.jsonl").read_text().splitlines()]
+    assert [m["index"] for m in msgs] == list(range(len(msgs)))
+    types = [m["type"] for m in msgs]
+    assert types[0] == "SYS_RDY" and "RESULT" in types and types[-1] == "EXIT"
+    assert leftovers(result["run_id"]) == []
+    return run_dir
+
+
+def test_run_passes_and_leaves_nothing(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "3", "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 0, run.stderr[-2000:]
+    assert run.result is not None
+    _assert_complete_run(run.result, cpus=2)
+    assert "PASSED" in run.stderr
+
+
+def test_killed_collector_and_monitor_reattach(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "4", "--run-dir", str(tmp_path / "run"),
+                   "--inject", "kill:collector@0.5", "--inject", "kill:monitor@1.5"], tmp_path)
+    assert run.code == 0, run.stderr[-2000:]
+    result = run.result
+    assert result is not None and len(result["injected_faults"]) == 2
+    run_dir = _assert_complete_run(result, cpus=2)
+    log = (run_dir / "supervisord.log").read_text()
+    assert "exited: collector (terminated by SIGKILL; not expected)" in log
+    assert "exited: monitor (terminated by SIGKILL; not expected)" in log
+    assert log.count("spawned: 'collector'") == 2 and log.count("spawned: 'monitor'") == 2
+    # The console log is whole: boot banner through the guest's power-off, each byte once.
+    console = (run_dir / "console.log").read_bytes()
+    assert console.count(b"Linux version") == 1 and b"reboot" in console.lower()
+
+
+def test_bigger_topology(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--topology", "2,1,1,1", "--mem", "512",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 0, run.stderr[-2000:]
+    _assert_complete_run(run.result, cpus=2)
