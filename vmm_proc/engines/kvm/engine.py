@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from vmm_proc.config import VmConfig
 from vmm_proc.engines.base import EngineError, EngineHooks, ExitReason
@@ -90,12 +91,12 @@ class KvmEngine:
             raise EngineError(f"kvm engine: {exc}") from exc
         self._launch()
 
-    def memory_layout(self) -> list[dict[str, object]]:
+    def memory_layout(self) -> list[dict[str, Any]]:
         """Guest RAM regions (``GuestMemory.layout()``); empty before start and after close."""
         m = self._machine
         if m is None or m.mem is None or m.mem.closed:
             return []
-        return list(m.mem.layout())
+        return [dict(region) for region in m.mem.layout()]
 
     def send_console(self, data: bytes) -> None:
         """Queue host-to-guest bytes on the virtio console port 0 (guest /dev/hvc0)."""
