@@ -58,11 +58,11 @@ class Program:
                 raise ValueError("without a vmlinux, symbols, btf and probe are required")
             self.symbols, self.btf, self._probe = symbols, btf, probe
             return
-        self.symbols = symbols or load_symbols(vmlinux_path, system_map)
+        self.symbols = symbols if symbols is not None else load_symbols(vmlinux_path, system_map)
         image = KernelImage.open(vmlinux_path)
         try:
-            self.btf = btf or Btf(image.section_bytes(".BTF"))
-            self._probe = probe or _image_probe(image, self.symbols)
+            self.btf = btf if btf is not None else Btf(image.section_bytes(".BTF"))
+            self._probe = probe if probe is not None else _image_probe(image, self.symbols)
         finally:
             image.close()
 
