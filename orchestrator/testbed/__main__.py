@@ -1,0 +1,5 @@
+"""``python -m orchestrator.testbed -- CMD ...`` (same as ``schedlab testbed``)."""
+
+from orchestrator.testbed.cli import main
+
+main()
