@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import mmap
 import struct
+from functools import partial
 from typing import Any
 
 from vmm_proc.kvm import ioctls
@@ -36,6 +37,12 @@ _EXIT_FAIL_ENTRY, _EXIT_INTERNAL_ERROR, _EXIT_SYSTEM_EVENT = 9, 17, 24
 _IO_OUT = 1
 _NO_ARG = ffi.cast("unsigned long", 0)
 _HLT, _SHUTDOWN, _INTERRUPTED = Hlt(), Shutdown(), Interrupted()
+_REASON = struct.Struct("<I")
+_REASON_OFF = ffi.offsetof("struct kvm_run", "exit_reason")
+_UNION_OFF = ffi.offsetof("struct kvm_run", "io")
+_IO = struct.Struct("<BBHIQ")  # direction, size, port, count, data_offset
+_MMIO = struct.Struct("<Q8sIB")  # phys_addr, data[8], len, is_write
+_MMIO_DATA_OFF = 8
 _MAX_MSRS = 1024
 
 # Local APIC register offsets and LVT delivery modes (Intel SDM vol. 3, 10.5.1).
@@ -56,7 +63,7 @@ class VcpuFd(FdOwner):
         super().__init__(fd)
         self.vcpu_id = vcpu_id
         self._run: Any = None
-        self._run_buf: Any = None
+        self._view: Any = None  # memoryview of the kvm_run mapping
         self._map_size = 0
 
     def map_run(self, size: int) -> None:
@@ -70,11 +77,13 @@ class VcpuFd(FdOwner):
             raise KvmError("mmap kvm_run", ffi.errno)
         self._map_size = size
         self._run = ffi.cast("struct kvm_run *", addr)
-        self._run_buf = ffi.buffer(ffi.cast("char *", addr), size)
+        self._view = memoryview(ffi.buffer(ffi.cast("char *", addr), size))
 
     def close(self) -> None:
         """Unmap kvm_run, then close the fd; idempotent."""
-        run, self._run, self._run_buf = self._run, None, None
+        run, view, self._run, self._view = self._run, self._view, None, None
+        if view is not None:
+            view.release()
         if run is not None:
             lib.munmap(run, self._map_size)
         super().close()
@@ -108,16 +117,17 @@ class VcpuFd(FdOwner):
                 self._run.immediate_exit = 0
                 return _INTERRUPTED
             raise KvmError("KVM_RUN", err)
-        run = self._run
-        reason = run.exit_reason
+        view = self._view
+        (reason,) = _REASON.unpack_from(view, _REASON_OFF)
         if reason == _EXIT_IO:
-            return self._decode_io(run)
+            return self._decode_io(view)
         if reason == _EXIT_MMIO:
-            return self._decode_mmio(run)
+            return self._decode_mmio(view)
         if reason == _EXIT_HLT:
             return _HLT
         if reason == _EXIT_SHUTDOWN:
             return _SHUTDOWN
+        run = self._run
         if reason == _EXIT_SYSTEM_EVENT:
             ev = run.system_event
             n = min(int(ev.ndata), 16)
@@ -131,43 +141,34 @@ class VcpuFd(FdOwner):
             return InternalError(int(ie.suberror), tuple(int(ie.data[i]) for i in range(n)))
         return Unsupported(int(reason))
 
-    def _io_span(self, run: Any) -> tuple[int, int]:
-        io = run.io
-        start = io.data_offset
-        end = start + io.size * io.count
+    # Port I/O and MMIO are the hot exits: decoded with struct from a memoryview of
+    # kvm_run, which costs a fraction of per-field cffi attribute reads.
+    def _decode_io(self, view: memoryview) -> IoIn | IoOut:
+        direction, size, port, count, start = _IO.unpack_from(view, _UNION_OFF)
+        end = start + size * count
         # The kernel picks data_offset; still never index past our mapping.
         if end > self._map_size:
             raise KvmError(
                 "KVM_RUN", errno.EFAULT, f"io data [{start:#x},{end:#x}) outside kvm_run"
             )
-        return start, end
+        if direction == _IO_OUT:
+            return IoOut(port, size, count, bytes(view[start:end]))
+        return IoIn(port, size, count, partial(self._store, start, end))
 
-    def _decode_io(self, run: Any) -> IoIn | IoOut:
-        io = run.io
-        start, end = self._io_span(run)
-        if io.direction == _IO_OUT:
-            return IoOut(io.port, io.size, io.count, self._run_buf[start:end])
-        return IoIn(io.port, io.size, io.count, self._io_in_sink(start, end))
+    def _decode_mmio(self, view: memoryview) -> MmioRead | MmioWrite:
+        addr, data, length, is_write = _MMIO.unpack_from(view, _UNION_OFF)
+        length = min(length, 8)
+        if is_write:
+            return MmioWrite(addr, data[:length])
+        start = _UNION_OFF + _MMIO_DATA_OFF
+        return MmioRead(addr, length, partial(self._store, start, start + length))
 
-    def _io_in_sink(self, start: int, end: int) -> Any:
-        buf = self._run_buf
-
-        def sink(data: bytes) -> None:
-            buf[start:end] = data
-
-        return sink
-
-    def _decode_mmio(self, run: Any) -> MmioRead | MmioWrite:
-        mm = run.mmio
-        length = min(int(mm.len), 8)
-        if mm.is_write:
-            return MmioWrite(int(mm.phys_addr), ffi.buffer(mm.data, length)[:])
-        data = mm.data
-
-        def sink(value: bytes) -> None:
-            ffi.memmove(data, value, length)
-
-        return MmioRead(int(mm.phys_addr), length, sink)
+    def _store(self, start: int, end: int, data: bytes) -> None:
+        """Write a reply into kvm_run (IoIn data area or mmio.data)."""
+        view = self._view
+        if view is None:
+            raise KvmError("reply", errno.EBADF, "vCPU closed")
+        view[start:end] = data
 
     # -- register state -------------------------------------------------------------
 

@@ -143,3 +143,18 @@ def test_known_kvm_run_offsets():
     assert ffi.offsetof("struct kvm_run", "s") == 304
     assert ioctls.KVM_RUN == 0xAE80
     assert ioctls.KVM_SET_USER_MEMORY_REGION == 0x4020AE46
+
+
+def test_hot_path_struct_formats_match_cffi():
+    # VcpuFd decodes io/mmio with struct formats; they must agree with the cdef.
+    assert vcpu._UNION_OFF == ffi.offsetof("struct kvm_run", "io")
+    assert vcpu._UNION_OFF == ffi.offsetof("struct kvm_run", "mmio")
+    assert vcpu._REASON_OFF == ffi.offsetof("struct kvm_run", "exit_reason")
+    io_fields = ("direction", "size", "port", "count", "data_offset")
+    io_offsets = [ffi.offsetof("struct kvm_run", "io", f) - vcpu._UNION_OFF for f in io_fields]
+    assert io_offsets == [0, 1, 2, 4, 8] and vcpu._IO.size == 16
+    mmio_fields = ("phys_addr", "data", "len", "is_write")
+    mmio_offsets = [
+        ffi.offsetof("struct kvm_run", "mmio", f) - vcpu._UNION_OFF for f in mmio_fields
+    ]
+    assert mmio_offsets == [0, vcpu._MMIO_DATA_OFF, 16, 20] and vcpu._MMIO.size == 21

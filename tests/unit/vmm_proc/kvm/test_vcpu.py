@@ -120,3 +120,19 @@ def test_closed_vcpu_raises_ebadf(cpu):
         with pytest.raises(KvmError) as info:
             call()
         assert info.value.errno == errno.EBADF
+
+
+def test_reply_after_close_is_ebadf():
+    require_kvm()
+    from vmm_proc.kvm.exits import IoIn
+    from vmm_proc.kvm.minivm import CODE_ADDR, MiniVm
+
+    with MiniVm() as m:
+        m.load(CODE_ADDR, bytes.fromhex("e499f4"))  # in al, 0x99; hlt
+        m.real_mode(0, CODE_ADDR)
+        exit_ = m.vcpus[0].run()
+        assert isinstance(exit_, IoIn) and exit_.port == 0x99
+        m.vcpus[0].close()
+        with pytest.raises(KvmError) as info:
+            exit_.reply(b"\1")  # must not touch the unmapped kvm_run page
+        assert info.value.errno == errno.EBADF
