@@ -369,3 +369,59 @@ def synthetic_guest():
     def make(**kw):
         return SyntheticGuest(BtfBuilder(), **kw)
     return make
+
+
+# -- a synthetic vmlinux ELF ----------------------------------------------------------------
+
+def build_vmlinux(path: Path, *, text: bytes, rodata: bytes, btf: bytes,
+                  build_id: bytes | None = b"\x12\x34" * 10) -> Path:
+    """An ELF64 like a decompressed vmlinux: .text at TEXT, .rodata right after (page
+    aligned), .BTF, .notes with a GNU build-id, one PT_LOAD over them all."""
+    text_off = 0x1000
+    ro_off = text_off + (-(-len(text) // 0x1000)) * 0x1000
+    btf_off = ro_off + len(rodata)
+    notes = b""
+    if build_id is not None:
+        notes = struct.pack("<III", 4, len(build_id), 3) + b"GNU\0" + build_id
+    notes_off = btf_off + len(btf) + (-(btf_off + len(btf)) % 4)
+    shstr = b"\0.text\0.rodata\0.BTF\0.notes\0.shstrtab\0"
+    shstr_off = notes_off + len(notes)
+    sh_off = shstr_off + len(shstr) + (-(shstr_off + len(shstr)) % 8)
+    load_end = notes_off + len(notes)
+
+    def shdr(name: int, typ: int, flags: int, off: int, size: int) -> bytes:
+        addr = TEXT + off - text_off if flags else 0
+        return struct.pack("<IIQQQQIIQQ", name, typ, flags, addr, off, size, 0, 0, 1, 0)
+
+    shdrs = (b"\0" * 64 + shdr(1, 1, 6, text_off, len(text)) + shdr(7, 1, 2, ro_off, len(rodata))
+             + shdr(15, 1, 2, btf_off, len(btf)) + shdr(20, 7, 2, notes_off, len(notes))
+             + shdr(27, 3, 0, shstr_off, len(shstr)))
+    ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7,
+                       2, 0x3E, 1, 0x1000000, 64, sh_off, 0, 64, 56, 1, 64, 6, 5)
+    phdr = struct.pack("<IIQQQQQQ", 1, 5, text_off, TEXT, 0x1000000, load_end - text_off,
+                       load_end - text_off, 0x1000)
+    img = bytearray(sh_off + len(shdrs))
+    img[0:64], img[64:120] = ehdr, phdr
+    for off, data in ((text_off, text), (ro_off, rodata), (btf_off, btf), (notes_off, notes),
+                      (shstr_off, shstr), (sh_off, shdrs)):
+        img[off : off + len(data)] = data
+    path.write_bytes(bytes(img))
+    return path
+
+
+@pytest.fixture
+def synthetic_vmlinux(tmp_path):
+    """(path, SyntheticGuest): an ELF whose kallsyms and BTF describe the guest's memory."""
+    def make(build_id: bytes | None = b"\x12\x34" * 10, **guest_kw):
+        g = SyntheticGuest(BtfBuilder(), **guest_kw)
+        syms = sorted(((n, a, "T" if n == "_text" else "D") for n, a in g.syms.items()),
+                      key=lambda s: s[1])
+        syms += [(f"sym_{i:04d}", TEXT + 0x200000 + 16 * i, "t") for i in range(600)]
+        text = bytearray(0x1000)
+        off = g.syms["linux_banner"] - TEXT
+        text[off : off + len(BANNER)] = BANNER
+        rodata = build_kallsyms(syms, layout="pcrel", base_va=TEXT + len(text))
+        path = build_vmlinux(tmp_path / "vmlinux", text=bytes(text), rodata=rodata,
+                             btf=g.btf_blob, build_id=build_id)
+        return path, g
+    return make
