@@ -1,0 +1,63 @@
+"""Tier 3: Ctrl-C and timeouts stop everything, keep what was collected, and leave nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.framework.schedlab_cli import ROOT, default_kernel_or_skip, leftovers, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def kernel():  # noqa: ANN201
+    return default_kernel_or_skip()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_run(kernel, tmp_path: Path, sig: int) -> None:  # noqa: ANN001
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "run", "--engine", "qemu", "--duration", "30",
+         "--run-dir", str(run_dir), "--json", str(tmp_path / "r.json")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        msgs = run_dir / "messages.jsonl"
+        while time.monotonic() < deadline and not (msgs.exists() and b"SYS_RDY" in msgs.read_bytes()):
+            time.sleep(0.2)
+        assert msgs.exists(), "the guest never became ready"
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err[-2000:]
+    assert "Traceback" not in err
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["verdict"] == "error" and any("interrupted" in r for r in result["reasons"])
+    assert b"Linux version" in (run_dir / "console.log").read_bytes()  # what was collected stays
+    assert leftovers(result["run_id"]) == []
+    assert not [p for p in os.listdir("/tmp") if p.startswith("schedlab-run-") and result["run_id"] in p]
+
+
+def test_vm_timeout_is_a_failure_with_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "60", "--timeout", "25",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 1, run.stderr[-2000:]
+    r = run.result
+    assert r is not None and r["vm_exit"]["reason"] == "timeout"
+    assert any("timeout" in x for x in r["reasons"])
+    assert b"timed out" in (Path(r["run_dir"]) / "diag.log").read_bytes()
+    assert leftovers(r["run_id"]) == []
