@@ -37,6 +37,14 @@ API summary::
     install_kick_handler()                # once, from the main thread
     kick(cpu, vcpu_thread.ident)          # immediate_exit + pthread_kill(KICK_SIGNAL)
 
+    from vmm_proc.kvm.minivm import MiniVm, CODE_ADDR   # micro-guest VM (probe, bench, tests)
+    with MiniVm(mem_size=1 << 20, vcpus=1) as m:
+        m.load(CODE_ADDR, code); m.real_mode(0, CODE_ADDR, rcx=5)   # or m.long_mode(...)
+        m.vcpus[0].run()
+
+Threading: run() releases the GIL inside KVM_RUN; close a VcpuFd only after its thread has
+left run(). IoIn/MmioRead replies must be given before the next run() of that vCPU.
+
 Types (Regs, Sregs, Segment, DTable, CpuidEntry) live in ``vmm_proc.kvm.types``; ioctl
 numbers in ``ioctls``; capability numbers in ``cap``. cffi stays in ``_ffi`` (and vmm_proc.mem).
 """

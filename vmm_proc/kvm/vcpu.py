@@ -83,7 +83,10 @@ class VcpuFd(FdOwner):
         """Unmap kvm_run, then close the fd; idempotent."""
         run, view, self._run, self._view = self._run, self._view, None, None
         if view is not None:
-            view.release()
+            try:
+                view.release()  # stray references now fail cleanly instead of faulting
+            except BufferError:
+                pass  # a slice is alive elsewhere; our own accessors already see None
         if run is not None:
             lib.munmap(run, self._map_size)
         super().close()
