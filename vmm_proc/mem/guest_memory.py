@@ -76,6 +76,8 @@ class GuestMemory:
         self._base = base
         host = int(ffi.cast("uintptr_t", base))
         self.regions = [MemoryRegion(g, s, o, host + o) for g, s, o in ranges]
+        first = self.regions[0]
+        self._low_end = first.end if (first.gpa, first.offset) == (0, 0) else 0
         self._buf = ffi.buffer(base, size)
 
     @classmethod
@@ -152,9 +154,10 @@ class GuestMemory:
 
     def file_offset(self, gpa: int, size: int) -> int:
         """File offset of ``[gpa, gpa + size)``, which must lie inside one region."""
-        if self._base is None:
-            raise GuestMemoryError(gpa, size, 0)
-        if gpa < 0 or size < 0:
+        # Fast path: low RAM is region 0 at file offset 0 (almost every device access).
+        if 0 <= gpa and 0 <= size and gpa + size <= self._low_end and self._base is not None:
+            return gpa
+        if self._base is None or gpa < 0 or size < 0:
             raise GuestMemoryError(gpa, size, 0)
         for r in self.regions:
             if r.gpa <= gpa < r.end or (size == 0 and gpa == r.end):
