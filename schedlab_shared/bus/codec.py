@@ -104,7 +104,7 @@ def message(type_name: str, reply: type[Message] | None = None):  # noqa: ANN201
     """Register a frozen dataclass as the bus message ``type_name``."""
 
     def wrap(cls: type[M]) -> type[M]:
-        dc = dataclasses.dataclass(frozen=True)(cls)
+        dc: Any = dataclasses.dataclass(frozen=True)(cls)
         dc.TYPE = type_name
         dc.REPLY = reply
         hints = typing.get_type_hints(dc)
@@ -211,8 +211,8 @@ def decode_reply(data: bytes) -> Reply:
     if not isinstance(env, dict) or not isinstance(env.get("id"), int):
         raise BusError(Status.BAD_MESSAGE, "reply envelope lacks an integer id")
     try:
-        status = Status(env.get("status"))
-    except ValueError:
+        status = Status(int(env.get("status", -1)))
+    except (ValueError, TypeError):
         raise BusError(Status.BAD_MESSAGE, f"unknown reply status {env.get('status')!r}") from None
     body = env.get("body") or {}
     if not isinstance(body, dict):

@@ -101,7 +101,7 @@ def test_streams_and_frames_survive_collector_kills(tmp_path: Path, endpoints: d
 
 def test_evicted_chunks_are_counted_as_gaps(tmp_path: Path, endpoints: dict[str, str]) -> None:
     vm = FakeVmm("t2", endpoints["vctl"], endpoints["vpub"], retain_bytes=64)
-    for i in range(20):
+    for _ in range(20):
         vm.emit("console", b"x" * 32)
     vm.wait_flushed()
     ctx = zmq.Context()

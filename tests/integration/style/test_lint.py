@@ -1,0 +1,32 @@
+"""Linters run as tests: ruff over the whole tree, mypy over the typed contracts."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.framework.prereq import require
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name) or str(Path(sys.executable).parent / name)
+    require(Path(path).exists(), f"{name} is not installed (pip install -e '.[dev]')")
+    return path
+
+
+def test_ruff_clean() -> None:
+    proc = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_mypy_on_contracts() -> None:
+    targets = ["schedlab_shared", "guest/wire.py"]
+    proc = subprocess.run(
+        [_tool("mypy"), "--ignore-missing-imports", "--no-incremental", "--follow-imports=silent", *targets],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
