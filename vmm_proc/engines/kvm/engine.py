@@ -65,6 +65,7 @@ class KvmEngine:
         self._machine: Machine | None = None
         self._devices: DeviceManager | None = None
         self._threads: list[VcpuThread] = []
+        self._dispatchers: list[ExitDispatcher] = []
         self._watchdog: Watchdog | None = None
         self._teardown_thread: threading.Thread | None = None
         self._stop_cause: tuple[ExitReason, str] | None = None
@@ -121,6 +122,18 @@ class KvmEngine:
             self.stop(ExitReason.STOPPED)
         self._release()
 
+    def stats(self) -> dict[str, Any]:
+        """Counters for logs and tests: exits per vCPU by kind, unmapped accesses, notifies."""
+        dm = self._devices
+        out: dict[str, Any] = {
+            "vcpus": {t.index: dict(self._dispatchers[t.index].counts) for t in self._threads},
+        }
+        if dm is not None:
+            out["pio_unmapped"] = vars(dm.pio.unmapped).copy()
+            out["mmio_unmapped"] = vars(dm.mmio.unmapped).copy()
+            out["queue_notifies"] = dm.io_thread.dispatched
+        return out
+
     # -- building ---------------------------------------------------------------------------
 
     def _build(self) -> None:
@@ -143,8 +156,11 @@ class KvmEngine:
         for vcpu, entry in zip(m.vcpus[1:], plan.aps, strict=True):
             if entry is not None:
                 apply_entry(vcpu, entry, make_runnable=True)
+        self._dispatchers = [
+            ExitDispatcher(i, dm.pio, dm.mmio, self._shutdown) for i in range(len(m.vcpus))
+        ]
         self._threads = [
-            VcpuThread(i, vcpu, ExitDispatcher(i, dm.pio, dm.mmio, self._shutdown), self._vcpu_stopped)
+            VcpuThread(i, vcpu, self._dispatchers[i], self._vcpu_stopped)
             for i, vcpu in enumerate(m.vcpus)
         ]
 

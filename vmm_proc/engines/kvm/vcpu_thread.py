@@ -181,6 +181,8 @@ class VcpuThread:
         return VcpuState.EXITED
 
     def _running(self) -> VcpuState:
+        if self._events.empty():  # the common case, without raising queue.Empty per exit
+            return self._run_guest()
         try:
             event, box = self._events.get_nowait()
         except queue.Empty:
