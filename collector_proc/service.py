@@ -14,7 +14,7 @@ from typing import Any
 
 import zmq
 
-from guest.wire import DecoderStats, Frame, FrameDecoder, FrameType
+from guest.wire import Frame, FrameDecoder, FrameType
 from schedlab_shared.bus import collector as proto
 from schedlab_shared.bus import topics
 from schedlab_shared.bus import vmm as vmm_proto
@@ -62,7 +62,9 @@ class Collector:
         )
         self.messages = self._load_messages()
         self.decoder = FrameDecoder(start_offset=self.cp.decoder_consumed)
-        self.decoder.stats = DecoderStats(**self.cp.decoder_stats)
+        for key, value in self.cp.decoder_stats.items():
+            if hasattr(self.decoder.stats, key):  # counters carried over from the checkpoint
+                setattr(self.decoder.stats, key, int(value))
         # Refill what was buffered but undecoded at the checkpoint: it yields no frames again.
         self.decoder.feed(self.files.read_range("bulk.raw", self.cp.decoder_consumed))
         self._terminate = False
