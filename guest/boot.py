@@ -9,10 +9,13 @@ from __future__ import annotations
 import errno
 import os
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections import namedtuple
 
-from guest.syscalls import System
+TYPE_CHECKING = False  # typing, dataclasses, pathlib cost ~3 s of guest startup under TCG
+if TYPE_CHECKING:
+    from guest.syscalls import System
+
+    StrPath = str | os.PathLike[str]
 
 __all__ = (
     "BULK_PORT_NAME",
@@ -37,15 +40,9 @@ _MS_NOSUID, _MS_NODEV, _MS_NOEXEC = 0x2, 0x4, 0x8
 _SAFE = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
 
 
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """One entry of :data:`MOUNTS`; ``required`` failures end the run."""
-
-    source: str
-    target: str
-    fstype: str
-    flags: int = 0
-    required: bool = True
+#: One entry of :data:`MOUNTS` (target relative to the root); a failed ``required``
+#: mount ends the run.
+Mount = namedtuple("Mount", "source target fstype flags required", defaults=(0, True))
 
 
 #: In order: later targets live inside earlier mounts.
@@ -62,7 +59,7 @@ MOUNTS = (
 )
 
 
-def mount_all(system: System, root: Path, mounts: tuple[Mount, ...] = MOUNTS) -> list[str]:
+def mount_all(system: System, root: StrPath, mounts: tuple[Mount, ...] = MOUNTS) -> list[str]:
     """Mount :data:`MOUNTS` under ``root`` (creating missing mount points).
 
     An EBUSY (already mounted, e.g. a devtmpfs automount) counts as success.
@@ -72,11 +69,11 @@ def mount_all(system: System, root: Path, mounts: tuple[Mount, ...] = MOUNTS) ->
     """
     errors = []
     for m in mounts:
-        target = root / m.target
+        target = os.path.join(root, m.target)
         try:
-            if not target.is_dir():
-                target.mkdir(parents=True)
-            system.mount(m.source, str(target), m.fstype, m.flags)
+            if not os.path.isdir(target):
+                os.makedirs(target)
+            system.mount(m.source, target, m.fstype, m.flags)
         except OSError as e:
             if e.errno == errno.EBUSY:
                 continue
@@ -85,18 +82,23 @@ def mount_all(system: System, root: Path, mounts: tuple[Mount, ...] = MOUNTS) ->
     return errors
 
 
-def check_image(root: Path) -> str:
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(4096)
+
+
+def check_image(root: StrPath) -> str:
     """Check that the initramfs was unpacked whole.
 
     :return: "" when ``/schedlab.sentinel`` exists and holds the same non-empty id as
         ``/etc/schedlab-image-id``; otherwise what is wrong.
     """
     try:
-        image_id = (root / IMAGE_ID).read_bytes().strip()
+        image_id = _read_bytes(os.path.join(root, IMAGE_ID)).strip()
     except OSError as e:
         return f"/{IMAGE_ID} unreadable ({e.strerror}): image truncated or not a schedlab image"
     try:
-        sentinel = (root / SENTINEL).read_bytes().strip()
+        sentinel = _read_bytes(os.path.join(root, SENTINEL)).strip()
     except OSError as e:
         return f"/{SENTINEL} unreadable ({e.strerror}): initramfs truncated"
     if not image_id:
@@ -106,26 +108,23 @@ def check_image(root: Path) -> str:
     return ""
 
 
-@dataclass(frozen=True, slots=True)
-class ModuleLoad:
+class ModuleLoad(namedtuple("ModuleLoad", "name status error", defaults=("",))):
     """Outcome of one module: ``status`` is ``loaded``, ``present`` or ``failed``."""
 
-    name: str
-    status: str
-    error: str = ""
+    __slots__ = ()
 
     def as_map(self) -> dict[str, str]:
         """Plain map for a frame payload."""
         return {"name": self.name, "status": self.status, "error": self.error}
 
 
-def _module_name(path: Path) -> str:
-    return path.name.removesuffix(".ko").replace("-", "_")
+def _module_name(path: str) -> str:
+    return os.path.basename(path).removesuffix(".ko").replace("-", "_")
 
 
-def _load_one(system: System, root: Path, path: Path) -> ModuleLoad:
+def _load_one(system: System, root: StrPath, path: str) -> ModuleLoad:
     name = _module_name(path)
-    if (root / "sys/module" / name).is_dir():  # built in (with sysfs entry) or loaded
+    if os.path.isdir(os.path.join(root, "sys/module", name)):  # built in, or loaded
         return ModuleLoad(name, "present")
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -142,16 +141,17 @@ def _load_one(system: System, root: Path, path: Path) -> ModuleLoad:
     return ModuleLoad(name, "loaded")
 
 
-def load_modules(system: System, root: Path, release: str) -> list[ModuleLoad]:
+def load_modules(system: System, root: StrPath, release: str) -> list[ModuleLoad]:
     """Load the modules listed in ``/lib/modules/<release>/schedlab-load-order``.
 
     Each non-blank, non-``#`` line is a decompressed ``.ko`` path, relative to the
     release's module directory (or absolute within ``root``). A missing list means no
     modules were requested.
     """
-    moddir = root / "lib/modules" / release
+    moddir = os.path.join(root, "lib/modules", release)
     try:
-        lines = (moddir / LOAD_ORDER).read_text().splitlines()
+        with open(os.path.join(moddir, LOAD_ORDER)) as f:
+            lines = f.read().splitlines()
     except FileNotFoundError:
         return []
     except OSError as e:
@@ -159,30 +159,30 @@ def load_modules(system: System, root: Path, release: str) -> list[ModuleLoad]:
     out = []
     for line in (ln.strip() for ln in lines):
         if line and not line.startswith("#"):
-            p = root / line.lstrip("/") if line.startswith("/") else moddir / line
-            out.append(_load_one(system, root, p))
+            base = root if line.startswith("/") else moddir
+            out.append(_load_one(system, root, os.path.join(base, line.lstrip("/"))))
     return out
 
 
-def _scan_ports(root: Path, name: str) -> Path | None:
-    ports = root / "sys/class/virtio-ports"
+def _scan_ports(root: StrPath, name: str) -> str | None:
+    ports = os.path.join(root, "sys/class/virtio-ports")
     try:
-        entries = sorted(ports.iterdir())
+        entries = sorted(os.listdir(ports))
     except OSError:
         return None
     for entry in entries:
         try:
-            if (entry / "name").read_text().strip() == name:
-                dev = root / "dev" / entry.name
-                return dev if dev.exists() else None
+            if _read_bytes(os.path.join(ports, entry, "name")).strip() == name.encode():
+                dev = os.path.join(root, "dev", entry)
+                return dev if os.path.exists(dev) else None
         except OSError:
             continue
     return None
 
 
 def find_bulk_port(
-    root: Path, timeout_s: float = 5.0, name: str = BULK_PORT_NAME, poll_s: float = 0.005
-) -> Path | None:
+    root: StrPath, timeout_s: float = 5.0, name: str = BULK_PORT_NAME, poll_s: float = 0.005
+) -> str | None:
     """Wait (bounded) for the virtio-serial port called ``name`` and its device node.
 
     The port appears asynchronously (the virtio_console multiport handshake), about

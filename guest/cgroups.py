@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from pathlib import Path
+
+TYPE_CHECKING = False  # pathlib and typing cost seconds of guest startup under TCG
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    StrPath = str | os.PathLike[str]
 
 __all__ = ("CGROUP_ROOT", "BASE_NAME", "CgroupError", "CgroupTree")
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_ROOT = "/sys/fs/cgroup"
 BASE_NAME = "schedlab"
 _RMDIR_TRIES = 50  # x 20 ms: an exiting task leaves its cgroup asynchronously
 
@@ -29,15 +33,15 @@ class CgroupTree:
     :param rmdir: directory removal (``os.rmdir`` on a real cgroupfs).
     """
 
-    def __init__(self, root: Path = CGROUP_ROOT, rmdir: Callable[[Path], None] = os.rmdir):
-        self.root = root
-        self.base = root / BASE_NAME
+    def __init__(self, root: StrPath = CGROUP_ROOT, rmdir: Callable[[str], None] = os.rmdir):
+        self.root = os.fspath(root)
+        self.base = os.path.join(self.root, BASE_NAME)
         self._rmdir = rmdir
         self.names: list[str] = []
 
-    def path(self, name: str) -> Path:
+    def path(self, name: str) -> str:
         """Directory of cgroup ``name``."""
-        return self.base / name
+        return os.path.join(self.base, name)
 
     def create(self, count: int) -> list[str]:
         """Create ``cg0..cg<count-1>`` with the cpu controller enabled above them.
@@ -47,8 +51,8 @@ class CgroupTree:
         """
         # A controller is usable in a cgroup only if its parent's subtree_control enables it.
         self._mkdir(self.base)
-        self._write(self.root / "cgroup.subtree_control", "+cpu")
-        self._write(self.base / "cgroup.subtree_control", "+cpu")
+        self._write(os.path.join(self.root, "cgroup.subtree_control"), "+cpu")
+        self._write(os.path.join(self.base, "cgroup.subtree_control"), "+cpu")
         for i in range(count):
             name = f"cg{i}"
             self._mkdir(self.path(name))
@@ -60,12 +64,13 @@ class CgroupTree:
 
         :raises CgroupError: the write to ``cgroup.procs`` failed.
         """
-        self._write(self.path(name) / "cgroup.procs", str(pid))
+        self._write(os.path.join(self.path(name), "cgroup.procs"), str(pid))
 
     def cpu_stat(self, name: str) -> str:
         """Text of the cgroup's ``cpu.stat`` ("" when unreadable)."""
         try:
-            return (self.path(name) / "cpu.stat").read_text()
+            with open(os.path.join(self.path(name), "cpu.stat")) as f:
+                return f.read()
         except OSError:
             return ""
 
@@ -82,7 +87,7 @@ class CgroupTree:
         self.names.clear()
         return errors
 
-    def _remove_dir(self, d: Path) -> str:
+    def _remove_dir(self, d: str) -> str:
         for attempt in range(_RMDIR_TRIES):
             try:
                 self._rmdir(d)
@@ -95,13 +100,13 @@ class CgroupTree:
                 time.sleep(0.02)
         return ""
 
-    def _mkdir(self, d: Path) -> None:
+    def _mkdir(self, d: str) -> None:
         try:
-            d.mkdir(exist_ok=True)
+            os.makedirs(d, exist_ok=True)
         except OSError as e:
             raise CgroupError(e.errno, f"mkdir {d}: {e.strerror}") from None
 
-    def _write(self, f: Path, text: str) -> None:
+    def _write(self, f: str, text: str) -> None:
         try:
             with open(f, "w") as fh:
                 fh.write(text)

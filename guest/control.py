@@ -14,7 +14,10 @@ from __future__ import annotations
 import os
 import select
 import threading
-from collections.abc import Callable
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ("CMD_DUMP", "CMD_SHUTDOWN", "ControlReader")
 

@@ -7,7 +7,11 @@ sched_ext exists), ``/proc/pressure/cpu``, and every ``cpu.stat`` under
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    StrPath = str | os.PathLike[str]
 
 __all__ = ("READ_CAP", "SOURCES", "gather_dump")
 
@@ -21,7 +25,7 @@ SOURCES = (
 _CGROUP_BASE = "sys/fs/cgroup/schedlab"
 
 
-def _read(path: Path) -> bytes | None:
+def _read(path: str) -> bytes | None:
     try:
         with open(path, "rb") as f:
             return f.read(READ_CAP)
@@ -29,19 +33,26 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
-def gather_dump(root: Path) -> list[tuple[str, bytes]]:
+def _cgroup_stats(base: str) -> list[str]:
+    try:
+        subdirs = sorted(e for e in os.listdir(base) if os.path.isdir(os.path.join(base, e)))
+    except OSError:
+        return []
+    return [os.path.join(base, "cpu.stat")] + [os.path.join(base, e, "cpu.stat") for e in subdirs]
+
+
+def gather_dump(root: StrPath) -> list[tuple[str, bytes]]:
     """Read the dump sources that exist.
 
     :param root: filesystem root ("/" in the guest).
     :return: ``(source path as seen in the guest, content)`` pairs, missing sources skipped.
     """
-    paths = [root / s for s in SOURCES]
-    base = root / _CGROUP_BASE
-    if base.is_dir():
-        paths += sorted(base.glob("cpu.stat")) + sorted(base.glob("*/cpu.stat"))
+    rels = list(SOURCES) + [
+        os.path.relpath(p, root) for p in _cgroup_stats(os.path.join(root, _CGROUP_BASE))
+    ]
     out = []
-    for p in paths:
-        data = _read(p)
+    for rel in rels:
+        data = _read(os.path.join(root, rel))
         if data is not None:
-            out.append(("/" + str(p.relative_to(root)), data))
+            out.append(("/" + rel, data))
     return out

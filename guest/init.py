@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
 
 from guest import boot
 from guest.cgroups import CgroupError, CgroupTree
@@ -26,9 +23,18 @@ from guest.channels import BulkChannel, Com2, StdioCapture
 from guest.control import ControlReader
 from guest.dump import gather_dump
 from guest.spec import RunSpec, SpecError, parse_cmdline
-from guest.syscalls import LinuxSystem, System
+from guest.syscalls import LinuxSystem
 from guest.wire import ExitCode, FrameType
 from guest.workload import run_cgroup_spinners
+
+TYPE_CHECKING = False  # typing and pathlib cost seconds of guest startup under TCG
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    from guest.syscalls import System
+
+    StrPath = str | os.PathLike[str]
 
 __all__ = ("Init", "main")
 
@@ -47,13 +53,13 @@ class Init:
     def __init__(
         self,
         system: System,
-        root: Path = Path("/"),
+        root: StrPath = "/",
         pid1: bool = True,
         bulk_timeout_s: float = 5.0,
-        cgroup_rmdir: Callable[[Path], None] = os.rmdir,
+        cgroup_rmdir: Callable[[str], None] = os.rmdir,
     ) -> None:
         self.sys = system
-        self.root = root
+        self.root = os.fspath(root)
         self.pid1 = pid1
         self._bulk_timeout_s = bulk_timeout_s
         self._rmdir = cgroup_rmdir
@@ -64,6 +70,7 @@ class Init:
         self.stop_requested = threading.Event()
         self._notes: list[tuple[str, str]] = []  # LOG frames waiting for the bulk port
         self.orphans_reaped = 0
+        self._main_ns = system.boot_ns()  # after imports: SYS_RDY reports the startup cost
 
     def run(self) -> None:
         """Run to the end and reboot. Returns only if reboot(2) failed (or is faked)."""
@@ -77,13 +84,16 @@ class Init:
         finally:
             self._power_off(code, crashed)
 
+    def _path(self, rel: str) -> str:
+        return os.path.join(self.root, rel)
+
     # -- lifecycle -----------------------------------------------------------------------
 
     def _lifecycle(self) -> ExitCode:
         mount_errors = boot.mount_all(self.sys, self.root)
         if self.pid1:
             _ensure_std_fds()
-        self.com2 = Com2(str(self.root / "dev/ttyS1"))
+        self.com2 = Com2(self._path("dev/ttyS1"))
         if self.pid1 and self.com2.fd >= 0:
             import faulthandler  # a fatal signal in the interpreter still leaves a trace
 
@@ -110,14 +120,15 @@ class Init:
 
     def _run_scenario(self) -> ExitCode:
         try:
-            spec = parse_cmdline((self.root / "proc/cmdline").read_text())
+            with open(self._path("proc/cmdline")) as f:
+                spec = parse_cmdline(f.read())
         except SpecError as e:
             self._log("error", f"bad run spec: {e}")
             return self._result_fail(ExitCode.BAD_SPEC, f"bad run spec: {e}")
         if self.stop_requested.is_set():
             return self._result_fail(ExitCode.SHUTDOWN, "host requested shutdown before start")
         self._phase("workload")
-        tree = CgroupTree(self.root / "sys/fs/cgroup", rmdir=self._rmdir)
+        tree = CgroupTree(self._path("sys/fs/cgroup"), rmdir=self._rmdir)
         try:
             out = run_cgroup_spinners(
                 spec, tree, stop=self.stop_requested, on_tick=self._reap_orphans
@@ -168,6 +179,7 @@ class Init:
                 "kernel": self.sys.kernel_release(),
                 "cpus": self.sys.cpus(),
                 "boot_ns": self.sys.boot_ns(),
+                "main_ns": self._main_ns,
                 "modules": [m.as_map() for m in modules],
             },
         )
@@ -177,9 +189,7 @@ class Init:
         if self.pid1:
             self._stdio = StdioCapture(self.bulk)
             self._stdio.start()
-        self._control = ControlReader(
-            str(self.root / "dev/hvc0"), self.stop_requested.set, self._dump
-        )
+        self._control = ControlReader(self._path("dev/hvc0"), self.stop_requested.set, self._dump)
         if not self._control.start():
             self._log("warning", f"no host control channel: {self._control.error}")
 
@@ -235,7 +245,7 @@ class Init:
     def _crash(self, what: str, e: BaseException) -> None:
         import traceback  # only on the crash path
 
-        com2 = self.com2 or Com2(str(self.root / "dev/ttyS1"))
+        com2 = self.com2 or Com2(self._path("dev/ttyS1"))
         com2.panic(f"{what}: " + "".join(traceback.format_exception(e)))
 
     def _power_off(self, code: ExitCode | None, crashed: bool) -> None:

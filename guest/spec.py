@@ -28,8 +28,12 @@ value that is malformed or out of range raises :class:`SpecError` naming the key
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing and dataclasses cost ~1.5 s of guest startup under TCG
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 __all__ = (
     "KEY_CGROUPS",
@@ -67,28 +71,46 @@ class SpecError(ValueError):
         self.key = key
 
 
-@dataclass(frozen=True, slots=True)
-class RunSpec:
-    """A validated run spec (see the module docstring for the keys)."""
+class RunSpec(
+    namedtuple(
+        "RunSpec",
+        "scenario duration cgroups workers fairness max_gap_ms",
+        defaults=(2.0, 2, 2, 0.35, 0.0),
+    )
+):
+    """A validated, immutable run spec (see the module docstring for the keys).
 
+    Fields: ``scenario: str``, ``duration: float``, ``cgroups: int``, ``workers: int``,
+    ``fairness: float``, ``max_gap_ms: float``. Use ``spec._replace(...)`` for variants.
+
+    :raises SpecError: a value out of range.
+    """
+
+    __slots__ = ()
     scenario: str
-    duration: float = 2.0
-    cgroups: int = 2
-    workers: int = 2
-    fairness: float = 0.35
-    max_gap_ms: float = 0.0
+    duration: float
+    cgroups: int
+    workers: int
+    fairness: float
+    max_gap_ms: float
 
-    def __post_init__(self) -> None:
+    def __new__(cls, *args: Any, **kwargs: Any) -> RunSpec:
+        self = super().__new__(cls, *args, **kwargs)
         _check(KEY_SCENARIO, self.scenario in SCENARIOS, f"unknown scenario {self.scenario!r}")
         _check_range(KEY_DURATION, self.duration, 0.0, 3600.0, low_open=True)
         _check_range(KEY_CGROUPS, self.cgroups, 1, 64)
         _check_range(KEY_WORKERS, self.workers, 1, 256)
         _check_range(KEY_FAIRNESS, self.fairness, 0.0, 1.0)
         _check_range(KEY_MAX_GAP_MS, self.max_gap_ms, 0.0, 3_600_000.0)
+        return self
+
+    def _replace(self, **changes: Any) -> RunSpec:
+        """A copy with ``changes``, validated (namedtuple's own would skip the checks)."""
+        return RunSpec(**{**self._asdict(), **changes})
 
     def as_dict(self) -> dict[str, Any]:
         """Plain map for a RESULT frame."""
-        return asdict(self)
+        return dict(self._asdict())
 
 
 def _check(key: str, ok: bool, msg: str) -> None:
@@ -117,8 +139,9 @@ def _parse_float(key: str, text: str) -> float:
     return v
 
 
-_FIELDS = {
-    KEY_SCENARIO: ("scenario", str),
+# key -> (RunSpec field, parser; None keeps the text)
+_FIELDS: dict[str, tuple[str, Callable[[str, str], Any] | None]] = {
+    KEY_SCENARIO: ("scenario", None),
     KEY_DURATION: ("duration", _parse_float),
     KEY_CGROUPS: ("cgroups", _parse_int),
     KEY_WORKERS: ("workers", _parse_int),
@@ -147,7 +170,7 @@ def parse_cmdline(cmdline: str) -> RunSpec:
         name, conv = _FIELDS[key]
         _check(key, name not in values, "given twice")
         _check(key, text != "", "empty value")
-        values[name] = conv(key, text) if conv is not str else text
+        values[name] = text if conv is None else conv(key, text)
     _check(KEY_SCENARIO, "scenario" in values, "missing (required)")
     return RunSpec(**values)
 

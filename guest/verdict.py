@@ -16,16 +16,20 @@ Checks, each reported with its numbers:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from collections import namedtuple
+
+TYPE_CHECKING = False  # typing and dataclasses cost ~1.5 s of guest startup under TCG
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import Any
 
 __all__ = ("CgroupStats", "Check", "Verdict", "WorkerReport", "judge", "spread")
 
 
-@dataclass(frozen=True, slots=True)
-class WorkerReport:
-    """What one worker reports at its end.
+class WorkerReport(
+    namedtuple("WorkerReport", "cgroup pid work_units cpu_time_ns max_gap_ms error", defaults=("",))
+):
+    """What one worker reports at its end (immutable).
 
     :param cgroup: cgroup name (``cg0`` ...).
     :param pid: worker pid.
@@ -35,12 +39,13 @@ class WorkerReport:
     :param error: non-empty when the worker failed (then the numbers are partial).
     """
 
+    __slots__ = ()
     cgroup: str
     pid: int
     work_units: int
     cpu_time_ns: int
     max_gap_ms: float
-    error: str = ""
+    error: str
 
     @classmethod
     def from_map(cls, m: Any) -> WorkerReport:
@@ -61,46 +66,32 @@ class WorkerReport:
 
     def as_map(self) -> dict[str, Any]:
         """Plain map (the pipe and RESULT frame format)."""
-        return asdict(self)
+        return dict(self._asdict())
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    """One named check and its outcome."""
+#: One named check and its outcome: ``name: str``, ``passed: bool``, ``detail: str``.
+Check = namedtuple("Check", "name passed detail")
 
-    name: str
-    passed: bool
-    detail: str
+#: CPU-time figures of one cgroup's workers.
+CgroupStats = namedtuple("CgroupStats", "cgroup workers min_cpu_ns max_cpu_ns spread work_units")
 
 
-@dataclass(frozen=True, slots=True)
-class CgroupStats:
-    """CPU-time figures of one cgroup's workers."""
+class Verdict(namedtuple("Verdict", "passed reason checks cgroups")):
+    """The scenario's outcome: ``passed`` is true iff every check passed.
 
-    cgroup: str
-    workers: int
-    min_cpu_ns: int
-    max_cpu_ns: int
-    spread: float
-    work_units: int
+    :param checks: list of :data:`Check`.
+    :param cgroups: list of :data:`CgroupStats`.
+    """
 
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """The scenario's outcome: ``passed`` is true iff every check passed."""
-
-    passed: bool
-    reason: str
-    checks: list[Check] = field(default_factory=list)
-    cgroups: list[CgroupStats] = field(default_factory=list)
+    __slots__ = ()
 
     def as_payload(self) -> dict[str, Any]:
         """Fields for the RESULT frame: passed, reason, verdicts, cgroups."""
         return {
             "passed": self.passed,
             "reason": self.reason,
-            "verdicts": [asdict(c) for c in self.checks],
-            "cgroups": [asdict(c) for c in self.cgroups],
+            "verdicts": [dict(c._asdict()) for c in self.checks],
+            "cgroups": [dict(c._asdict()) for c in self.cgroups],
         }
 
 

@@ -38,7 +38,7 @@ def test_find_bulk_port_waits_for_late_port(tmp_path):
     t = threading.Thread(target=appear)
     t.start()
     t0 = time.monotonic()
-    assert boot.find_bulk_port(tmp_path, timeout_s=3) == tmp_path / "dev/vport0p1"
+    assert boot.find_bulk_port(tmp_path, timeout_s=3) == str(tmp_path / "dev/vport0p1")
     assert 0.1 <= time.monotonic() - t0 < 1.0
     t.join()
 

@@ -80,3 +80,10 @@ def test_to_cmdline_round_trips(duration, cgroups, workers, fairness, gap):
 
 def test_doctest():
     assert doctest.testmod(spec_mod).failed == 0
+
+
+def test_replace_validates():
+    s = parse_cmdline(BASE)
+    assert s._replace(workers=9).workers == 9
+    with pytest.raises(SpecError):
+        s._replace(workers=0)
