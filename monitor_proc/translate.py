@@ -133,9 +133,10 @@ def discover_phys_base(mem: PhysMemory, phys_base_sym: int, probe_va: int,
 def discover_layout(mem: PhysMemory, *, phys_base: int, page_offset_base_sym: int,
                     init_top_pgt_sym: int, check_va: int) -> Layout:
     """Read ``page_offset_base`` and pick the paging depth whose walk maps ``check_va`` (a
-    kernel-image address) where the image mapping says it is.
+    kernel-image address) where the image mapping says it is; then check the direct map
+    the same way (it appears only after ``init_mem_mapping()`` in early boot).
 
-    :raises TranslationError: neither 4- nor 5-level walks agree.
+    :raises TranslationError: neither 4- nor 5-level walks agree, or no direct map yet.
     """
     pob = _read_u64(mem, page_offset_base_sym - START_KERNEL_MAP + phys_base)
     pgd = init_top_pgt_sym - START_KERNEL_MAP + phys_base
@@ -143,10 +144,17 @@ def discover_layout(mem: PhysMemory, *, phys_base: int, page_offset_base_sym: in
     # 5-level paging puts the direct map at 0xff11000000000000 (mm.rst); try that first then.
     order = (5, 4) if pob < 0xFF80_0000_0000_0000 else (4, 5)
     for levels in order:
-        lay = Layout(pob, phys_base, pgd, levels)
+        tr = AddressTranslator(mem, Layout(pob, phys_base, pgd, levels))
         try:
-            if AddressTranslator(mem, lay).walk(check_va) == want:
-                return lay
+            if tr.walk(check_va) != want:
+                continue
         except FaultError:
             continue
+        try:
+            direct_ok = tr.walk(pob + pgd) == pgd
+        except FaultError:
+            direct_ok = False
+        if not direct_ok:
+            raise TranslationError(f"no direct map at {pob:#x} yet")
+        return tr.layout
     raise TranslationError(f"page tables at {pgd:#x} do not map {check_va:#x} to {want:#x}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor_proc.helpers.ext import scx_sample
 from monitor_proc.helpers.sched import rq_sample
 from monitor_proc.kallsyms import load_symbols
 from monitor_proc.memory import FaultError, GuestPhysMemory
@@ -116,6 +117,7 @@ def test_rq_samples_from_a_booting_kernel(tmp_path: Path) -> None:
             assert b["nr_switches"] >= a["nr_switches"]
         assert any(s["nr_running"] >= 1 for s in first + second)
         assert prog.possible_cpus() == [0, 1] and prog.online_cpus() == [0, 1]
+        assert scx_sample(prog) == {"scx_state": "SCX_DISABLED", "scx_ops": None}
     finally:
         qemu.kill()
         qemu.wait(timeout=30)

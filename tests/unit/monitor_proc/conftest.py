@@ -281,6 +281,11 @@ class SyntheticGuest:
         self._page_tables(mem_size)
         for cpu in range(ncpus):
             self._cpu(cpu)
+        if scx:
+            self.syms |= {"scx_enable_state_var": TEXT + 0x230, "scx_root": TEXT + 0x238}
+            self.write_va(self.syms["scx_enable_state_var"], struct.pack("<i", 1))
+            self.write_u64(self.syms["scx_root"], self.pob + 0x2600000)
+            self.write_va(self.pob + 0x2600000 + 64 + 8, b"simple\0")
 
     # memory helpers
     def pa(self, va: int) -> int:
@@ -335,6 +340,12 @@ class SyntheticGuest:
                    ("clock", u64, 192), ("cpu", s32, 256), ("cfs", cfs, 288)]
         if scx:
             members.append(("scx", b.struct("scx_rq", 4, [("nr_running", u32, 0)]), 320))
+            b.enum("scx_enable_state", [("SCX_ENABLING", 0), ("SCX_ENABLED", 1),
+                                        ("SCX_DISABLING", 2), ("SCX_DISABLED", 3)])
+            name = b.array(b.int("char", 1, signed=True), u32, 128)
+            ops = b.struct("sched_ext_ops", 136, [("flags", u64, 0), ("name", name, 64)])
+            b.struct("scx_sched", 200, [("", b.struct("", 8, [("x", u64, 0)]), 0),
+                                        ("ops", ops, 64 * 8)])
         rq = b.struct("rq", 64, members)
         var = b.var("runqueues", rq)
         b.datasec(".data..percpu", 0x1000, [(var, 0x800, 64)])

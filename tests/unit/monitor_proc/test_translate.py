@@ -56,3 +56,11 @@ def test_page_tables_that_disagree_are_rejected(synthetic_guest):
     g.write_u64(g.syms["init_top_pgt"] + 8 * 511, 0)     # drop the image mapping
     with pytest.raises(TranslationError, match="do not map"):
         _discover(g)
+
+
+def test_missing_direct_map_means_not_ready(synthetic_guest):
+    g = synthetic_guest()
+    idx = (g.pob >> 39) & 0x1FF
+    g.write_u64(g.syms["init_top_pgt"] + 8 * idx, 0)     # early boot: image mapped only
+    with pytest.raises(TranslationError, match="no direct map"):
+        _discover(g)
