@@ -25,6 +25,7 @@ API summary::
     cpu = vm.create_vcpu(0)               # VcpuFd, kvm_run mapped
     cpu.get_regs()/set_regs(Regs); get_sregs()/set_sregs(Sregs); set_cpuid2(list[CpuidEntry])
     cpu.get_msrs([idx]) -> {idx: val}; set_msrs({idx: val}); set_fpu(); get_mp_state()
+    cpu.set_mp_state(0); cpu.get_tsc_khz(); cpu.set_tsc_khz(khz)
     cpu.get_lapic()/set_lapic(bytes); cpu.configure_lints()   # BSP: LINT0 ExtINT, LINT1 NMI
     match cpu.run():                      # one frozen dataclass per exit
         case IoOut(port=p, data=d): ...

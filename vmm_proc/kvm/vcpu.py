@@ -244,6 +244,14 @@ class VcpuFd(FdOwner):
         c = ffi.new("struct kvm_mp_state *", {"mp_state": state})
         self._ioctl(ioctls.KVM_SET_MP_STATE, c, "KVM_SET_MP_STATE")
 
+    def get_tsc_khz(self) -> int:
+        """KVM_GET_TSC_KHZ: the guest TSC frequency (Cap.GET_TSC_KHZ)."""
+        return self._ioctl(ioctls.KVM_GET_TSC_KHZ, None, "KVM_GET_TSC_KHZ")
+
+    def set_tsc_khz(self, khz: int) -> None:
+        """KVM_SET_TSC_KHZ: scale the guest TSC (Cap.TSC_CONTROL)."""
+        self._ioctl(ioctls.KVM_SET_TSC_KHZ, khz, "KVM_SET_TSC_KHZ")
+
     # -- local APIC (needs VmFd.create_irqchip) ---------------------------------------
 
     def get_lapic(self) -> bytes:

@@ -3,7 +3,7 @@ import errno
 import pytest
 
 from tests.framework.microguest import require_kvm
-from vmm_proc.kvm import Kvm, KvmError
+from vmm_proc.kvm import Cap, Kvm, KvmError
 from vmm_proc.kvm.types import CpuidEntry, Regs, Sregs
 from vmm_proc.kvm.vcpu import LAPIC_LVT_LINT0, LAPIC_LVT_LINT1
 
@@ -74,6 +74,16 @@ def test_fpu_and_mp_state(cpu):
     assert cpu.get_mp_state() == 0  # KVM_MP_STATE_RUNNABLE without an irqchip
 
 
+def test_tsc_khz(kvm, cpu):
+    if not kvm.has(Cap.GET_TSC_KHZ):
+        pytest.skip("KVM_CAP_GET_TSC_KHZ absent")
+    khz = cpu.get_tsc_khz()
+    assert khz > 100_000  # any real TSC runs above 100 MHz
+    if kvm.has(Cap.TSC_CONTROL):
+        cpu.set_tsc_khz(khz)
+        assert cpu.get_tsc_khz() == khz
+
+
 def test_lapic_lints_for_bsp(vm):
     vm.create_irqchip()
     with vm.create_vcpu(0) as cpu:
@@ -109,6 +119,8 @@ def test_closed_vcpu_raises_ebadf(cpu):
         lambda: cpu.set_msrs({MSR_IA32_SYSENTER_CS: 0}),
         cpu.set_fpu,
         cpu.get_mp_state,
+        cpu.get_tsc_khz,
+        lambda: cpu.set_tsc_khz(1_000_000),
         lambda: cpu.set_mp_state(0),
         cpu.get_lapic,
         lambda: cpu.set_lapic(bytes(1024)),
