@@ -44,12 +44,13 @@ def _jsonable(value: Any) -> Any:
 class Collector:
     def __init__(
         self, vm_id: str, vm_ctl: str, vm_pub: str, run_dir: str, ctl: str, pub: str,
-        grace_s: float = 60.0,
+        grace_s: float = 60.0, stop_when_complete: bool = False,
     ) -> None:
         from pathlib import Path
 
         self.vm_id = vm_id
         self.grace_s = grace_s
+        self.stop_when_complete = stop_when_complete  # attached collectors end with the VM
         self.ctx = zmq.Context()
         self.files = RunFiles(Path(run_dir))
         self.cp = self.files.checkpoint
@@ -207,6 +208,8 @@ class Collector:
                             return ProcExit.LOST
                 if dirty:
                     self._save()
+                if self.stop_when_complete and self.cp.complete:
+                    break
             return ProcExit.DONE if self.cp.complete else ProcExit.SIGNALLED
         finally:
             self._save()

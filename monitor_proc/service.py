@@ -35,12 +35,13 @@ class Monitor:
     def __init__(
         self, *, vm_id: str, vm_ctl: str, collector_ctl: str, vmlinux: str, run_dir: str,
         ctl: str, pub: str, name: str = "monitor", interval_s: float = 0.1,
-        system_map: str | None = None, grace_s: float = 60.0,
+        system_map: str | None = None, grace_s: float = 60.0, max_samples: int = 0,
     ) -> None:
         self.vm_id = vm_id
         self.name = name
         self.interval_s = interval_s
         self.grace_s = grace_s
+        self.max_samples = max_samples  # 0: until the VM exits
         self.vmlinux = vmlinux
         self.system_map = system_map
         self.ctx = zmq.Context()
@@ -141,6 +142,8 @@ class Monitor:
                     out.flush()
                     self.pub.publish(topics.monitor_sample(self.vm_id), proto.Sample(**sample))
                     self.samples += 1
+                    if self.max_samples and self.samples >= self.max_samples:
+                        return ProcExit.DONE
                 if tick >= next_check:
                     next_check = tick + 1.0
                     if self.vmm.request(vmm_proto.Status_()).state == "exited":

@@ -43,9 +43,10 @@ def cli() -> None:
 @click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="where logs go")
 @click.option("--monitors", default=1, show_default=True, type=int, help="monitor processes to attach")
 @click.option("--inject", multiple=True, help="fault injection, e.g. kill:collector@1.5 (s after SYS_RDY)")
+@click.option("--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)")
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
             workers: int, mem_mib: int, timeout: float | None, json_path: str | None,
-            run_dir: str | None, monitors: int, inject: tuple[str, ...]) -> None:
+            run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None) -> None:
     """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
     from .runner import execute
 
@@ -63,6 +64,7 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         choice=choice, kernel_spec=kernel_spec, topology=topo, duration=duration, cgroups=cgroups,
         workers=workers, mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, faults=faults, json_path=Path(json_path) if json_path else None,
+        listen=listen,
     )
     sys.exit(code)
 
@@ -77,7 +79,10 @@ def _register_subcommands() -> None:
         pass
     else:
         cli.add_command(testbed_cmd, "testbed")
+    from .attach import attach_group
     from .bench import bench_group
+
+    cli.add_command(attach_group, "attach")
 
     cli.add_command(bench_group, "bench")
 

@@ -16,7 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 from vmm_proc.config import VmConfig
 
+from .endpoints import Endpoints
 from .faults import Fault
 from .result import RunOutcome, build_result
 from .supervise import Program, Supervisor, SupervisorError
@@ -68,27 +69,11 @@ class RunRequest:
     faults: tuple[Fault, ...] = ()
     qemu_accel: str = "tcg"
     extra_cmdline: tuple[str, ...] = ()
+    listen: str | None = None  # host for the VMM's TCP endpoints (remote collectors)
 
     @property
     def vm_timeout_s(self) -> float:
         return self.timeout_s or (_BOOT_ALLOWANCE_S + self.duration_s * 3 + 30.0)
-
-
-@dataclass
-class _Endpoints:
-    vmm_ctl: str
-    vmm_pub: str
-    collector_ctl: str
-    collector_pub: str
-    monitor: list[tuple[str, str]] = field(default_factory=list)
-
-    @classmethod
-    def in_dir(cls, rt: Path, monitors: int) -> _Endpoints:
-        ep = lambda name: f"ipc://{rt / name}"  # noqa: E731
-        return cls(
-            ep("vmm-ctl"), ep("vmm-pub"), ep("col-ctl"), ep("col-pub"),
-            [(ep(f"mon{i}-ctl"), ep(f"mon{i}-pub")) for i in range(monitors)],
-        )
 
 
 def _cmdline(req: RunRequest) -> str:
@@ -106,7 +91,9 @@ class RunSession:
         self.run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
         self.run_dir = (req.run_dir or runs_dir() / self.run_id).resolve()
         self.runtime = Path(tempfile.mkdtemp(prefix="schedlab-run-"))
-        self.endpoints = _Endpoints.in_dir(self.runtime, req.monitors)
+        self.endpoints = Endpoints.allocate(self.run_id, self.runtime, req.monitors, req.listen)
+        self.endpoints.vmlinux = str(req.kernel.vmlinux or "")
+        self.endpoints.system_map = str(req.kernel.system_map or "")
         self.ctx = zmq.Context()
         self.supervisor: Supervisor | None = None
         self.outcome = RunOutcome(
@@ -141,7 +128,7 @@ class RunSession:
                                   "--pub", ep.collector_pub], self.run_dir / "collector_proc.log"),
         ]
         vmlinux = self.req.kernel.vmlinux
-        for i, (ctl, pub) in enumerate(ep.monitor):
+        for i, (ctl, pub) in enumerate(ep.monitors):
             name = "monitor" if i == 0 else f"monitor{i}"
             argv = [py, "-m", "monitor_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
                     "--collector-ctl", ep.collector_ctl, "--vmlinux", str(vmlinux), "--run-dir", rd,
@@ -178,6 +165,7 @@ class RunSession:
         if self.req.kernel.vmlinux is None:
             raise RunError(f"kernel {self.req.kernel.version}: no vmlinux ELF for the monitor")
         progs = self._programs(self._vm_config())
+        self.endpoints.write(self.run_dir)
         self.supervisor = Supervisor(self.runtime, self.run_dir, progs)
         self.progress("start", "starting processes under supervisord")
         self.supervisor.start()
@@ -263,8 +251,25 @@ class RunSession:
             pass
 
     # --- teardown ---
+    def _stop_guest_gracefully(self, wait_s: float = 3.0) -> None:
+        """Ask the guest to shut down (control byte S on its console port), then the VM."""
+        try:
+            if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state != "running":
+                return
+            self.vmm.request(vmm_proto.ConsoleWrite(b"S"), timeout_s=1.0)
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state == "exited":
+                    return
+                time.sleep(0.1)
+            self.vmm.request(vmm_proto.Stop("stopped"), timeout_s=1.0)
+        except BusError:
+            pass  # the VMM is gone or busy: supervisor's stop below ends it anyway
+
     def _teardown(self) -> None:
         self.progress("teardown", "stopping processes")
+        if hasattr(self, "vmm"):
+            self._stop_guest_gracefully()
         try:
             if self.supervisor is not None:
                 self.supervisor.shutdown()
@@ -274,6 +279,7 @@ class RunSession:
                     getattr(self, client).close()
             self.ctx.term()
             shutil.rmtree(self.runtime, ignore_errors=True)
+            (self.run_dir / "endpoints.json").unlink(missing_ok=True)  # the run is no longer live
             # The VMM unlinks guest RAM itself; this covers a VMM that was killed.
             for path in glob.glob(f"/dev/shm/schedlab-{self.run_id}*"):
                 os.unlink(path)

@@ -1,0 +1,151 @@
+"""``schedlab attach RUN_DIR ...``: act on a live run from another terminal (or host).
+
+The run's ``endpoints.json`` says where its processes listen; it exists while the run is
+live. Extra monitors and collectors attached this way follow the VM exactly as the
+supervised ones do, and stop when it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import zmq
+
+from schedlab_shared.bus import collector as collector_proto
+from schedlab_shared.bus import monitor as monitor_proto
+from schedlab_shared.bus import vmm as vmm_proto
+from schedlab_shared.bus.client import BusClient
+from schedlab_shared.bus.codec import BusError, to_body
+from schedlab_shared.exitcodes import RunExit
+
+from .endpoints import AttachError, Endpoints, load_endpoints
+
+__all__ = ("attach_group",)
+
+
+def _fail(message: str) -> None:
+    click.echo(f"schedlab: {message}", err=True)
+    sys.exit(RunExit.ERROR)
+
+
+def _endpoints(run_dir: str) -> Endpoints:
+    try:
+        return load_endpoints(Path(run_dir))
+    except AttachError as exc:
+        _fail(f"{exc} (a finished run keeps its logs but cannot be attached to)")
+        raise AssertionError("unreachable") from None
+
+
+@click.group("attach")
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.pass_context
+def attach_group(ctx: click.Context, run_dir: str) -> None:
+    """Attach to the live run in RUN_DIR."""
+    ctx.obj = _endpoints(run_dir)
+    ctx.obj.run_dir = run_dir  # type: ignore[attr-defined]
+
+
+def _request(endpoint: str, msg):  # noqa: ANN001, ANN202
+    zctx = zmq.Context()
+    client = BusClient(zctx, endpoint, timeout_s=3.0)
+    try:
+        return client.request(msg)
+    except BusError as exc:
+        _fail(f"{endpoint}: {exc}")
+    finally:
+        client.close()
+        zctx.term()
+
+
+@attach_group.command("status")
+@click.pass_obj
+def status_cmd(ep: Endpoints) -> None:
+    """Print the VMM's, the collector's and each monitor's status as JSON."""
+    out = {
+        "vmm": to_body(_request(ep.vmm_ctl, vmm_proto.Status_())),
+        "collector": to_body(_request(ep.collector_ctl, collector_proto.CollectorStatus())),
+        "monitors": [to_body(_request(ctl, monitor_proto.MonitorStatus())) for ctl, _ in ep.monitors],
+    }
+    click.echo(json.dumps(out, indent=2, default=str))
+
+
+@attach_group.command("dump")
+@click.pass_obj
+def dump_cmd(ep: Endpoints) -> None:
+    """Ask the guest for a dump (control byte D); it arrives as a DUMP message."""
+    _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(b"D"))
+    click.echo("dump requested")
+
+
+@attach_group.command("shutdown")
+@click.pass_obj
+def shutdown_cmd(ep: Endpoints) -> None:
+    """Ask the guest to stop its test, report and power off (control byte S)."""
+    _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(b"S"))
+    click.echo("shutdown requested")
+
+
+@attach_group.command("monitor")
+@click.option("--name", required=True, help="instance name: samples go to monitor-NAME.jsonl")
+@click.option("--interval", default=0.1, show_default=True, type=float)
+@click.option("--samples", default=0, type=int, help="stop after this many samples (0: VM exit)")
+@click.pass_obj
+def monitor_cmd(ep: Endpoints, name: str, interval: float, samples: int) -> None:
+    """Attach one more monitor to the live VM, in the foreground."""
+    from monitor_proc.service import Monitor
+
+    with tempfile.TemporaryDirectory(prefix="schedlab-attach-") as tmp:
+        mon = Monitor(vm_id=ep.run_id, vm_ctl=ep.vmm_ctl, collector_ctl=ep.collector_ctl,
+                      vmlinux=ep.vmlinux, run_dir=ep.run_dir, ctl=f"ipc://{tmp}/ctl",  # type: ignore[attr-defined]
+                      pub=f"ipc://{tmp}/pub", name=name, interval_s=interval,
+                      system_map=ep.system_map or None, max_samples=samples)
+        code = mon.run()
+    click.echo(f"monitor {name}: {mon.samples} samples, {mon.errors} errors")
+    sys.exit(int(code))
+
+
+@attach_group.command("collect")
+@click.option("--run-dir", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="a separate directory for this collector's files")
+@click.pass_obj
+def collect_cmd(ep: Endpoints, out_dir: str) -> None:
+    """Run one more collector (e.g. on another host) into OUT_DIR until the VM is drained."""
+    from collector_proc.service import Collector
+
+    with tempfile.TemporaryDirectory(prefix="schedlab-attach-") as tmp:
+        col = Collector(ep.run_id, ep.vmm_ctl, ep.vmm_pub, out_dir, f"ipc://{tmp}/ctl", f"ipc://{tmp}/pub",
+                        stop_when_complete=True)
+        code = col.run()
+    click.echo(f"collector: {'complete' if col.cp.complete else 'incomplete'} in {out_dir}")
+    sys.exit(int(code))
+
+
+@attach_group.command("console")
+@click.option("--stream", default="console", show_default=True, help="console, diag, hvc0 or bulk")
+@click.pass_obj
+def console_cmd(ep: Endpoints, stream: str) -> None:
+    """Print a guest stream from its start, following it until the VM exits."""
+    zctx = zmq.Context()
+    client = BusClient(zctx, ep.vmm_ctl, timeout_s=3.0)
+    seq = 0
+    try:
+        while True:
+            reply = client.request(vmm_proto.Replay(stream, seq))
+            for s, data in reply.chunks:
+                sys.stdout.buffer.write(data)
+                seq = s + 1
+            sys.stdout.flush()
+            if not reply.chunks:
+                if client.request(vmm_proto.Status_()).state == "exited" and seq >= reply.next_seq:
+                    return
+                time.sleep(0.2)
+    except BusError as exc:
+        _fail(f"{ep.vmm_ctl}: {exc}")
+    finally:
+        client.close()
+        zctx.term()
