@@ -24,8 +24,8 @@ _RQ_FIELDS: dict[str, tuple[str, ...]] = {
     "rq_clock": ("clock",),
     "clock_task": ("clock_task",),
     "nr_switches": ("nr_switches",),
-    # cfs_rq.h_nr_running became h_nr_queued ("sched/fair: Rename h_nr_running into
-    # h_nr_queued", v6.14)
+    # cfs_rq.h_nr_running became h_nr_queued (Linux commit "sched/fair: Rename
+    # h_nr_running into h_nr_queued"; Debian's 6.12 already has the new name)
     "cfs_h_nr_queued": ("cfs.h_nr_queued", "cfs.h_nr_running"),
     "scx_nr_running": ("scx.nr_running",),   # sched_ext, v6.12
 }
