@@ -8,17 +8,23 @@ API summary
 ``guest.wire`` (guest -> host frames on the bulk port; stdlib + msgpack only)
     ``encode_frame(ftype, payload: dict) -> bytes``; ``decode_frame(data) -> Frame``
     (strict, raises ``WireError`` with ``.kind``); ``FrameDecoder(start_offset=0)`` with
-    ``feed(data) -> list[Frame]``, ``finish() -> list[Frame]`` (recovers, then counts
-    ``stats.truncated_bytes``), ``pending``, ``consumed``, ``stats`` (``DecoderStats``).
-    ``Frame(type, payload, offset, size)``; ``FrameType`` SYS_RDY, PHASE, STDOUT, STDERR,
-    LOG, RESULT, EXIT, DUMP; ``REQUIRED_FIELDS``; ``MAX_FRAME``; ``STDIO_CHUNK``.
-``guest.spec`` (run spec from ``schedlab.*`` kernel command-line keys)
-    key-name constants, ``RunSpec``, ``parse_cmdline(text) -> RunSpec`` (raises
-    ``SpecError``), ``to_cmdline(spec) -> list[str]`` for the host.
+    ``feed(data) -> list[Frame]``, ``finish() -> list[Frame]`` (rescans what is pending,
+    counts the rest in ``stats.truncated_bytes``), ``pending: bytes``, ``consumed: int``,
+    ``stats`` (``DecoderStats``: frames, bad_crc, oversize, unknown_type, bad_payload,
+    bad_version, garbage_bytes, truncated_bytes; ``as_dict()``).
+    ``Frame(type, payload, offset, size)`` (a named tuple); ``FrameType`` SYS_RDY, PHASE,
+    STDOUT, STDERR, LOG, RESULT, EXIT, DUMP; ``ExitCode`` (the EXIT frame's ``code``);
+    ``REQUIRED_FIELDS``; ``MAX_FRAME``; ``STDIO_CHUNK``; ``LOG_LEVELS``.
+``guest.spec`` (run spec from ``schedlab.*`` kernel command-line keys; stdlib only)
+    ``KEY_*`` constants, ``RunSpec`` (validated named tuple), ``parse_cmdline(text) ->
+    RunSpec`` (raises ``SpecError`` with ``.key``), ``to_cmdline(spec) -> list[str]``.
 ``guest.init``
-    ``main()``: the PID-1 entry point (``/init`` runs ``from guest.init import main; main()``).
+    ``main()``: the PID-1 entry point (``/init`` runs ``from guest.init import main; main()``);
+    ``Init(system, root, pid1, ...)`` for tests.
 ``guest.workload``, ``guest.cgroups``, ``guest.verdict``
     the ``cgroup-spinners`` scenario: cgroup setup, spinning workers, pass/fail verdict.
+
+Run-time imports avoid typing, pathlib, dataclasses and re: under TCG they cost seconds.
 
 Host -> guest control bytes on ``/dev/hvc0``: ``b"S"`` shut down now, ``b"D"`` dump.
 """
