@@ -242,6 +242,25 @@ class Init:
                 return
             self.orphans_reaped += 1
 
+    def _shutdown_stats(self) -> dict[str, Any]:
+        """The shutdown PHASE, with counters that show misbehaviour (e.g. a spinning hvc0)."""
+        c = self._control
+        control = None
+        if c is not None:
+            control = {
+                "polls": c.polls,
+                "hangups": c.hangups,
+                "unknown": c.unknown,
+                "error": c.error,
+            }
+        return {
+            "name": "shutdown",
+            "t_ns": self.sys.boot_ns(),
+            "control": control,
+            "orphans_reaped": self.orphans_reaped,
+            "bulk_dropped": self.bulk.dropped if self.bulk is not None else 0,
+        }
+
     def _crash(self, what: str, e: BaseException) -> None:
         import traceback  # only on the crash path
 
@@ -254,7 +273,7 @@ class Init:
                 self._control.stop()
             self._reap_orphans()
             if not crashed and self.bulk is not None:
-                self._phase("shutdown")
+                self._send(FrameType.PHASE, self._shutdown_stats())
                 if self._stdio is not None:
                     self._stdio.stop()
                 if code is not None:

@@ -12,7 +12,7 @@ reach only ``/proc/cmdline``. Keys:
 ``schedlab.cgroups`` (int, default 2, 1..64)
     Number of cgroups ``cg0..cgN-1`` under ``/sys/fs/cgroup/schedlab``.
 ``schedlab.workers`` (int, default 2, 1..256)
-    Spinning workers per cgroup.
+    Spinning workers per cgroup; at most :data:`MAX_TOTAL_WORKERS` over all cgroups.
 ``schedlab.fairness`` (float, default 0.35, 0..1)
     Largest allowed CPU-time spread ``(max - min) / max`` among the workers of a cgroup.
 ``schedlab.max_gap_ms`` (float ms, default 0 = no check)
@@ -42,6 +42,7 @@ __all__ = (
     "KEY_MAX_GAP_MS",
     "KEY_SCENARIO",
     "KEY_WORKERS",
+    "MAX_TOTAL_WORKERS",
     "PREFIX",
     "SCENARIOS",
     "RunSpec",
@@ -58,6 +59,7 @@ KEY_WORKERS = "schedlab.workers"
 KEY_FAIRNESS = "schedlab.fairness"
 KEY_MAX_GAP_MS = "schedlab.max_gap_ms"
 SCENARIOS = ("cgroup-spinners",)
+MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 
 
 class SpecError(ValueError):
@@ -100,6 +102,8 @@ class RunSpec(
         _check_range(KEY_DURATION, self.duration, 0.0, 3600.0, low_open=True)
         _check_range(KEY_CGROUPS, self.cgroups, 1, 64)
         _check_range(KEY_WORKERS, self.workers, 1, 256)
+        total = self.cgroups * self.workers
+        _check(KEY_WORKERS, total <= MAX_TOTAL_WORKERS, f"{total} workers > {MAX_TOTAL_WORKERS}")
         _check_range(KEY_FAIRNESS, self.fairness, 0.0, 1.0)
         _check_range(KEY_MAX_GAP_MS, self.max_gap_ms, 0.0, 3_600_000.0)
         return self

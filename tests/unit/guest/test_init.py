@@ -99,6 +99,8 @@ def test_happy_path_frame_sequence_and_reboot(tmp_path):
     assert result["scenario"] == "cgroup-spinners" and len(result["workers"]) == 4
     assert {c["name"] for c in result["verdicts"]} == {"complete", "starvation", "fairness"}
     assert frames[-1].payload == {"code": ExitCode.OK}
+    shutdown = frames[-2].payload
+    assert shutdown["control"]["error"] == "" and shutdown["bulk_dropped"] == 0
     assert system.calls[-2:] == [("sync",), ("reboot",)]
     mounted = [c[1] for c in system.calls if c[0] == "mount"]
     assert mounted[:4] == ["proc", "sysfs", "devtmpfs", "cgroup2"]
