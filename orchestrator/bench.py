@@ -72,3 +72,44 @@ def exits_cmd(exits: int) -> None:
 
     fig = run_exit_benchmark(exits)
     console.print_json(data=fig)
+
+
+@bench_group.command("boot")
+@click.option("--runs", default=3, show_default=True, type=int)
+@click.option("--kernel", "kernel_spec", default=None)
+@click.option("--topology", default="1,1,2,1", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+def boot_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -> None:
+    """Boot to SYS_RDY: our KVM engine against QEMU with KVM, same kernel and initramfs.
+
+    Needs hardware-semantics /dev/kvm (bare metal, or ``schedlab testbed -- ...``).
+    """
+    from .engine_choice import EngineChoice
+    from .runner import prepare_inputs
+    from .session import RunRequest, RunSession
+
+    kvm = EngineChoice("kvm", "kvm", "bench boot")
+    qemu = EngineChoice("qemu", "kvm", "bench boot")
+    # One image for both: the KVM engine's (it may carry virtio_mmio); QEMU ignores the extra.
+    kernel, initrd = prepare_inputs(kvm, kernel_spec, lambda p, d: None)
+    figures: dict[str, list[float]] = {"kvm": [], "qemu-kvm": []}
+    for i in range(runs):
+        for label, choice in (("kvm", kvm), ("qemu-kvm", qemu)):
+            req = RunRequest(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
+                             initrd=initrd, topology=Topology.parse(topology), duration_s=0.5,
+                             qemu_accel=choice.qemu_accel)
+            result, _code = RunSession(req).run()
+            ms = result["timings"]["vm_start_to_sys_rdy_ms"]
+            console.print(f"run {i + 1}/{runs} {label}: {result['verdict']}, boot to SYS_RDY "
+                          f"{'-' if ms is None else f'{ms:.0f} ms'}", highlight=False)
+            if ms is not None:
+                figures[label].append(ms)
+    med = {k: statistics.median(v) for k, v in figures.items() if v}
+    ratio = med["kvm"] / med["qemu-kvm"] if len(med) == 2 else None
+    if as_json:
+        json.dump({"runs": runs, "median_ms": med, "ratio_kvm_over_qemu": ratio, "all": figures}, sys.stdout)
+        print()
+        return
+    for k, v in med.items():
+        console.print(f"{k}: median boot to SYS_RDY {v:.0f} ms over {len(figures[k])} runs", highlight=False)
+    console.print(f"ratio kvm/qemu-kvm: {ratio:.2f}" if ratio else "ratio: n/a (a side failed)", highlight=False)
