@@ -90,6 +90,9 @@ class KvmEngine:
         except (KvmError, GuestMemoryError, OSError, ValueError, RuntimeError) as exc:
             self._release()
             raise EngineError(f"kvm engine: {exc}") from exc
+        except BaseException:
+            self._release()  # nothing is left behind, whatever went wrong
+            raise
         self._launch()
 
     def memory_layout(self) -> list[dict[str, Any]]:
