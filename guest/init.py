@@ -69,7 +69,7 @@ class Init:
         self._control: ControlReader | None = None
         self.stop_requested = threading.Event()
         self._notes: list[tuple[str, str]] = []  # LOG frames waiting for the bulk port
-        self.orphans_reaped = 0
+        self.children_reaped = 0
         self._main_ns = system.boot_ns()  # after imports: SYS_RDY reports the startup cost
 
     def run(self) -> None:
@@ -240,7 +240,7 @@ class Init:
                 return
             if pid == 0:
                 return
-            self.orphans_reaped += 1
+            self.children_reaped += 1
 
     def _shutdown_stats(self) -> dict[str, Any]:
         """The shutdown PHASE, with counters that show misbehaviour (e.g. a spinning hvc0)."""
@@ -257,7 +257,7 @@ class Init:
             "name": "shutdown",
             "t_ns": self.sys.boot_ns(),
             "control": control,
-            "orphans_reaped": self.orphans_reaped,
+            "children_reaped": self.children_reaped,
             "bulk_dropped": self.bulk.dropped if self.bulk is not None else 0,
         }
 
