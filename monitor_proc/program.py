@@ -120,10 +120,16 @@ class Program:
             raise BadDataError(f"read of {size} bytes refused (limit {MAX_READ})")
         tr = self.translator
         parts, va, left = [], address, size
-        while left:
-            n = min(left, tr.linear_extent(va))
-            parts.append(self.memory.read(tr.to_phys(va), n))
-            va, left = (va + n) & 0xFFFF_FFFF_FFFF_FFFF, left - n
+        try:
+            while left:
+                n = min(left, tr.linear_extent(va))
+                parts.append(self.memory.read(tr.to_phys(va), n))
+                va, left = (va + n) & 0xFFFF_FFFF_FFFF_FFFF, left - n
+        except FaultError:
+            # The layout may be stale: early boot rewrites page_offset_base (5-level
+            # paging, KASLR). Rediscover on the next call.
+            self._translator = None
+            raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _unpack(self, fmt: str, address: int) -> int:

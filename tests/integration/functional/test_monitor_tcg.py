@@ -27,7 +27,7 @@ BUSYBOX = Path("/bin/busybox")
 SPIN_INIT = b"#!/bin/busybox sh\nwhile :; do :; done\n"
 
 
-def _kernel() -> tuple[Path, Path] | None:
+def _default_kernel() -> tuple[Path, Path] | None:
     """(vmlinux, vmlinuz): the schedlab kernel cache first, the dev kernel second."""
     for d in sorted(kernels_dir().glob("*")) if kernels_dir().is_dir() else []:
         if (d / "vmlinux").is_file() and (d / "vmlinuz").is_file():
@@ -35,6 +35,21 @@ def _kernel() -> tuple[Path, Path] | None:
     dev = Path("/root/dev-kernel/vmlinux")
     zs = sorted(Path("/root/dev-kernel/x/usr/lib/modules").glob("*/vmlinuz"))
     return (dev, zs[0]) if dev.is_file() and zs else None
+
+
+def _l1_kernel(tmp: Path) -> tuple[Path, Path] | None:
+    """The testbed's 6.12 kernel (zero-based per-CPU area, no sched_ext), fetched under CI."""
+    from orchestrator.kernel.image import extract_vmlinux
+    from orchestrator.testbed.l1kernel import ensure_l1_kernel, testbed_dir
+    found = sorted(testbed_dir().glob("l1-6.12*/vmlinuz"))
+    if not found and os.environ.get("CI"):
+        ensure_l1_kernel()
+        found = sorted(testbed_dir().glob("l1-6.12*/vmlinuz"))
+    if not found:
+        return None
+    vmlinux = tmp / "vmlinux-6.12"
+    vmlinux.write_bytes(extract_vmlinux(found[-1].read_bytes()))
+    return vmlinux, found[-1]
 
 
 def _initramfs(path: Path) -> None:
@@ -75,11 +90,13 @@ def _until(deadline: float, what: str, probe):  # noqa: ANN001, ANN202
     pytest.fail(f"timed out waiting for {what} (last error: {last})")
 
 
-def test_rq_samples_from_a_booting_kernel(tmp_path: Path) -> None:
+@pytest.mark.parametrize("which", ["default", "6.12"])
+def test_rq_samples_from_a_booting_kernel(tmp_path: Path, which: str) -> None:
     require(shutil.which("qemu-system-x86_64") is not None, "qemu-system-x86_64 not installed")
     require(BUSYBOX.is_file(), "busybox-static not installed")
-    kernel = _kernel()
-    require(kernel is not None, "no kernel in ~/.cache/schedlab/kernels or /root/dev-kernel")
+    kernel = _default_kernel() if which == "default" else _l1_kernel(tmp_path)
+    require(kernel is not None, f"no {which} kernel (schedlab kernel cache, /root/dev-kernel, "
+            "or the testbed's L1 kernel)")
     assert kernel is not None
     vmlinux, vmlinuz = kernel
 
@@ -115,9 +132,11 @@ def test_rq_samples_from_a_booting_kernel(tmp_path: Path) -> None:
         for a, b in zip(first, second, strict=True):
             assert b["rq_clock"] > a["rq_clock"], "rq_clock did not advance"
             assert b["nr_switches"] >= a["nr_switches"]
+            assert ("scx_nr_running" in a) == (which == "default")
         assert any(s["nr_running"] >= 1 for s in first + second)
         assert prog.possible_cpus() == [0, 1] and prog.online_cpus() == [0, 1]
-        assert scx_sample(prog) == {"scx_state": "SCX_DISABLED", "scx_ops": None}
+        expected_scx = "SCX_DISABLED" if which == "default" else None
+        assert scx_sample(prog) == {"scx_state": expected_scx, "scx_ops": None}
     finally:
         qemu.kill()
         qemu.wait(timeout=30)

@@ -2,7 +2,8 @@ import struct
 
 import pytest
 
-from monitor_proc.memory import FaultError
+from monitor_proc.helpers.sched import rq_sample
+from monitor_proc.memory import FaultError, ReaderMemory
 from monitor_proc.program import BadDataError, Program
 from monitor_proc.symbols import SymbolNotFound
 from monitor_proc.translate import TranslationError
@@ -64,3 +65,20 @@ def test_real_kernel_program_loads(real_vmlinux):
     assert prog.member_offset("rq", "nr_running") == 0
     assert prog.symbol("_text") == 0xFFFFFFFF81000000
     assert prog._probe[1].startswith(b"Linux version")
+
+
+def test_layout_is_rediscovered_after_a_fault(synthetic_guest):
+    """Early boot runs on the static 4-level init_top_pgt with the L4 page_offset_base, then
+    switches to 5-level paging (seen live with a 6.12 kernel under TCG -cpu max)."""
+    early, late = synthetic_guest(levels=4), synthetic_guest(levels=5)
+    now = [early]
+    prog = Program(None, ReaderMemory(lambda pa, n: now[0].mem.read(pa, n)),
+                   symbols=early.program().symbols, btf=early.program().btf,
+                   probe=early.program()._probe)
+    assert rq_sample(prog, 1)["curr_pid"] == 101
+    assert prog.translator.layout.levels == 4
+    now[0] = late
+    with pytest.raises(FaultError):
+        rq_sample(prog, 1)                  # per-CPU pointers now in the 5-level direct map
+    assert rq_sample(prog, 1)["curr_pid"] == 101
+    assert prog.translator.layout.levels == 5
