@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -40,11 +40,19 @@ from orchestrator.testbed.protocol import (
     ROOT_TAG,
     StatusLog,
 )
-from orchestrator.testbed.qemu_argv import QemuLaunch, SerialPort, VirtfsShare, qemu_argv
+from orchestrator.testbed.qemu_argv import (
+    QEMU_BINARY,
+    QemuLaunch,
+    SerialPort,
+    VirtfsShare,
+    qemu_argv,
+)
 
-__all__ = ("TestbedError", "TestbedResult", "prune_stale_jobs", "run_in_testbed")
+__all__ = ("QEMU_ENV", "TestbedError", "TestbedResult", "prune_stale_jobs", "run_in_testbed")
 
 _PR_SET_PDEATHSIG = 1
+#: Environment variable naming another QEMU binary (a custom build, or a test double).
+QEMU_ENV = "SCHEDLAB_TESTBED_QEMU"
 #: After L1 reported CMD's exit, how long it may take to power off before we kill it.
 _POWEROFF_GRACE_S = 15.0
 _CHUNK = 65536
@@ -157,6 +165,7 @@ class _Pump:
     status: StatusLog
     started: float
     ready_at: float | None = None
+    broken: set[str] = field(default_factory=set)
 
     def run(
         self, socks: dict[str, socket.socket], proc: subprocess.Popen[bytes], deadline: float
@@ -202,8 +211,13 @@ class _Pump:
             if self.ready_at is None and self.status.ready_uptime_s is not None:
                 self.ready_at = time.monotonic()
         else:
-            self.sinks[name].write(data)
-            self.sinks[name].flush()
+            if name in self.broken:
+                return
+            try:
+                self.sinks[name].write(data)
+                self.sinks[name].flush()
+            except OSError:  # e.g. our stdout is a closed pipe: CMD goes on, output dropped
+                self.broken.add(name)
 
     def _drain(self, sel: selectors.BaseSelector) -> None:
         for _ in range(1 << 16):  # bounded: QEMU is gone, the socket buffers are finite
@@ -257,7 +271,7 @@ def _attempt(
         started = time.monotonic()
         with open(qemu_err, "wb") as err_fh:
             proc = subprocess.Popen(
-                qemu_argv(launch), stdin=subprocess.DEVNULL, stdout=err_fh, stderr=err_fh,
+                qemu_argv(launch, os.environ.get(QEMU_ENV) or QEMU_BINARY), stdin=subprocess.DEVNULL, stdout=err_fh, stderr=err_fh,
                 pass_fds=tuple(p.fd for p in launch.ports), preexec_fn=_set_pdeathsig,
                 start_new_session=True,
             )  # fmt: skip
