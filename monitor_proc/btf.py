@@ -140,8 +140,9 @@ class Btf:
         :raises BtfError: no BTF there.
         """
         from monitor_proc.image import ImageError, KernelImage
-        data = Path(path).read_bytes()[:4]
-        if data != b"\x7fELF":
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic != b"\x7fELF":
             return cls(Path(path).read_bytes())
         image = KernelImage.open(path)
         try:

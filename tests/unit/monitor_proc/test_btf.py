@@ -133,3 +133,12 @@ def test_real_kernel_rq_layout(real_vmlinux):
     off, size = btf.datasec_var(".data..percpu", "runqueues")
     assert size == rq.size and off > 0
     assert btf.struct("task_struct").member("pid").size == 4
+
+
+def test_load_raw_blob_and_elf_without_btf(tmp_path, btf_builder):
+    btf_builder.int("int", 4)
+    raw = tmp_path / "vmlinux.btf"
+    raw.write_bytes(btf_builder.blob())
+    assert Btf.load(raw).find("int", Kind.INT).size == 4
+    with pytest.raises(BtfError, match="no .BTF section"):
+        Btf.load("/bin/true")                     # an ELF without BTF
