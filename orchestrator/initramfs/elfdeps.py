@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
-from elftools.elf.dynamic import DynamicSection
+from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
 
 __all__ = ("ElfDeps", "ElfDepsError", "elf_deps", "ld_so_conf_dirs", "resolve_libraries")
@@ -62,10 +62,9 @@ def elf_deps(path: Path) -> ElfDeps:
             for seg in elf.iter_segments():
                 if seg["p_type"] == "PT_INTERP":
                     interp = seg.get_interp_name()
-            for sec in elf.iter_sections():
-                if not isinstance(sec, DynamicSection):
-                    continue
-                for tag in sec.iter_tags():
+                if not isinstance(seg, DynamicSegment):
+                    continue  # segments, not sections: parsing every section header is slow
+                for tag in seg.iter_tags():
                     if tag.entry.d_tag == "DT_NEEDED":
                         needed.append(tag.needed)
                     elif tag.entry.d_tag == "DT_RUNPATH":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import marshal
 import modulefinder
 import os
@@ -30,6 +31,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +39,7 @@ from orchestrator.initramfs.elfdeps import resolve_libraries
 from schedlab_shared.cache import tools_dir
 
 __all__ = ("BASE_MODULES", "EXCLUDED_MODULES", "PythonRuntime", "collect_runtime", "compile_pyc",
-           "find_modules", "runtime_fingerprint")
+           "find_modules", "find_modules_cached", "runtime_fingerprint")
 
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
 GUEST_PYTHON = "/usr/bin/python3"
@@ -129,6 +131,31 @@ def find_modules(guest_src: Path) -> dict[str, Path]:
     return found
 
 
+def _sources_digest(guest_src: Path) -> str:
+    h = hashlib.sha256(runtime_fingerprint().encode())
+    for src in sorted(guest_src.rglob("*.py")):
+        h.update(f"\0{src.relative_to(guest_src)}\0".encode())
+        h.update(src.read_bytes())
+    return h.hexdigest()[:32]
+
+
+def find_modules_cached(guest_src: Path) -> dict[str, Path]:
+    """:func:`find_modules`, memoized on disk by guest sources and runtime fingerprint."""
+    memo = tools_dir() / "modulefinder" / f"{_sources_digest(guest_src)}.json"
+    try:
+        found = {k: Path(v) for k, v in json.loads(memo.read_text()).items()}
+        if all(p.is_file() for p in found.values()):
+            return found
+    except (OSError, ValueError):
+        pass
+    found = find_modules(guest_src)
+    memo.parent.mkdir(parents=True, exist_ok=True)
+    tmp = memo.with_name(f"{memo.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({k: str(v) for k, v in sorted(found.items())}))
+    tmp.replace(memo)
+    return found
+
+
 def _guest_dest(host: Path, stdlib: Path, dynload: Path, roots: list[Path]) -> str | None:
     """Guest path of a module file, or None if it lives outside every import root."""
     if host.is_relative_to(dynload):
@@ -151,22 +178,29 @@ def _strip(data: bytes, name: str) -> bytes:
         return dst.read_bytes() if res.returncode == 0 else data
 
 
-def _elf_bytes(path: Path, strip: bool) -> bytes:
-    """Content of an ELF file, stripped, cached by (path, size, mtime) across builds."""
-    data_path = path.resolve()
-    if not strip:
-        return data_path.read_bytes()
-    st = data_path.stat()
-    key = hashlib.sha256(f"{data_path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:32]
-    cached = tools_dir() / "strip-cache" / key
-    if cached.is_file():
+def _memoized(path: Path, kind: str, make: Callable[[bytes], bytes]) -> bytes:
+    """``make(content of path)``, cached on disk by (path, size, mtime) across builds."""
+    real = path.resolve()
+    st = real.stat()
+    key = hashlib.sha256(f"{kind}:{real}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:32]
+    cached = tools_dir() / "runtime-cache" / kind / key
+    try:
         return cached.read_bytes()
-    data = _strip(data_path.read_bytes(), data_path.name)
+    except FileNotFoundError:
+        pass
+    data = make(real.read_bytes())
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_name(f"{key}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     tmp.replace(cached)
     return data
+
+
+def _elf_bytes(path: Path, strip: bool) -> bytes:
+    """Content of an ELF file, stripped when asked (memoized)."""
+    if not strip:
+        return path.resolve().read_bytes()
+    return _memoized(path, "strip", lambda data: _strip(data, path.name))
 
 
 def _import_roots() -> tuple[Path, Path, list[Path]]:
@@ -186,7 +220,7 @@ def collect_runtime(guest_src: Path, *, strip: bool = True) -> PythonRuntime:
     rt = PythonRuntime()
     exe = Path(sys.executable).resolve()
     stdlib, dynload, roots = _import_roots()
-    modules = find_modules(guest_src)
+    modules = find_modules_cached(guest_src)
     extensions = []
     for name, host in sorted(modules.items()):
         dest = _guest_dest(host.resolve(), stdlib, dynload, roots)
@@ -194,7 +228,8 @@ def collect_runtime(guest_src: Path, *, strip: bool = True) -> PythonRuntime:
             continue
         rt.modules.append(name)
         if host.suffix == ".py":
-            rt.add(dest[:-3] + ".pyc", compile_pyc(host.read_bytes(), "/" + dest))
+            pyc = _memoized(host, f"pyc-{PYVER}", lambda src, d=dest: compile_pyc(src, "/" + d))
+            rt.add(dest[:-3] + ".pyc", pyc)
         elif host.suffix == ".so":
             rt.add(dest, _elf_bytes(host, strip), 0o755)
             extensions.append(host)
