@@ -230,7 +230,11 @@ class Init:
     # -- the end -------------------------------------------------------------------------
 
     def _reap_orphans(self) -> None:
-        """Reap any exited child: orphans of the whole VM reparent to PID 1."""
+        """Reap any exited child: orphans of the whole VM reparent to PID 1.
+
+        SIGCHLD keeps its default disposition: SIG_IGN would auto-reap and make every
+        waitpid() fail with ECHILD, so the workload could not wait for its workers.
+        """
         if not self.pid1:
             return
         while True:

@@ -107,7 +107,7 @@ def _worker_main(cgroup: str, go_fd: int, out_fd: int, duration_s: float) -> NoR
 
 
 class _Worker:
-    __slots__ = ("cgroup", "pid", "fd", "buf", "done")
+    __slots__ = ("cgroup", "pid", "fd", "buf", "done", "reaped")
 
     def __init__(self, cgroup: str, pid: int, fd: int) -> None:
         self.cgroup = cgroup
@@ -115,6 +115,16 @@ class _Worker:
         self.fd = fd
         self.buf = bytearray()
         self.done = False  # pipe reached EOF
+        self.reaped = False  # waited for: the pid may belong to someone else now
+
+    def poll_exit(self) -> bool:
+        """Reap the worker if it exited; True once it is gone."""
+        if not self.reaped:
+            try:
+                self.reaped = os.waitpid(self.pid, os.WNOHANG)[0] == self.pid
+            except ChildProcessError:  # reaped by PID 1's reaper (same thread: no race)
+                self.reaped = True
+        return self.reaped
 
     def report(self) -> WorkerReport:
         try:
@@ -179,27 +189,21 @@ def _collect(
 
 
 def _signal_all(workers: list[_Worker], sig: int) -> None:
+    # Never signal a reaped pid: it may have been reused by an unrelated process.
     for w in workers:
-        try:
-            os.kill(w.pid, sig)
-        except ProcessLookupError:
-            pass
+        if not w.poll_exit():
+            try:
+                os.kill(w.pid, sig)
+            except ProcessLookupError:  # not expected: an unreaped child (or zombie) exists
+                pass
 
 
 def _reap_all(workers: list[_Worker], timeout_s: float = 5.0) -> None:
     """SIGKILL whatever is left and wait for every worker (bounded)."""
     _signal_all(workers, signal.SIGKILL)
-    pending = {w.pid for w in workers}
     end = time.monotonic() + timeout_s
-    while pending and time.monotonic() < end:
-        for pid in list(pending):
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    pending.discard(pid)
-            except ChildProcessError:  # already reaped by PID 1's orphan reaper
-                pending.discard(pid)
-        if pending:
-            time.sleep(0.01)
+    while not all(w.poll_exit() for w in workers) and time.monotonic() < end:
+        time.sleep(0.01)
     for w in workers:
         if w.fd >= 0:
             os.close(w.fd)

@@ -111,3 +111,22 @@ def test_cgroup_move_failure_kills_workers_and_removes_cgroups(tmp_path):
     assert time.monotonic() - t0 < 10
     assert_gone(pid for _, pid in tree.moves)
     assert not (tmp_path / "schedlab").exists()
+
+
+def test_foreign_reaper_in_on_tick_is_tolerated(tmp_path):
+    # PID 1 reaps every exited child from on_tick; the runner must not trip over that.
+    tree = RecordingTree(tmp_path)
+    spec = RunSpec("cgroup-spinners", duration=0.2, cgroups=1, workers=2, fairness=1.0)
+    reaped = []
+    t0 = time.monotonic()
+
+    def reaper():
+        if time.monotonic() - t0 > 0.1 and not reaped:
+            for _, pid in tree.moves:  # blocks until the workers end on their own
+                os.waitpid(pid, 0)
+                reaped.append(pid)
+
+    out = run_cgroup_spinners(spec, tree, on_tick=reaper, grace_s=5)
+    assert out.verdict.passed, out.verdict.reason
+    assert len(reaped) == 2 and len(out.reports) == 2
+    assert_gone(pid for _, pid in tree.moves)
