@@ -1,7 +1,7 @@
 import doctest
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from guest import spec as spec_mod
@@ -65,6 +65,7 @@ def test_scenario_is_required():
     assert e.value.key == spec_mod.KEY_SCENARIO
 
 
+@settings(deadline=None)
 @given(
     duration=st.floats(min_value=1e-6, max_value=3600),
     cgroups=st.integers(1, 4),
