@@ -13,7 +13,8 @@ from monitor_proc.btf import MissingMember
 from monitor_proc.helpers.percpu import per_cpu_ptr, percpu_symbol
 from monitor_proc.program import BadDataError, Program
 
-__all__ = ("cpu_curr", "cpu_rq", "rq_sample", "task_comm", "task_pid")
+__all__ = ("cpu_curr", "cpu_rq", "rq_sample", "task_comm", "task_cpu", "task_pid", "task_sample",
+           "task_state_to_char")
 
 _FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 TASK_COMM_LEN = 16
@@ -124,3 +125,53 @@ def rq_sample(prog: Program, cpu: int) -> dict[str, int | str]:
         out["curr_pid"] = task_pid(prog, curr)
         out["curr_comm"] = task_comm(prog, curr)
     return out
+
+
+# include/linux/sched.h: TASK_REPORT states, indexed by fls(state); one past is "idle".
+_STATE_CHARS = "RSDTtXZPI"
+_TASK_REPORT = 0x7F
+_TASK_IDLE = 0x402          # TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+
+
+def _member_value(prog: Program, task: int, struct_name: str, path: str) -> int:
+    m = prog.member(struct_name, path)
+    if m.size not in _FMT:
+        raise BadDataError(f"{struct_name}.{path} has size {m.size}")
+    return struct.unpack(_FMT[m.size], prog.read(task + m.offset, m.size))[0]
+
+
+def task_cpu(prog: Program, task: int) -> int:
+    """Get the CPU a task last ran (or is queued) on.
+
+    :param task: ``struct task_struct *``
+    """
+    try:
+        return _member_value(prog, task, "task_struct", "thread_info.cpu")
+    except MissingMember:   # THREAD_INFO_IN_TASK=n, or the field lived in task_struct
+        return _member_value(prog, task, "task_struct", "cpu")
+
+
+def task_state_to_char(prog: Program, task: int) -> str:
+    """Get the state of a task as ps shows it (``R``, ``S``, ``D``, ``I``...).
+
+    :param task: ``struct task_struct *``
+    """
+    try:
+        state = _member_value(prog, task, "task_struct", "__state")
+    except MissingMember:   # renamed "state" -> "__state" in Linux commit 2f064a59a11f (v5.14)
+        state = _member_value(prog, task, "task_struct", "state")
+    if state & _TASK_IDLE == _TASK_IDLE:
+        return "I"
+    report = (state | _member_value(prog, task, "task_struct", "exit_state")) & _TASK_REPORT
+    return _STATE_CHARS[report.bit_length()]
+
+
+def task_sample(prog: Program, task: int) -> dict[str, int | str]:
+    """A task's identity, state, CPU and ``se.sum_exec_runtime`` (ns of CPU time).
+
+    :param task: ``struct task_struct *``
+    """
+    return {"pid": task_pid(prog, task), "comm": task_comm(prog, task),
+            "state": task_state_to_char(prog, task), "cpu": task_cpu(prog, task),
+            "sum_exec_runtime": _member_value(prog, task, "task_struct",
+                                              "se.sum_exec_runtime")}

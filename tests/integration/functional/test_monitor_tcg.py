@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from monitor_proc.helpers.ext import scx_sample
-from monitor_proc.helpers.sched import rq_sample
+from monitor_proc.helpers.pid import for_each_task
+from monitor_proc.helpers.sched import rq_sample, task_sample
 from monitor_proc.kallsyms import load_symbols
 from monitor_proc.memory import FaultError, GuestPhysMemory
 from monitor_proc.program import BadDataError, Program
@@ -122,6 +123,8 @@ def test_rq_samples_from_a_booting_kernel(tmp_path: Path, which: str) -> None:
         _until(deadline, "/init running", lambda: prog.nr_cpu_ids == 2 and any(
             rq_sample(prog, c).get("curr_comm") == "init" for c in range(2)))
         first = [rq_sample(prog, c) for c in range(2)]
+        tasks = {task_sample(prog, t)["pid"]: t for t in for_each_task(prog)}
+        init_before = task_sample(prog, tasks[1])
         time.sleep(0.3)
         t5 = time.perf_counter()
         second = [rq_sample(prog, c) for c in range(prog.nr_cpu_ids)]
@@ -134,6 +137,12 @@ def test_rq_samples_from_a_booting_kernel(tmp_path: Path, which: str) -> None:
             assert b["nr_switches"] >= a["nr_switches"]
             assert ("scx_nr_running" in a) == (which == "default")
         assert any(s["nr_running"] >= 1 for s in first + second)
+        # A second source of truth: the task list agrees with the runqueues.
+        init_after = task_sample(prog, tasks[1])
+        assert init_after["comm"] == "init" and init_after["state"] == "R"
+        assert init_after["sum_exec_runtime"] > init_before["sum_exec_runtime"]
+        assert init_after["cpu"] in (0, 1) and len(tasks) > 10
+        assert task_sample(prog, tasks[2])["comm"] == "kthreadd"
         assert prog.possible_cpus() == [0, 1] and prog.online_cpus() == [0, 1]
         expected_scx = "SCX_DISABLED" if which == "default" else None
         assert scx_sample(prog) == {"scx_state": expected_scx, "scx_ops": None}

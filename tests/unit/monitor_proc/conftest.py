@@ -258,7 +258,7 @@ class SyntheticGuest:
 
     def __init__(self, btf_builder: BtfBuilder, *, levels: int = 4, phys_base: int = 0,
                  ncpus: int = 2, mem_size: int = 64 << 20, scx: bool = True,
-                 h_nr_name: str = "h_nr_queued") -> None:
+                 h_nr_name: str = "h_nr_queued", old_task: bool = False) -> None:
         from tests.framework.fake_memory import FakeGuestMemory
         self.levels, self.phys_base, self.ncpus = levels, phys_base, ncpus
         self.pob = 0xFFFF_8880_0000_0000 if levels == 4 else 0xFF11_0000_0000_0000
@@ -269,9 +269,11 @@ class SyntheticGuest:
             "__cpu_possible_mask": TEXT + 0x218, "__cpu_online_mask": TEXT + 0x220,
             "__per_cpu_offset": TEXT + 0x300, "init_top_pgt": TEXT + 0x10000,
             "__per_cpu_start": TEXT + 0x100000, "runqueues": TEXT + 0x100800,
+            "init_task": TEXT + 0x400,
         }
+        self.tasks = [self.syms["init_task"]]
         self._next_table = TEXT + 0x11000
-        self.btf_blob = self._btf(btf_builder, scx, h_nr_name)
+        self.btf_blob = self._btf(btf_builder, scx, h_nr_name, old_task)
         self.write_va(self.syms["linux_banner"], BANNER)
         self.write_u64(self.syms["phys_base"], phys_base)
         self.write_u64(self.syms["page_offset_base"], self.pob)
@@ -281,6 +283,7 @@ class SyntheticGuest:
         self._page_tables(mem_size)
         for cpu in range(ncpus):
             self._cpu(cpu)
+        self._link_tasks()
         if scx:
             self.syms |= {"scx_enable_state_var": TEXT + 0x230, "scx_root": TEXT + 0x238}
             self.write_va(self.syms["scx_enable_state_var"], struct.pack("<i", 1))
@@ -330,11 +333,18 @@ class SyntheticGuest:
         self._set(pt, (VMALLOC_VA >> 12) & 0x1FF, 0x3000000 | _P | _RW)
         self.mem.write(0x3000000, b"vmalloc page")
 
-    def _btf(self, b: BtfBuilder, scx: bool, h_nr_name: str) -> bytes:
+    def _btf(self, b: BtfBuilder, scx: bool, h_nr_name: str, old_task: bool) -> bytes:
         u32, s32 = b.int("unsigned int", 4), b.int("int", 4, signed=True)
         u64 = b.ref(TYPEDEF, "u64", b.int("long long unsigned int", 8))
         comm = b.array(b.int("char", 1, signed=True), u32, 16)
-        task = b.struct("task_struct", 32, [("pid", s32, 0), ("comm", comm, 64)])
+        ptr_lh = b.ptr(len(b.records) + 2)              # forward reference to list_head
+        lh = b.struct("list_head", 16, [("next", ptr_lh, 0), ("prev", ptr_lh, 64)])
+        ti = b.struct("thread_info", 16, [("flags", u64, 0), ("cpu", u32, 64)])
+        se = b.struct("sched_entity", 8, [("sum_exec_runtime", u64, 0)])
+        cpu_member = ("thread_info", ti, 48 * 8) if not old_task else ("cpu", u32, 56 * 8)
+        task = b.struct("task_struct", 80, [
+            ("pid", s32, 0), ("comm", comm, 64), ("state" if old_task else "__state", u32, 192),
+            ("exit_state", s32, 224), ("tasks", lh, 256), cpu_member, ("se", se, 64 * 8)])
         cfs = b.struct("cfs_rq", 4, [(h_nr_name, u32, 0)])
         members = [("nr_running", u32, 0), ("curr", b.ptr(task), 64), ("nr_switches", u64, 128),
                    ("clock", u64, 192), ("cpu", s32, 256), ("cfs", cfs, 288)]
@@ -357,12 +367,26 @@ class SyntheticGuest:
         self.write_u64(self.syms["__per_cpu_offset"] + 8 * cpu,
                        (area_va - self.syms["__per_cpu_start"]) & (2**64 - 1))
         task_va = self.pob + 0x2000000 + cpu * 0x1000
-        self.write_va(task_va, struct.pack("<i", 100 + cpu))
-        self.write_va(task_va + 8, f"task{cpu}".encode() + b"\0")
+        self._task(task_va, 100 + cpu, f"task{cpu}", state=0, cpu=cpu, runtime=10**6 * (cpu + 1))
+        self.tasks.append(task_va)
         rq_va = area_va + 0x800
         self.write_va(rq_va, struct.pack("<IIQQQiII", cpu + 1, 0, task_va, 50 + cpu,
                                          1000 * (cpu + 1), cpu, cpu + 1, cpu))
         self.rq_va = getattr(self, "rq_va", {}) | {cpu: rq_va}
+
+    def _task(self, va: int, pid: int, comm: str, *, state: int, cpu: int, runtime: int) -> None:
+        self.write_va(va, struct.pack("<i", pid) + b"\0" * 4 + comm.encode().ljust(16, b"\0"))
+        self.write_va(va + 24, struct.pack("<Ii", state, 0))
+        self.write_va(va + 56, struct.pack("<I", cpu))
+        self.write_u64(va + 64, runtime)
+
+    def _link_tasks(self) -> None:
+        """init_task -> task0 -> task1 ... -> init_task through task_struct.tasks (+32)."""
+        self._task(self.syms["init_task"], 0, "swapper/0", state=0, cpu=0, runtime=5)
+        n = len(self.tasks)
+        for i, t in enumerate(self.tasks):
+            self.write_u64(t + 32, self.tasks[(i + 1) % n] + 32)
+            self.write_u64(t + 40, self.tasks[i - 1] + 32)
 
     def program(self, **kw):
         from monitor_proc.btf import Btf
