@@ -30,7 +30,10 @@ Lower layers: :mod:`.btf` (``Btf.load(path).struct("rq").member("scx.nr_running"
 :class:`.symbols.SymbolTable`, cached in ``<cache_root>/symbols/<build-id>.json``),
 :mod:`.translate` (direct map, kernel image map, 4/5-level walk of ``init_top_pgt``),
 :mod:`.helpers.percpu` (``per_cpu_ptr``, ``percpu_symbol``), :mod:`.helpers.ext`
-(``scx_sample(prog)`` -> ``{"scx_state": "SCX_ENABLED"|..., "scx_ops": name|None}``), and ``Program.read``,
+(``scx_sample(prog)`` -> ``{"scx_state": "SCX_ENABLED"|..., "scx_ops": name|None}``),
+:mod:`.helpers.pid` (``for_each_task``), :mod:`.helpers.sched` (``task_sample(prog, task)``
+-> ``{"pid", "comm", "state", "cpu", "sum_exec_runtime"}``), :mod:`.helpers.list`
+(bounded ``list_for_each_entry``), and ``Program.read``,
 ``read_u32``, ``read_u64``, ``symbol``, ``member_offset``, ``possible_cpus``,
 ``online_cpus``. ``memory.dump_memory(path)`` and ``memory.ReaderMemory(read)`` run the same
 helpers over a dump file or a test fake.
