@@ -20,7 +20,8 @@ pytestmark = pytest.mark.kvm
 KERNEL_PADDR = 0x100_0000
 
 # 64-bit entry: rsi = zero page. Prints the command line, then one letter per check passed:
-# E (e820 entries), R ("RSD PTR " at acpi_rsdp_addr), I (ramdisk_size), then resets.
+# E (e820 entries), R ("RSD PTR " at acpi_rsdp_addr), I (ramdisk_size), S (an RNG seed in
+# setup_data), then resets.
 FAKE_KERNEL = """
     .code64
     .globl start
@@ -52,6 +53,14 @@ start:
 4:  cmpl $INITRD_SIZE, 0x21c(%rsi)    /* ramdisk_size */
     jne out
     putc 'I'
+    mov 0x250(%rsi), %rbx             /* hdr.setup_data: the RNG seed node */
+    test %rbx, %rbx
+    jz out
+    cmpl $9, 8(%rbx)                  /* SETUP_RNG_SEED */
+    jne out
+    cmpl $32, 12(%rbx)
+    jne out
+    putc 'S'
 out:
     mov $0xfe, %al
     out %al, $0x64
@@ -108,7 +117,7 @@ def test_elf_kernel_gets_zero_page_cmdline_e820_rsdp_initrd(fake_kernel):
         eng.start()
         assert hooks.done.wait(30)
         assert hooks.exits[0][0] is ExitReason.GUEST_EXIT, hooks.exits
-        assert hooks.streams["console"] == b"console=ttyS0 quiet pci=off reboot=k|ERI"
+        assert hooks.streams["console"] == b"console=ttyS0 quiet pci=off reboot=k|ERIS"
         assert eng.plan.aps == [None]  # the AP waits for the kernel's INIT/SIPI
     finally:
         eng.close()

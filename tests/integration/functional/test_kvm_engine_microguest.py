@@ -234,6 +234,18 @@ def test_triple_fault_without_shutdown_is_a_crash(engine_factory):
     assert reason is ExitReason.CRASH and "triple fault" in detail
 
 
+PANIC_THEN_RESET = PRINT_AND_RESET.replace(
+    "hello from the kvm engine", "Kernel panic - not syncing: Attempted to kill init!"
+)
+
+
+def test_reset_after_a_kernel_panic_line_is_a_crash(engine_factory):
+    eng, hooks = engine_factory(PANIC_THEN_RESET)
+    eng.start()
+    reason, detail = hooks.wait()
+    assert reason is ExitReason.CRASH and "Attempted to kill init" in detail
+
+
 def test_stop_from_the_service_is_bounded_and_close_is_idempotent(engine_factory):
     eng, hooks = engine_factory(SPIN, timeout_s=60)
     eng.start()
@@ -327,11 +339,13 @@ start:
     movl $15, 0x70(%rbx)            /* | DRIVER_OK */
     movw $1, 0x20102                /* avail.idx = 1 (ring[0] = descriptor 0) */
     movl $1, 0x50(%rbx)             /* QueueNotify 1 */
-    mov $300000, %ecx
+    mov $20000, %ecx                /* bounded in exits, so in VMM time, not guest speed */
 1:  cmpw $1, 0x20202                /* used.idx */
     je done
+    testl $64, 0x70(%rbx)           /* Status (an exit to the VMM): DEVICE_NEEDS_RESET? */
+    jnz 2f
     loop 1b
-    putc 't'
+2:  putc 't'
     putc 'o'
     jmp status
 done:

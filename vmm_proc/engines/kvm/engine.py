@@ -34,7 +34,9 @@ log = logging.getLogger(__name__)
 
 # Console lines that change what a later reset or triple fault means.
 _CLEAN_MARK = b"reboot: "  # "reboot: Restarting system" / "Power down" / "System halted"
-_PANIC_MARK = b"Kernel panic - not syncing"
+# Userspace writes to the same UART interleave with printk, so one garbled line must not
+# hide a panic: x86 panic notifiers print "Kernel Offset:" after the panic line.
+_PANIC_MARKS = (b"Kernel panic - not syncing", b"Kernel Offset: ", b"---[ end Kernel panic")
 _JOIN_S = 5.0
 _CONTROL_S = 2.0
 
@@ -196,7 +198,7 @@ class KvmEngine:
     def _on_stream(self, name: str, data: bytes) -> None:
         if name == "console":
             for line in self._tail.feed(data):
-                if _PANIC_MARK in line:
+                if any(mark in line for mark in _PANIC_MARKS):
                     self._shutdown.mark_panic(line.decode("utf-8", "replace").strip())
                 elif _CLEAN_MARK in line:
                     self._shutdown.set(line.decode("utf-8", "replace").strip())
