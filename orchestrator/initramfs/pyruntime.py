@@ -13,9 +13,9 @@ Guest layout (prefix ``/usr``, so the interpreter finds its stdlib with no envir
 ELF files are stripped with ``strip --strip-unneeded`` when available (libpython shrinks
 from 22 MB to about 4 MB).
 
->>> rt = collect_runtime(Path("guest"))
->>> rt.total_size, len(rt.files)
-(17301402, 251)
+>>> rt = collect_runtime(Path("guest"))     # ~16.6 MB stripped (40 MB unstripped), ~190 files
+>>> rt.files["usr/bin/python3"][1]
+493
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ every transitive dependency listed, the one to load first last.
 
 >>> idx = ModuleIndex(Path("~/.cache/schedlab/kernels/7.2.13+deb14-cloud-amd64/modules"))
 >>> idx.load_order(["kvm-amd"])
-['kernel/arch/x86/kvm/kvm.ko.xz', 'kernel/drivers/crypto/ccp/ccp.ko.xz', ...]
+['kernel/virt/lib/irqbypass.ko.xz', 'kernel/arch/x86/kvm/kvm.ko.xz', 'kernel/arch/x86/kvm/kvm-amd.ko.xz']
 >>> ko = idx.read_plain("kernel/arch/x86/kvm/kvm.ko.xz")   # decompressed bytes
 """
 
