@@ -59,6 +59,8 @@ for m in /lib/modules/*.ko; do
     insmod "$m" || fail "insmod ${m##*/} failed"
 done
 [ -c /dev/kvm ] || fail "kvm_amd loaded but L1 has no /dev/kvm (SVM missing?)"
+[ "$(cat /sys/module/kvm_amd/parameters/npt 2>/dev/null)" = Y ] ||
+    fail "kvm_amd has no nested paging (QEMU lacks -cpu ...,+npt?)"
 
 status "phase mounts"
 mount -t 9p -o @OPTS@,ro @ROOT_TAG@ /host || fail "cannot mount the host root (9p)"

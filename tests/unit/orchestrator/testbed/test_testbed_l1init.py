@@ -45,6 +45,13 @@ def test_init_script_is_valid_busybox_sh(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_kvm_and_nested_paging_are_checked_after_modules():
+    text = init_script()
+    assert text.index("insmod") < text.index("[ -c /dev/kvm ]")
+    assert text.index("[ -c /dev/kvm ]") < text.index("parameters/npt")
+    assert text.index("parameters/npt") < text.index("phase mounts")
+
+
 def test_exit_status_is_reported_before_poweroff():
     lines = init_script().splitlines()
     run = next(i for i, ln in enumerate(lines) if "chroot /host" in ln)
