@@ -203,6 +203,13 @@ def _address_candidates(buf: Buffer, n: int, ns_off: int, ti_end: int,
         yield abs_off, "absolute", None, partial(absolute, abs_off)
 
 
+def _names_sane(decoded: list[tuple[str, str]]) -> bool:
+    """Nearly every symbol has an nm type letter and a printable name."""
+    bad = sum(1 for typ, name in decoded
+              if not typ.isalpha() or not name or not name.isprintable() or " " in name)
+    return bad <= len(decoded) // 1000
+
+
 def _sorted_enough(addrs: list[int]) -> bool:
     bad = sum(1 for a, b in zip(addrs, addrs[1:], strict=False) if b < a)
     return bad <= len(addrs) // 1000
@@ -229,6 +236,8 @@ def find_kallsyms(buf: Buffer, to_vaddr: Callable[[int], int], text_addr: int | 
                 continue
             names_off, n = found
             decoded = _decode_names(buf, names_off, n, tokens)
+            if not _names_sane(decoded):
+                continue
             ns_off = names_off - 4 if struct.unpack_from("<I", buf, names_off - 4)[0] == n \
                 else names_off - 8
             for off, enc, rb, decode in _address_candidates(buf, n, ns_off, ti + 512, to_vaddr):

@@ -99,3 +99,10 @@ def test_real_kernel_percpu_symbol_matches_btf(real_vmlinux):
     start = syms.address("__per_cpu_start")
     assert syms.address("runqueues") - start == off   # non-zero-based per-CPU (x86 >= 6.15)
     assert size > 1000
+
+
+def test_names_that_are_not_symbols_are_rejected(kallsyms_builder, sample_symbols):
+    syms = [(f"bad name {i}", a, "?") for i, (_, a, _) in enumerate(sample_symbols(700))]
+    syms[0] = ("_text", TEXT, "T")
+    with pytest.raises(KallsymsError):
+        _decode(kallsyms_builder(syms, layout="pcrel", base_va=BASE))
