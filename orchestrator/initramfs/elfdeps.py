@@ -19,6 +19,7 @@ from pathlib import Path
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSegment
 from elftools.elf.elffile import ELFFile
+from elftools.elf.segments import InterpSegment
 
 __all__ = ("ElfDeps", "ElfDepsError", "elf_deps", "ld_so_conf_dirs", "resolve_libraries")
 
@@ -60,17 +61,18 @@ def elf_deps(path: Path) -> ElfDeps:
         with path.open("rb") as fh:
             elf = ELFFile(fh)
             for seg in elf.iter_segments():
-                if seg["p_type"] == "PT_INTERP":
+                if isinstance(seg, InterpSegment):
                     interp = seg.get_interp_name()
                 if not isinstance(seg, DynamicSegment):
                     continue  # segments, not sections: parsing every section header is slow
                 for tag in seg.iter_tags():
+                    # pyelftools sets .needed/.runpath/.rpath per tag kind at run time
                     if tag.entry.d_tag == "DT_NEEDED":
-                        needed.append(tag.needed)
+                        needed.append(tag.needed)  # type: ignore[attr-defined]
                     elif tag.entry.d_tag == "DT_RUNPATH":
-                        runpath = _split_paths(tag.runpath, origin)
+                        runpath = _split_paths(tag.runpath, origin)  # type: ignore[attr-defined]
                     elif tag.entry.d_tag == "DT_RPATH":
-                        rpath = _split_paths(tag.rpath, origin)
+                        rpath = _split_paths(tag.rpath, origin)  # type: ignore[attr-defined]
             return ElfDeps(path, elf.elfclass, elf["e_machine"], tuple(needed), runpath, rpath,
                            interp)
     except (OSError, ELFError) as exc:

@@ -126,8 +126,9 @@ def find_modules(guest_src: Path) -> dict[str, Path]:
     guest_pkg = guest_src.name
     found = {}
     for name, mod in finder.modules.items():
-        if mod.__file__ and name != "__main__" and name.split(".")[0] != guest_pkg:
-            found[name] = Path(mod.__file__)
+        file = getattr(mod, "__file__", None)  # modulefinder.Module: set, but not typed
+        if file and name != "__main__" and name.split(".")[0] != guest_pkg:
+            found[name] = Path(file)
     return found
 
 
@@ -203,6 +204,10 @@ def _elf_bytes(path: Path, strip: bool) -> bytes:
     return _memoized(path, "strip", lambda data: _strip(data, path.name))
 
 
+def _pyc_maker(guest_filename: str) -> Callable[[bytes], bytes]:
+    return lambda source: compile_pyc(source, guest_filename)
+
+
 def _import_roots() -> tuple[Path, Path, list[Path]]:
     stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
     dynload = stdlib / "lib-dynload"
@@ -228,8 +233,7 @@ def collect_runtime(guest_src: Path, *, strip: bool = True) -> PythonRuntime:
             continue
         rt.modules.append(name)
         if host.suffix == ".py":
-            pyc = _memoized(host, f"pyc-{PYVER}", lambda src, d=dest: compile_pyc(src, "/" + d))
-            rt.add(dest[:-3] + ".pyc", pyc)
+            rt.add(dest[:-3] + ".pyc", _memoized(host, f"pyc-{PYVER}", _pyc_maker("/" + dest)))
         elif host.suffix == ".so":
             rt.add(dest, _elf_bytes(host, strip), 0o755)
             extensions.append(host)

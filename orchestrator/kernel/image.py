@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import zstandard
 
@@ -126,12 +127,13 @@ def detect_compression(payload: bytes) -> str:
     raise ImageError(f"unknown payload compression (magic {payload[:6].hex()})")
 
 
-class _Decoder:
+class _Decoder(Protocol):
     """What the stdlib and zstandard stream decompressors have in common."""
 
-    eof: bool
+    @property
+    def eof(self) -> bool: ...
 
-    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+    def decompress(self, data: bytes, /, max_length: int = ...) -> bytes: ...
 
 
 def _stream(payload: bytes, dec: _Decoder, kind: str) -> bytes:
