@@ -35,6 +35,6 @@ Lower layers: :mod:`.btf` (``Btf.load(path).struct("rq").member("scx.nr_running"
 -> ``{"pid", "comm", "state", "cpu", "sum_exec_runtime"}``), :mod:`.helpers.list`
 (bounded ``list_for_each_entry``), and ``Program.read``,
 ``read_u32``, ``read_u64``, ``symbol``, ``member_offset``, ``possible_cpus``,
-``online_cpus``. ``memory.dump_memory(path)`` and ``memory.ReaderMemory(read)`` run the same
+``online_cpus``. ``memory.DumpMemory(path)`` and ``memory.ReaderMemory(read)`` run the same
 helpers over a dump file or a test fake.
 """

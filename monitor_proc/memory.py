@@ -2,7 +2,7 @@
 
 The helpers only ever call ``read(pa, size) -> bytes`` (STYLE practice 13), so the same
 code runs against the live guest (:class:`GuestPhysMemory` over the VMM's shared RAM
-file), a dump file (:func:`dump_memory`) or a test fake (:class:`ReaderMemory`).
+file), a dump file (:class:`DumpMemory`) or a test fake (:class:`ReaderMemory`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-__all__ = ("FaultError", "GuestPhysMemory", "PhysMemory", "ReaderMemory", "Region", "dump_memory")
+__all__ = ("DumpMemory", "FaultError", "GuestPhysMemory", "PhysMemory", "ReaderMemory", "Region")
 
 
 class FaultError(Exception):
@@ -139,10 +139,11 @@ def _map_region(r: Region) -> tuple[Region, mmap.mmap, int]:
     return r, mm, skew
 
 
-def dump_memory(path: str | Path, gpa: int = 0) -> GuestPhysMemory:
-    """A raw physical-memory dump file (or a guest RAM file) read as RAM from ``gpa``."""
-    size = os.stat(path).st_size
-    return GuestPhysMemory([Region(gpa, size, str(path), 0)])
+class DumpMemory(GuestPhysMemory):
+    """A raw physical-memory dump (or a saved guest RAM file) read as RAM from ``gpa``."""
+
+    def __init__(self, path: str | Path, gpa: int = 0) -> None:
+        super().__init__([Region(gpa, os.stat(path).st_size, str(path), 0)])
 
 
 class ReaderMemory:

@@ -2,7 +2,7 @@ import mmap
 
 import pytest
 
-from monitor_proc.memory import FaultError, GuestPhysMemory, ReaderMemory, Region, dump_memory
+from monitor_proc.memory import DumpMemory, FaultError, GuestPhysMemory, ReaderMemory, Region
 from tests.framework.fake_memory import FakeGuestMemory
 
 MB = 1 << 20
@@ -66,7 +66,7 @@ def test_short_file_and_overlap_are_rejected(ram_file):
 
 
 def test_dump_memory(ram_file):
-    with dump_memory(ram_file) as mem:
+    with DumpMemory(ram_file) as mem:
         assert mem.read(0x1000, 4) == b"low!"
         with pytest.raises(FaultError):
             mem.read(3 * MB - 1, 2)
