@@ -22,8 +22,8 @@ import zstandard
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-__all__ = ("ModuleError", "ModuleIndex", "decompress_module", "module_name", "read_modinfo",
-           "write_modules_dep")
+__all__ = ("ModuleError", "ModuleIndex", "decompress_module", "module_name", "modules_dep_lines",
+           "read_modinfo", "write_modules_dep")
 
 _SUFFIXES = (".ko.xz", ".ko.zst", ".ko.gz", ".ko")
 _MAX_MODULE = 256 << 20
@@ -105,19 +105,24 @@ def _closure(name: str, direct: dict[str, tuple[str, list[str]]], stack: tuple[s
     return order
 
 
-def write_modules_dep(modules_dir: Path) -> Path:
-    """Generate ``modules_dir/modules.dep`` from the modules' own ``.modinfo``.
-
-    :return: the path written.
-    """
+def modules_dep_lines(modules_dir: Path) -> list[str]:
+    """The lines of a ``modules.dep`` for ``modules_dir``, from the modules' ``.modinfo``."""
     direct = _direct_deps(modules_dir)
     lines = []
     for name, (rel, _) in sorted(direct.items(), key=lambda kv: kv[1][0]):
         deps = [direct[d][0] for d in reversed(_closure(name, direct))]
         lines.append(f"{rel}: {' '.join(deps)}".rstrip())
+    return lines
+
+
+def write_modules_dep(modules_dir: Path) -> Path:
+    """Generate ``modules_dir/modules.dep`` from the modules' own ``.modinfo``.
+
+    :return: the path written.
+    """
     dest = modules_dir / "modules.dep"
     tmp = dest.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
+    tmp.write_text("\n".join(modules_dep_lines(modules_dir)) + "\n")
     tmp.replace(dest)
     return dest
 
@@ -125,16 +130,17 @@ def write_modules_dep(modules_dir: Path) -> Path:
 class ModuleIndex:
     """Module lookup over a ``lib/modules/<version>`` tree that has a ``modules.dep``.
 
-    :param modules_dir: the tree; ``modules.dep`` is generated if missing.
+    :param modules_dir: the tree; without a ``modules.dep`` the dependencies are computed
+        in memory (a user's or the system's tree is never written to).
     """
 
     def __init__(self, modules_dir: Path) -> None:
         self.root = modules_dir
         dep_file = modules_dir / "modules.dep"
-        if not dep_file.is_file():
-            write_modules_dep(modules_dir)
+        lines = (dep_file.read_text().splitlines() if dep_file.is_file()
+                 else modules_dep_lines(modules_dir))
         self._deps: dict[str, tuple[str, list[str]]] = {}
-        for line in dep_file.read_text().splitlines():
+        for line in lines:
             rel, sep, rest = line.partition(":")
             if sep:
                 self._deps[module_name(rel)] = (rel.strip(), rest.split())
