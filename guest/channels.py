@@ -108,6 +108,21 @@ class BulkChannel:
             self.frames += 1
             return True
 
+    def write_raw(self, data: bytes) -> bool:
+        """Write bytes that are not a frame (the wire-noise test hook); False if dropped."""
+        with self._lock:
+            if self.broken or self.fd < 0:
+                return False
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view) :]
+            except OSError as e:
+                self.broken = f"bulk port write failed: {e.strerror or e}"
+                self._com2.line(self.broken)
+                return False
+            return True
+
     def log(self, level: str, msg: str) -> bool:
         """Send a LOG frame (``level`` in :data:`guest.wire.LOG_LEVELS`)."""
         return self.send(FrameType.LOG, {"level": level, "msg": msg})

@@ -127,6 +127,12 @@ class Init:
             return self._result_fail(ExitCode.BAD_SPEC, f"bad run spec: {e}")
         if self.stop_requested.is_set():
             return self._result_fail(ExitCode.SHUTDOWN, "host requested shutdown before start")
+        if spec.wire_noise and self.bulk is not None:
+            from guest.noise import noise_round
+
+            for i in range(spec.wire_noise):
+                self.bulk.write_raw(noise_round(i))
+            self._log("info", f"wrote {spec.wire_noise} rounds of wire noise")
         self._phase("workload")
         tree = CgroupTree(self._path("sys/fs/cgroup"), rmdir=self._rmdir)
         try:

@@ -17,6 +17,10 @@ reach only ``/proc/cmdline``. Keys:
     Largest allowed CPU-time spread ``(max - min) / max`` among the workers of a cgroup.
 ``schedlab.max_gap_ms`` (float ms, default 0 = no check)
     Largest allowed wall-clock gap between two work checkpoints of one worker.
+``schedlab.wire_noise`` (int, default 0, 0..100)
+    Test hook: rounds of deliberately broken frames (garbage, bad crc, truncated, unknown
+    type, oversize) the guest writes on the bulk port before the workload, to prove that the
+    host counts and skips them while every real frame gets through.
 
 Parsing is strict: an unknown ``schedlab.*`` key, a repeated key, a missing ``=``, or a
 value that is malformed or out of range raises :class:`SpecError` naming the key.
@@ -41,6 +45,7 @@ __all__ = (
     "KEY_FAIRNESS",
     "KEY_MAX_GAP_MS",
     "KEY_SCENARIO",
+    "KEY_WIRE_NOISE",
     "KEY_WORKERS",
     "MAX_TOTAL_WORKERS",
     "PREFIX",
@@ -58,6 +63,7 @@ KEY_CGROUPS = "schedlab.cgroups"
 KEY_WORKERS = "schedlab.workers"
 KEY_FAIRNESS = "schedlab.fairness"
 KEY_MAX_GAP_MS = "schedlab.max_gap_ms"
+KEY_WIRE_NOISE = "schedlab.wire_noise"
 SCENARIOS = ("cgroup-spinners",)
 MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 
@@ -76,8 +82,8 @@ class SpecError(ValueError):
 class RunSpec(
     namedtuple(
         "RunSpec",
-        "scenario duration cgroups workers fairness max_gap_ms",
-        defaults=(2.0, 2, 2, 0.35, 0.0),
+        "scenario duration cgroups workers fairness max_gap_ms wire_noise",
+        defaults=(2.0, 2, 2, 0.35, 0.0, 0),
     )
 ):
     """A validated, immutable run spec (see the module docstring for the keys).
@@ -95,6 +101,7 @@ class RunSpec(
     workers: int
     fairness: float
     max_gap_ms: float
+    wire_noise: int
 
     def __new__(cls, *args: Any, **kwargs: Any) -> RunSpec:
         self = super().__new__(cls, *args, **kwargs)
@@ -106,6 +113,7 @@ class RunSpec(
         _check(KEY_WORKERS, total <= MAX_TOTAL_WORKERS, f"{total} workers > {MAX_TOTAL_WORKERS}")
         _check_range(KEY_FAIRNESS, self.fairness, 0.0, 1.0)
         _check_range(KEY_MAX_GAP_MS, self.max_gap_ms, 0.0, 3_600_000.0)
+        _check_range(KEY_WIRE_NOISE, self.wire_noise, 0, 100)
         return self
 
     def _replace(self, **changes: Any) -> RunSpec:
@@ -151,6 +159,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any] | None]] = {
     KEY_WORKERS: ("workers", _parse_int),
     KEY_FAIRNESS: ("fairness", _parse_float),
     KEY_MAX_GAP_MS: ("max_gap_ms", _parse_float),
+    KEY_WIRE_NOISE: ("wire_noise", _parse_int),
 }
 
 

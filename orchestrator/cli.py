@@ -44,9 +44,12 @@ def cli() -> None:
 @click.option("--monitors", default=1, show_default=True, type=int, help="monitor processes to attach")
 @click.option("--inject", multiple=True, help="fault injection, e.g. kill:collector@1.5 (s after SYS_RDY)")
 @click.option("--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)")
+@click.option("--wire-noise", default=0, type=click.IntRange(0, 100), hidden=True,
+              help="test hook: rounds of broken frames the guest sends before the workload")
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
             workers: int, mem_mib: int, timeout: float | None, json_path: str | None,
-            run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None) -> None:
+            run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
+            wire_noise: int) -> None:
     """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
     from .runner import execute
 
@@ -64,7 +67,7 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         choice=choice, kernel_spec=kernel_spec, topology=topo, duration=duration, cgroups=cgroups,
         workers=workers, mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, faults=faults, json_path=Path(json_path) if json_path else None,
-        listen=listen,
+        listen=listen, wire_noise=wire_noise,
     )
     sys.exit(code)
 

@@ -72,3 +72,15 @@ def test_bigger_topology(kernel, tmp_path: Path) -> None:  # noqa: ANN001
                    "--run-dir", str(tmp_path / "run")], tmp_path)
     assert run.code == 0, run.stderr[-2000:]
     _assert_complete_run(run.result, cpus=2)
+
+
+def test_corrupt_and_truncated_frames_are_counted_and_skipped(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--wire-noise", "4",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 0, run.stderr[-2000:]
+    result = run.result
+    run_dir = _assert_complete_run(result, cpus=2)
+    d = result["decoder"]
+    assert d["bad_crc"] >= 4 and d["unknown_type"] == 4 and d["oversize"] >= 4 and d["garbage_bytes"] > 0
+    msgs = [json.loads(line) for line in (run_dir / "messages.jsonl").read_text().splitlines()]
+    assert any(m["type"] == "LOG" and "wire noise" in m["payload"]["msg"] for m in msgs)
