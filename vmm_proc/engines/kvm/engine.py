@@ -41,6 +41,13 @@ _JOIN_S = 5.0
 _CONTROL_S = 2.0
 
 
+def _message(line: bytes) -> str:
+    """A console line without its printk timestamp (``[    1.234567] ``)."""
+    if line.startswith(b"[") and b"] " in line:
+        line = line.split(b"] ", 1)[1]
+    return line.decode("utf-8", "replace").strip()
+
+
 class KvmEngine:
     """Boots ``config`` on /dev/kvm and reports through ``hooks``.
 
@@ -199,9 +206,9 @@ class KvmEngine:
         if name == "console":
             for line in self._tail.feed(data):
                 if any(mark in line for mark in _PANIC_MARKS):
-                    self._shutdown.mark_panic(line.decode("utf-8", "replace").strip())
+                    self._shutdown.mark_panic(_message(line))
                 elif _CLEAN_MARK in line:
-                    self._shutdown.set(line.decode("utf-8", "replace").strip())
+                    self._shutdown.set(_message(line))
         self._hooks.stream(name, data)
 
     def _vcpu_stopped(self, index: int, stop: VcpuStop) -> None:

@@ -72,8 +72,11 @@ class ShutdownLatch:
             self._event.set()
 
     def request(self, how: str) -> None:
-        self.set(how)
-        self._requested.set()
+        """A device asked for the exit; ``how`` names it (and the console line, if any)."""
+        if not self._requested.is_set():
+            self.how = f"{how} after {self.how!r}" if self.how else how
+            self._event.set()
+            self._requested.set()
 
     def is_set(self) -> bool:
         return self._event.is_set()

@@ -97,3 +97,12 @@ def test_device_requested_exit_stops_the_accessing_vcpu():
     latch.request("reset (i8042)")
     stop = d(IoOut(0x64, 1, 1, b"\xfe"))
     assert stop.reason is ExitReason.GUEST_EXIT and "i8042" in stop.detail
+
+
+def test_exit_detail_names_the_device_and_the_console_line():
+    d, _, _, latch, pio = make()
+    pio.insert(0x64, 1, Rec())
+    latch.set("reboot: Restarting system")
+    latch.request("reset (i8042)")
+    stop = d(IoOut(0x64, 1, 1, b"\xfe"))
+    assert stop.detail == "guest reset (i8042) after 'reboot: Restarting system'"
