@@ -366,7 +366,7 @@ bad:
 """
 
 
-def _virtio_engine(engine_factory_mem, desc):
+def _virtio_engine(engine_factory_mem, desc, driver=None):
     """RawBoot with the driver and a queue whose descriptor 0 is ``desc``."""
     import struct
 
@@ -382,7 +382,8 @@ def _virtio_engine(engine_factory_mem, desc):
         (0x21000, b"hi from virtio\n"),
     )
     hooks = Hooks()
-    eng = KvmEngine(cfg, hooks, boot=RawBoot(assemble(VIRTIO_DRIVER), mode="long", extra=extra))
+    code = assemble(driver or VIRTIO_DRIVER)
+    eng = KvmEngine(cfg, hooks, boot=RawBoot(code, mode="long", extra=extra))
     engine_factory_mem.append(eng)
     return eng, hooks
 
@@ -404,6 +405,16 @@ def test_virtio_console_tx_through_ioeventfd_reaches_hvc0(engines):
     assert hooks.streams.get("console") == b"ok"
     assert hooks.streams.get("hvc0") == b"hi from virtio\n"
     assert eng.stats()["queue_notifies"] >= 1  # the notify came through the ioeventfd
+
+
+def test_buffers_queued_without_a_notify_are_flushed_at_teardown(engines):
+    silent = VIRTIO_DRIVER.replace("movl $1, 0x50(%rbx)", "nop")
+    assert silent != VIRTIO_DRIVER
+    eng, hooks = _virtio_engine(engines, (0x21000, 15, 0, 0), driver=silent)
+    eng.start()
+    reason, detail = hooks.wait()
+    assert (reason, hooks.streams.get("console")) == (ExitReason.GUEST_EXIT, b"to"), detail
+    assert hooks.streams.get("hvc0") == b"hi from virtio\n"
 
 
 @pytest.mark.parametrize(

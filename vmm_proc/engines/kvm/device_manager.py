@@ -124,6 +124,13 @@ class DeviceManager:
             return 0
         return self.console.send(0, data)
 
+    def _flush_virtio(self) -> None:
+        # Buffers the guest queued without a notification we saw still reach their stream.
+        t = self.console_transport
+        if t is not None:
+            for index in range(len(t.queues)):
+                t.notify(index)
+
     def _sink(self, stream: str) -> Callable[[bytes], None]:
         def out(data: bytes) -> None:
             self._stream(stream, bytes(data))
@@ -157,6 +164,7 @@ class DeviceManager:
         self._closed = True
         try:
             self.io_thread.stop(timeout)
+            self._flush_virtio()
         finally:
             evts, self._eventfds = self._eventfds, []
             for evt in evts:

@@ -62,14 +62,20 @@ class IoThread:
 
     def _main(self) -> None:
         while not self._stopping.is_set():
-            for key, _ in self._sel.select():
-                if key.data is None:
-                    self._wakeup.consume()
-                    continue
-                evt, handler = key.data
-                if evt.consume() == 0:
-                    continue
-                self._run(evt, handler)
+            self._serve(None)
+        # Notifications the guest made just before it stopped (a final status frame
+        # followed by a reset) are still served.
+        self._serve(0)
+
+    def _serve(self, timeout: float | None) -> None:
+        for key, _ in self._sel.select(timeout):
+            if key.data is None:
+                self._wakeup.consume()
+                continue
+            evt, handler = key.data
+            if evt.consume() == 0:
+                continue
+            self._run(evt, handler)
 
     def _run(self, evt: EventFd, handler: Handler) -> None:
         try:

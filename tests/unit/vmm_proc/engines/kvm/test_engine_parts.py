@@ -89,3 +89,15 @@ def test_io_thread_runs_handlers_and_drops_a_failing_one():
     assert not any(t.name == "vmm-io" and t.is_alive() for t in threading.enumerate())
     good.close()
     bad.close()
+
+
+def test_io_thread_serves_a_notification_that_races_with_stop():
+    evt = EventFd()
+    calls = []
+    io = IoThread(print)
+    io.add(evt, lambda: calls.append(1))
+    io.start()
+    evt.signal()
+    io.stop(2)  # whether or not the loop saw it before the stop, it is served
+    assert calls == [1]
+    evt.close()
