@@ -134,6 +134,8 @@ class Init:
                 self.bulk.write_raw(noise_round(i))
             self._log("info", f"wrote {spec.wire_noise} rounds of wire noise")
         self._phase("workload")
+        if spec.crash:
+            self._crash_on_purpose(spec.crash)
         tree = CgroupTree(self._path("sys/fs/cgroup"), rmdir=self._rmdir)
         try:
             out = run_cgroup_spinners(
@@ -270,6 +272,15 @@ class Init:
             "children_reaped": self.children_reaped,
             "bulk_dropped": self.bulk.dropped if self.bulk is not None else 0,
         }
+
+    def _crash_on_purpose(self, kind: str) -> None:
+        """The ``schedlab.crash`` test hook: a real kernel panic, or a PID-1 exception."""
+        self._log("warning", f"schedlab.crash={kind}: crashing on purpose")
+        if kind == "kernel":
+            for path, data in (("proc/sys/kernel/sysrq", b"1"), ("proc/sysrq-trigger", b"c")):
+                with open(self._path(path), "wb", buffering=0) as f:
+                    f.write(data)
+        raise RuntimeError(f"schedlab.crash={kind}: deliberate crash")
 
     def _crash(self, what: str, e: BaseException) -> None:
         import traceback  # only on the crash path

@@ -21,6 +21,9 @@ reach only ``/proc/cmdline``. Keys:
     Test hook: rounds of deliberately broken frames (garbage, bad crc, truncated, unknown
     type, oversize) the guest writes on the bulk port before the workload, to prove that the
     host counts and skips them while every real frame gets through.
+``schedlab.crash`` (``kernel`` or ``init``, default none)
+    Test hook: crash on purpose once the workload started: ``kernel`` panics the kernel
+    (sysrq c), ``init`` raises in PID 1, to prove crashes are caught with their evidence.
 
 Parsing is strict: an unknown ``schedlab.*`` key, a repeated key, a missing ``=``, or a
 value that is malformed or out of range raises :class:`SpecError` naming the key.
@@ -45,6 +48,7 @@ __all__ = (
     "KEY_FAIRNESS",
     "KEY_MAX_GAP_MS",
     "KEY_SCENARIO",
+    "KEY_CRASH",
     "KEY_WIRE_NOISE",
     "KEY_WORKERS",
     "MAX_TOTAL_WORKERS",
@@ -64,6 +68,8 @@ KEY_WORKERS = "schedlab.workers"
 KEY_FAIRNESS = "schedlab.fairness"
 KEY_MAX_GAP_MS = "schedlab.max_gap_ms"
 KEY_WIRE_NOISE = "schedlab.wire_noise"
+KEY_CRASH = "schedlab.crash"
+CRASHES = ("", "kernel", "init")
 SCENARIOS = ("cgroup-spinners",)
 MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 
@@ -82,8 +88,8 @@ class SpecError(ValueError):
 class RunSpec(
     namedtuple(
         "RunSpec",
-        "scenario duration cgroups workers fairness max_gap_ms wire_noise",
-        defaults=(2.0, 2, 2, 0.35, 0.0, 0),
+        "scenario duration cgroups workers fairness max_gap_ms wire_noise crash",
+        defaults=(2.0, 2, 2, 0.35, 0.0, 0, ""),
     )
 ):
     """A validated, immutable run spec (see the module docstring for the keys).
@@ -102,6 +108,7 @@ class RunSpec(
     fairness: float
     max_gap_ms: float
     wire_noise: int
+    crash: str
 
     def __new__(cls, *args: Any, **kwargs: Any) -> RunSpec:
         self = super().__new__(cls, *args, **kwargs)
@@ -114,6 +121,7 @@ class RunSpec(
         _check_range(KEY_FAIRNESS, self.fairness, 0.0, 1.0)
         _check_range(KEY_MAX_GAP_MS, self.max_gap_ms, 0.0, 3_600_000.0)
         _check_range(KEY_WIRE_NOISE, self.wire_noise, 0, 100)
+        _check(KEY_CRASH, self.crash in CRASHES, f"unknown crash {self.crash!r} (kernel, init)")
         return self
 
     def _replace(self, **changes: Any) -> RunSpec:
@@ -160,6 +168,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, str], Any] | None]] = {
     KEY_FAIRNESS: ("fairness", _parse_float),
     KEY_MAX_GAP_MS: ("max_gap_ms", _parse_float),
     KEY_WIRE_NOISE: ("wire_noise", _parse_int),
+    KEY_CRASH: ("crash", None),
 }
 
 
@@ -196,5 +205,7 @@ def to_cmdline(spec: RunSpec) -> list[str]:
     words = []
     for key, (name, _) in _FIELDS.items():
         v = getattr(spec, name)
+        if v == "":
+            continue  # an unset text option: an empty value would not parse back
         words.append(f"{key}={v!r}" if isinstance(v, float) else f"{key}={v}")
     return words

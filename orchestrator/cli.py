@@ -46,10 +46,12 @@ def cli() -> None:
 @click.option("--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)")
 @click.option("--wire-noise", default=0, type=click.IntRange(0, 100), hidden=True,
               help="test hook: rounds of broken frames the guest sends before the workload")
+@click.option("--crash-guest", default="", type=click.Choice(["", "kernel", "init"]), hidden=True,
+              help="test hook: crash the guest kernel or its PID 1 on purpose")
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
             workers: int, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
-            wire_noise: int) -> None:
+            wire_noise: int, crash_guest: str) -> None:
     """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
     from .runner import execute
 
@@ -67,7 +69,7 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         choice=choice, kernel_spec=kernel_spec, topology=topo, duration=duration, cgroups=cgroups,
         workers=workers, mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, faults=faults, json_path=Path(json_path) if json_path else None,
-        listen=listen, wire_noise=wire_noise,
+        listen=listen, wire_noise=wire_noise, crash=crash_guest,
     )
     sys.exit(code)
 

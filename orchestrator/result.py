@@ -74,6 +74,24 @@ def check_rq_clocks(samples: list[dict[str, Any]], nr_cpus: int) -> tuple[bool, 
     return True, f"monitor: rq_clock advanced on all {nr_cpus} CPUs over {len(samples)} samples"
 
 
+def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
+    """The last ``n`` lines of a log, reading at most ``max_bytes`` (guest output is untrusted)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - max_bytes))
+            data = f.read()
+    except OSError:
+        return []
+    return [ln.decode(errors="replace").rstrip("\r") for ln in data.splitlines()[-n:]]
+
+
+def collect_evidence(run_dir: Path) -> dict[str, list[str]]:
+    """Crash text from COM2 (``PANIC:`` lines) and the end of the kernel console."""
+    panic = [ln for ln in _tail_lines(run_dir / "diag.log", 200) if ln.startswith("PANIC: ")]
+    return {"panic": panic[:40], "console_tail": _tail_lines(run_dir / "console.log", 30)}
+
+
 def _workers(guest_result: dict[str, Any] | None) -> list[dict[str, Any]]:
     keys = ("cgroup", "pid", "work_units", "cpu_time_ns", "max_gap_ms")
     return [{k: w.get(k) for k in keys} for w in (guest_result or {}).get("workers", [])]
@@ -88,8 +106,13 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
     infra = list(o.errors)
     if o.vm_exit_reason == "error":
         infra.append(f"VM engine failed: {o.vm_exit_detail}")
+    evidence = collect_evidence(o.run_dir)
     if o.guest_result is None and o.vm_exit_reason == "guest-exit":
-        infra.append("the guest exited without a test result (see guest-stderr.log, diag.log)")
+        if evidence["panic"]:
+            first = next((ln for ln in evidence["panic"] if "Error" in ln), evidence["panic"][0])
+            infra.append(f"the guest's PID 1 crashed: {first.removeprefix('PANIC: ').strip()}")
+        else:
+            infra.append("the guest exited without a test result (see guest-stderr.log, diag.log)")
     reasons: list[str] = list(infra)
     guest_passed = bool(o.guest_result and o.guest_result.get("passed"))
     if o.guest_result is not None and not guest_passed:
@@ -131,6 +154,7 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
             ],
             "instances": {name: len(s) for name, s in monitors.items()},
         },
+        "evidence": evidence if verdict != "passed" else {},
         "decoder": o.decoder,
         "timings": o.timings.as_dict(),
         "run_dir": str(o.run_dir),

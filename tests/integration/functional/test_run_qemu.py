@@ -84,3 +84,23 @@ def test_corrupt_and_truncated_frames_are_counted_and_skipped(kernel, tmp_path: 
     assert d["bad_crc"] >= 4 and d["unknown_type"] == 4 and d["oversize"] >= 4 and d["garbage_bytes"] > 0
     msgs = [json.loads(line) for line in (run_dir / "messages.jsonl").read_text().splitlines()]
     assert any(m["type"] == "LOG" and "wire noise" in m["payload"]["msg"] for m in msgs)
+
+
+def test_kernel_panic_is_a_failure_with_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "5", "--crash-guest", "kernel",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 1, run.stderr[-2000:]
+    r = run.result
+    assert r["verdict"] == "failed" and r["vm_exit"]["reason"] == "crash"
+    assert "Kernel panic" in r["vm_exit"]["detail"] and "sysrq" in " ".join(r["evidence"]["console_tail"]).lower()
+    assert leftovers(r["run_id"]) == []
+
+
+def test_init_crash_is_reported_from_com2(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "5", "--crash-guest", "init",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 2, run.stderr[-2000:]
+    r = run.result
+    assert r["verdict"] == "error" and any("PID 1 crashed" in x and "deliberate crash" in x for x in r["reasons"])
+    assert any("Traceback" in ln for ln in r["evidence"]["panic"])
+    assert leftovers(r["run_id"]) == []
