@@ -55,6 +55,7 @@ class Monitor:
         self.errors = 0
         self.last_error = ""
         self._terminate = False
+        self._memory = None  # the guest RAM mapping, once opened
 
     def _on_status(self, _msg: proto.MonitorStatus) -> proto.MonitorStatusReply:
         return proto.MonitorStatusReply(self.state, self.samples, self.errors, self.last_error)
@@ -112,6 +113,7 @@ class Monitor:
             if status is None:
                 return ProcExit.SIGNALLED if self._terminate else ProcExit.DONE
             prog = self._open_program(status)
+            self._memory = prog.memory
             if self._wait_until(lambda _st, cst: bool(cst.sys_rdy)) is None:
                 return ProcExit.SIGNALLED if self._terminate else ProcExit.DONE
             self.state = "sampling"
@@ -121,6 +123,8 @@ class Monitor:
             return ProcExit.LOST
         finally:
             self.state = "stopped"
+            if self._memory is not None:
+                self._memory.close()
             self.vmm.close()
             self.collector.close()
             self.server.close()

@@ -64,6 +64,9 @@ _EXEC_MAGICS = (b"#!", b"\x7fELF")
 FileMap = dict[str, tuple[bytes, int]]
 
 
+KEEP_IMAGES = 8
+
+
 def default_guest_src() -> Path:
     """The repository's ``guest`` package directory (found through its import)."""
     import guest
@@ -181,6 +184,7 @@ def build_initramfs(kernel: KernelArtifacts | None, *, modules: list[str] | None
     out_dir = images_dir()
     dest = out_dir / f"{image_id}.cpio"
     if dest.is_file():
+        os.utime(dest)  # most recently used: kept by _prune
         return dest
     runtime = collect_runtime(src, strip=strip)
     arc = _archive(image_id, [runtime.files, guest, mods, extra])
@@ -196,4 +200,13 @@ def build_initramfs(kernel: KernelArtifacts | None, *, modules: list[str] | None
         tmp.replace(dest)
     finally:
         tmp.unlink(missing_ok=True)
+    _prune(out_dir, keep=KEEP_IMAGES)
     return dest
+
+
+def _prune(out_dir: Path, keep: int) -> None:
+    """Drop all but the ``keep`` most recently used images (each is ~16 MiB)."""
+    images = sorted(out_dir.glob("*.cpio"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in images[keep:]:
+        old.unlink(missing_ok=True)
+        old.with_suffix(".json").unlink(missing_ok=True)
