@@ -92,24 +92,17 @@ class BulkChannel:
             self._com2.line(f"frame {ftype.name} not sent: {e}")
             self.dropped += 1
             return False
-        with self._lock:
-            if self.broken or self.fd < 0:
-                self.dropped += 1
-                return False
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self.fd, view) :]
-            except OSError as e:
-                self.broken = f"bulk port write failed: {e.strerror or e}"
-                self._com2.line(self.broken)
-                self.dropped += 1
-                return False
-            self.frames += 1
-            return True
+        if not self._write(data):
+            self.dropped += 1
+            return False
+        self.frames += 1
+        return True
 
     def write_raw(self, data: bytes) -> bool:
         """Write bytes that are not a frame (the wire-noise test hook); False if dropped."""
+        return self._write(data)
+
+    def _write(self, data: bytes) -> bool:
         with self._lock:
             if self.broken or self.fd < 0:
                 return False
