@@ -10,6 +10,8 @@
   IOAPIC at 0xFEC00000 GSI base 0, IRQ0 -> GSI2), and SRAT + SLIT when nodes > 1.
 - :mod:`.aml`: the AML encoder; :mod:`.sdt`: header/checksum/GAS/RSDP/XSDT.
 
+Put ``fadt.REQUIRED_KERNEL_ARGS`` (``reboot=k``) on the kernel command line: with
+HW-reduced ACPI and no EFI, Linux's default reboot ends in a real-mode BIOS jump.
 Pass ``AcpiTables.rsdp_gpa`` to the zero page (boot_params.acpi_rsdp_addr) and mark
 ``[area_gpa, area_end)`` as E820_ACPI (``build_e820(ram, acpi=(gpa, size))``).
 """

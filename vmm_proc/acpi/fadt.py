@@ -10,6 +10,10 @@ PIC and the PIT timer init). What remains:
   DSDT's ``\\_S5`` package, poweroff writes ``5 << 2 | SLP_EN`` = 0x34 to 0x600. Linux
   registers ACPI poweroff on reduced hardware only if both registers are present.
 - IA-PC boot flags: no VGA, no CMOS RTC, no 8042 (so Linux probes none of them).
+
+Pass :data:`REQUIRED_KERNEL_ARGS` on the command line: on a HW-reduced, non-EFI machine
+Linux defaults to an EFI reboot that falls back to a real-mode BIOS jump (reboot.c
+reboot_init(), efi_reboot_required()), which hangs; ``reboot=k`` writes 0xFE to port 0x64.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from vmm_proc.arch.x86_64.layout import (
     SLEEP_STATUS_PORT,
 )
 
-__all__ = ("FADT_SIZE", "build_fadt")
+__all__ = ("FADT_SIZE", "REQUIRED_KERNEL_ARGS", "build_fadt")
+
+REQUIRED_KERNEL_ARGS = ("reboot=k",)
 
 FADT_REVISION, FADT_MINOR = 6, 3  # ACPI 6.3 layout (276 bytes)
 FADT_SIZE = 276
