@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from guest.spec import RunSpec
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology, TopologyError
 
@@ -37,6 +38,10 @@ def cli() -> None:
 @click.option("--duration", default=5.0, show_default=True, type=float, help="test seconds")
 @click.option("--cgroups", default=2, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="spinning workers per cgroup")
+@click.option("--fairness", default=RunSpec._field_defaults["fairness"], show_default=True, type=click.FloatRange(0, 1),
+              help="largest allowed CPU-time spread (max-min)/max within a cgroup")
+@click.option("--max-gap-ms", default=0.0, show_default=True, type=click.FloatRange(0),
+              help="largest allowed gap between a worker's checkpoints (0: no check)")
 @click.option("--mem", "mem_mib", default=512, show_default=True, type=int, help="guest MiB")
 @click.option("--timeout", default=None, type=float, help="VM timeout in seconds (default: derived)")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="write the result here")
@@ -49,7 +54,7 @@ def cli() -> None:
 @click.option("--crash-guest", default="", type=click.Choice(["", "kernel", "init"]), hidden=True,
               help="test hook: crash the guest kernel or its PID 1 on purpose")
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
-            workers: int, mem_mib: int, timeout: float | None, json_path: str | None,
+            workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
             wire_noise: int, crash_guest: str) -> None:
     """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
@@ -69,7 +74,8 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         choice=choice, kernel_spec=kernel_spec, topology=topo, duration=duration, cgroups=cgroups,
         workers=workers, mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, faults=faults, json_path=Path(json_path) if json_path else None,
-        listen=listen, wire_noise=wire_noise, crash=crash_guest,
+        listen=listen, wire_noise=wire_noise, crash=crash_guest, fairness=fairness,
+        max_gap_ms=max_gap_ms,
     )
     sys.exit(code)
 

@@ -44,7 +44,8 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
 def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, duration: float,
             cgroups: int, workers: int, mem_mib: int, timeout: float | None, run_dir: Path | None,
             monitors: int, faults: tuple[Fault, ...], json_path: Path | None,
-            listen: str | None = None, wire_noise: int = 0, crash: str = "") -> int:
+            listen: str | None = None, wire_noise: int = 0, crash: str = "",
+            fairness: float = 0.35, max_gap_ms: float = 0.0) -> int:
     from .kernel.artifacts import KernelError
 
     # SIGTERM gets the same orderly teardown as Ctrl-C.
@@ -65,6 +66,7 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
             topology=topology, duration_s=duration, cgroups=cgroups, workers=workers,
             mem_mib=mem_mib, timeout_s=timeout, run_dir=run_dir, monitors=monitors, faults=faults,
             qemu_accel=choice.qemu_accel, listen=listen, wire_noise=wire_noise, crash=crash,
+            fairness=fairness, max_gap_ms=max_gap_ms,
         )
         session = RunSession(req, progress)
         console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)

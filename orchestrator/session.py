@@ -72,6 +72,8 @@ class RunRequest:
     listen: str | None = None  # host for the VMM's TCP endpoints (remote collectors)
     wire_noise: int = 0  # test hook: rounds of broken frames the guest sends first
     crash: str = ""  # test hook: "kernel" or "init" crashes the guest on purpose
+    fairness: float = 0.35
+    max_gap_ms: float = 0.0
 
     @property
     def vm_timeout_s(self) -> float:
@@ -81,7 +83,7 @@ class RunRequest:
 def _cmdline(req: RunRequest) -> str:
     spec = guest_spec.RunSpec(
         scenario="cgroup-spinners", duration=req.duration_s, cgroups=req.cgroups, workers=req.workers,
-        wire_noise=req.wire_noise, crash=req.crash,
+        wire_noise=req.wire_noise, crash=req.crash, fairness=req.fairness, max_gap_ms=req.max_gap_ms,
     )
     base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic"]
     return " ".join([*base, *req.extra_cmdline, *guest_spec.to_cmdline(spec)])

@@ -104,3 +104,14 @@ def test_init_crash_is_reported_from_com2(kernel, tmp_path: Path) -> None:  # no
     assert r["verdict"] == "error" and any("PID 1 crashed" in x and "deliberate crash" in x for x in r["reasons"])
     assert any("Traceback" in ln for ln in r["evidence"]["panic"])
     assert leftovers(r["run_id"]) == []
+
+
+def test_a_stall_beyond_the_limit_fails_the_test(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    # Under TCG a worker's checkpoints are never 1 ms apart everywhere: the verdict must fail.
+    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--max-gap-ms", "1",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 1, run.stderr[-2000:]
+    r = run.result
+    assert r["verdict"] == "failed" and r["vm_exit"]["reason"] == "guest-exit"
+    assert any("gap" in x for x in r["reasons"]) and r["guest"]["exit_code"] == 1
+    assert all(w["work_units"] > 0 for w in r["workers"])
