@@ -13,6 +13,7 @@ import click
 
 from orchestrator.testbed.job import JobError
 from orchestrator.testbed.l1kernel import L1KernelError
+from orchestrator.testbed.qemu_argv import TCG_THREADS
 from orchestrator.testbed.run import TestbedError, _Terminated, run_in_testbed
 
 __all__ = ("EXIT_INFRA", "main", "testbed")
@@ -35,12 +36,14 @@ def _error(message: str) -> None:
 @click.option("--cpus", type=int, default=2, show_default=True, help="L1 vCPUs.")
 @click.option("--share", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Writable project tree [default: the cwd's git top-level].")  # fmt: skip
+@click.option("--tcg-threads", type=click.Choice(TCG_THREADS), default=None,
+              help="QEMU TCG threading [default: $SCHEDLAB_TESTBED_TCG_THREADS or multi].")  # fmt: skip
 @click.option("--keep-log", is_flag=True, help="Keep L1's console log and print its path.")
 @click.option("--stats", is_flag=True, help="Print L1 boot time and run duration to stderr.")
 @click.argument("cmd", nargs=-1, type=click.UNPROCESSED, required=True)
 def testbed(
-    timeout: float, mem_mib: int, cpus: int, share: Path | None, keep_log: bool, stats: bool,
-    cmd: tuple[str, ...],
+    timeout: float, mem_mib: int, cpus: int, share: Path | None, tcg_threads: str | None,
+    keep_log: bool, stats: bool, cmd: tuple[str, ...],
 ) -> None:  # fmt: skip
     """Run CMD on this machine's tree inside a QEMU TCG VM whose /dev/kvm behaves like hardware KVM.
 
@@ -49,8 +52,9 @@ def testbed(
     """
     try:
         result = run_in_testbed(
-            list(cmd), timeout=timeout, mem_mib=mem_mib, cpus=cpus, share=share, keep_log=keep_log
-        )
+            list(cmd), timeout=timeout, mem_mib=mem_mib, cpus=cpus, share=share,
+            keep_log=keep_log, tcg_threads=tcg_threads,
+        )  # fmt: skip
     except TestbedError as exc:
         _error(str(exc) + (f" (L1 console log: {exc.console_log})" if exc.console_log else ""))
         sys.exit(EXIT_INFRA)

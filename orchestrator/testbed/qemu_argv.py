@@ -12,11 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ("KERNEL_CMDLINE", "QEMU_BINARY", "QemuLaunch", "SerialPort", "VirtfsShare", "qemu_argv")
+__all__ = (
+    "KERNEL_CMDLINE",
+    "QEMU_BINARY",
+    "TCG_THREADS",
+    "QemuLaunch",
+    "SerialPort",
+    "VirtfsShare",
+    "qemu_argv",
+)
 
 QEMU_BINARY = "qemu-system-x86_64"
 #: panic=-1 plus -no-reboot: any L1 panic ends QEMU at once instead of hanging.
 KERNEL_CMDLINE = "console=ttyS0 panic=-1 nokaslr rdinit=/init"
+TCG_THREADS = ("multi", "single")
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class QemuLaunch:
     :param cpus: L1 vCPUs.
     :param shares: 9p exports, in device order.
     :param ports: virtio-serial ports.
+    :param tcg_threads: ``"multi"`` (one host thread per vCPU) or ``"single"`` (round-robin).
     """
 
     kernel: Path
@@ -66,8 +76,11 @@ class QemuLaunch:
     shares: tuple[VirtfsShare, ...] = ()
     ports: tuple[SerialPort, ...] = ()
     cmdline: str = KERNEL_CMDLINE
+    tcg_threads: str = "multi"
 
     def __post_init__(self) -> None:
+        if self.tcg_threads not in TCG_THREADS:
+            raise ValueError(f"tcg_threads {self.tcg_threads!r} not one of {TCG_THREADS}")
         if not 256 <= self.mem_mib <= 1 << 20:
             raise ValueError(f"mem_mib {self.mem_mib} out of range 256..{1 << 20}")
         if not 1 <= self.cpus <= 64:
@@ -86,7 +99,7 @@ def qemu_argv(launch: QemuLaunch, binary: str = QEMU_BINARY) -> list[str]:
     """The argv for ``launch``; the port fds must be passed to the child (``pass_fds``)."""
     argv = [
         binary,
-        "-accel", "tcg,thread=multi",
+        "-accel", f"tcg,thread={launch.tcg_threads}",
         "-cpu", "qemu64,+svm,+npt",
         "-M", "pc",
         "-m", str(launch.mem_mib),

@@ -42,6 +42,7 @@ from orchestrator.testbed.protocol import (
 )
 from orchestrator.testbed.qemu_argv import (
     QEMU_BINARY,
+    TCG_THREADS,
     QemuLaunch,
     SerialPort,
     VirtfsShare,
@@ -53,6 +54,9 @@ __all__ = ("QEMU_ENV", "TestbedError", "TestbedResult", "prune_stale_jobs", "run
 _PR_SET_PDEATHSIG = 1
 #: Environment variable naming another QEMU binary (a custom build, or a test double).
 QEMU_ENV = "SCHEDLAB_TESTBED_QEMU"
+#: Environment variable choosing QEMU's TCG threading ("multi" or "single").
+TCG_THREADS_ENV = "SCHEDLAB_TESTBED_TCG_THREADS"
+DEFAULT_TCG_THREADS = "multi"
 #: After L1 reported CMD's exit, how long it may take to power off before we kill it.
 _POWEROFF_GRACE_S = 15.0
 _CHUNK = 65536
@@ -228,10 +232,16 @@ class _Pump:
                 self._read(sel, key.fileobj, key.data)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class _Shape:
+    mem_mib: int
+    cpus: int
+    tcg_threads: str
+
+
 def _launch(
-    job_dir: Path, spec: JobSpec, console_log: Path, mem_mib: int, cpus: int,
-    guest_fds: dict[str, int],
-) -> QemuLaunch:  # fmt: skip
+    job_dir: Path, spec: JobSpec, console_log: Path, shape: _Shape, guest_fds: dict[str, int]
+) -> QemuLaunch:
     kernel = ensure_l1_kernel(log=lambda m: print(m, file=sys.stderr))
     shares = (
         VirtfsShare(ROOT_TAG, Path("/"), readonly=True),
@@ -240,7 +250,7 @@ def _launch(
     )
     return QemuLaunch(
         kernel=kernel.vmlinuz, initrd=ensure_initramfs(kernel), console_log=console_log,
-        mem_mib=mem_mib, cpus=cpus, shares=shares,
+        mem_mib=shape.mem_mib, cpus=shape.cpus, tcg_threads=shape.tcg_threads, shares=shares,
         ports=tuple(SerialPort(name, fd) for name, fd in guest_fds.items()),
     )  # fmt: skip
 
@@ -310,6 +320,7 @@ def run_in_testbed(
     stderr: BinaryIO | None = None,
     keep_log: bool = False,
     boot_attempts: int = 3,
+    tcg_threads: str | None = None,
     on_start: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> TestbedResult:
     """Run ``cmd`` inside the testbed and stream its output live.
@@ -327,12 +338,18 @@ def run_in_testbed(
     :param stderr: sink for CMD's stderr (default: our stderr).
     :param keep_log: keep L1's console log even on success.
     :param boot_attempts: boots to try before giving up on a crashing L1.
+    :param tcg_threads: QEMU's TCG threading, ``"multi"`` or ``"single"`` (default: env
+        ``SCHEDLAB_TESTBED_TCG_THREADS``, else :data:`DEFAULT_TCG_THREADS`).
     :param on_start: called with each QEMU process right after it starts (tests, progress).
     :return: CMD's exit code and timings.
     :raises TestbedError: the testbed failed; CMD's status is unknown.
     :raises orchestrator.testbed.job.JobError: ``cmd``, cwd or ``share`` cannot run in the testbed.
     """
     spec = JobSpec.for_command(cmd, shares=default_shares(share), env=env)
+    threads = tcg_threads or os.environ.get(TCG_THREADS_ENV) or DEFAULT_TCG_THREADS
+    shape = _Shape(mem_mib, cpus, threads)
+    if threads not in TCG_THREADS:
+        raise ValueError(f"tcg_threads {threads!r} not one of {TCG_THREADS}")
     sinks = {PORT_STDOUT: stdout or sys.stdout.buffer, PORT_STDERR: stderr or sys.stderr.buffer}
     base = testbed_dir()
     run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -349,7 +366,7 @@ def run_in_testbed(
         for n in range(1, max(1, boot_attempts) + 1):
             console_log = base / "logs" / f"{run_id}-{n}.log"
             a = _attempt(
-                functools.partial(_launch, job_dir, spec, console_log, mem_mib, cpus),
+                functools.partial(_launch, job_dir, spec, console_log, shape),
                 sinks, deadline, qemu_err, on_start,
             )  # fmt: skip
             if a.status.exit_code is not None:

@@ -33,6 +33,8 @@ def main():
     pids = os.environ["FAKE_L1_PIDS"]
     with open(pids, "a") as fh:
         fh.write(f"{os.getpid()}\n")
+    with open(pids + ".argv", "w") as fh:
+        fh.write("\n".join(argv))
     starts = len(open(pids).read().split())
     mode = os.environ["FAKE_L1_MODE"]
 

@@ -55,6 +55,10 @@ def test_serial_ports_use_inherited_fds():
     assert ("-device", "virtserialport,bus=vser0.0,chardev=port1,name=org.x.status") in pairs
 
 
+def test_single_threaded_tcg():
+    assert dict(_pairs(qemu_argv(_launch(tcg_threads="single"))))["-accel"] == "tcg,thread=single"
+
+
 def test_no_serial_bus_without_ports():
     assert not any("virtio-serial" in a for a in qemu_argv(_launch()))
 
@@ -68,6 +72,7 @@ def test_no_serial_bus_without_ports():
         {"shares": (VirtfsShare("x" * 32, Path("/"), True),)},
         {"shares": (VirtfsShare("bad,tag", Path("/"), True),)},
         {"shares": (VirtfsShare("", Path("/"), True),)},
+        {"tcg_threads": "dual"},
     ],
 )
 def test_invalid_launch_rejected(kw):

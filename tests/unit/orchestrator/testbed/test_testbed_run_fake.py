@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.testbed import job, run
 from orchestrator.testbed.l1kernel import L1Kernel
-from orchestrator.testbed.run import QEMU_ENV, TestbedError, run_in_testbed
+from orchestrator.testbed.run import QEMU_ENV, TCG_THREADS_ENV, TestbedError, run_in_testbed
 
 FAKE = Path(__file__).with_name("fake_l1_qemu.py")
 REPO = Path(__file__).resolve().parents[4]
@@ -126,3 +126,29 @@ def test_keep_log_keeps_only_the_console_log(fake):
     r, _, _ = fake("ok", keep_log=True)
     assert r.console_log is not None and r.console_log.name in _files(fake.testbed)
     assert _files(fake.testbed) == [r.console_log.name]
+
+
+def test_tcg_threads_from_argument_and_environment(fake, monkeypatch):
+    argv_file = fake.tmp / "pids.argv"
+    fake("ok")
+    assert "tcg,thread=multi" in argv_file.read_text().split("\n")
+    monkeypatch.setenv(TCG_THREADS_ENV, "single")
+    fake("ok")
+    assert "tcg,thread=single" in argv_file.read_text().split("\n")
+    fake("ok", tcg_threads="multi")
+    assert "tcg,thread=multi" in argv_file.read_text().split("\n")
+    with pytest.raises(ValueError):
+        fake("ok", tcg_threads="dual")
+
+
+def test_argv_shares_root_read_only_and_job_dir(fake):
+    fake("ok")
+    virtfs = [a for a in (fake.tmp / "pids.argv").read_text().split("\n") if a.startswith("local,")]
+    assert virtfs[0].startswith("local,path=/,mount_tag=hostroot,") and virtfs[0].endswith(
+        "readonly=on"
+    )
+    assert "mount_tag=schedlab_job" in virtfs[1] and virtfs[1].endswith("readonly=on")
+    # Outside a git tree the project share is the cwd; the cache is shared too.
+    assert virtfs[2].startswith(f"local,path={fake.tmp.resolve()},mount_tag=share0,")
+    assert virtfs[3].startswith(f"local,path={(fake.tmp / 'cache').resolve()},mount_tag=share1,")
+    assert not any(v.endswith("readonly=on") for v in virtfs[2:]) and len(virtfs) == 4
