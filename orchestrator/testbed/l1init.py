@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from pathlib import Path
 
 from orchestrator.initramfs.cpio import CpioArchive
@@ -25,6 +26,8 @@ __all__ = ("BUSYBOX", "CHROOT_SCRIPT", "build_initramfs", "ensure_initramfs", "i
 BUSYBOX = Path("/bin/busybox")
 #: Where the init copies the job's cmd.sh inside the chroot (on its private /tmp tmpfs).
 CHROOT_SCRIPT = "/tmp/.schedlab-testbed-cmd.sh"
+#: Initramfs images of other versions unused for this long are deleted.
+_STALE_S = 24 * 3600.0
 _9P = "trans=virtio,version=9p2000.L,msize=512000,cache=loose"
 
 _INIT = r"""#!/bin/sh
@@ -77,6 +80,12 @@ mount -t tmpfs -o mode=1777 tmpfs /host/tmp || fail "cannot mount tmpfs on /tmp"
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm || fail "cannot mount tmpfs on /dev/shm"
 cp /job/cmd.sh /host@CHROOT_SCRIPT@ || fail "cannot copy the job script"
 
+# Wait (bounded) for the CRNG: its static-key flip must not race with CMD (see run.py).
+i=0
+until dmesg | grep -q "crng init done"; do
+    i=$((i + 1)); [ $i -gt 50 ] && break
+    sleep 0.1
+done
 status "phase ready $(cut -d' ' -f1 /proc/uptime)"
 env -i chroot /host /bin/sh @CHROOT_SCRIPT@ </dev/null >"$OUT" 2>"$ERR"
 rc=$?
@@ -122,8 +131,13 @@ def ensure_initramfs(kernel: L1Kernel, busybox: Path = BUSYBOX) -> Path:
         raise FileNotFoundError(f"{busybox} not found: install the Debian package busybox-static")
     data = build_initramfs(kernel, busybox)
     path = testbed_dir() / f"initramfs-{hashlib.sha256(data).hexdigest()[:16]}.cpio"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file():
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    os.utime(path)  # marks it in use for the pruning below
+    for old in path.parent.glob("initramfs-*.cpio"):
+        if old != path and time.time() - old.stat().st_mtime > _STALE_S:
+            old.unlink(missing_ok=True)
     return path

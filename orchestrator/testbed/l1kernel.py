@@ -1,7 +1,7 @@
 """The testbed's L1 kernel: Debian bookworm-backports 6.12 (non-cloud flavour, it has 9p).
 
 Fetched once into ``tools_dir()/testbed`` through a private apt state, then kept as
-``l1-<release>/vmlinuz`` plus the decompressed modules that give L1 a ``/dev/kvm`` (kvm-amd
+``l1-<release>-<module set hash>/vmlinuz`` plus the decompressed modules that give L1 a ``/dev/kvm`` (kvm-amd
 on TCG's emulated SVM) and 9p over virtio, listed in ``l1kernel.json`` in load order.
 
 >>> k = ensure_l1_kernel()
@@ -12,6 +12,7 @@ on TCG's emulated SVM) and 9p over virtio, listed in ``l1kernel.json`` in load o
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import io
 import json
 import lzma
@@ -20,6 +21,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,11 +42,16 @@ __all__ = (
 )
 
 #: Modules L1 needs, by module name; their dependencies are added ahead of them.
-L1_MODULES = ("irqbypass", "kvm", "ccp", "kvm_amd", "netfs", "9pnet", "9pnet_virtio", "9p")
+#: virtio_rng seeds the CRNG early, so its static-key flip happens before CMD starts.
+L1_MODULES = (
+    "virtio_rng", "irqbypass", "kvm", "ccp", "kvm_amd", "netfs", "9pnet", "9pnet_virtio", "9p",
+)  # fmt: skip
 _SUITE = "bookworm-backports"
 _PACKAGE_PREFIX = "linux-image-6.12."
 _PACKAGE_RE = re.compile(r"linux-image-6\.12\.\d+\+deb12(?:\.\d+)?-amd64-unsigned")
 _MANIFEST = "l1kernel.json"
+#: Kernel directories replaced by a newer fetch are deleted once this old (runs may still use them).
+_STALE_S = 24 * 3600.0
 #: A decompressed module larger than this is not a kernel module (guards bombs).
 _MAX_MODULE = 64 << 20
 
@@ -181,7 +188,9 @@ def _load_manifest(base: Path) -> L1Kernel | None:
             package=meta["package"], version=meta["version"], release=meta["release"],
             vmlinuz=base / meta["vmlinuz"], modules=tuple(base / m for m in meta["modules"]),
         )  # fmt: skip
-    except (OSError, ValueError, KeyError, TypeError):
+        if meta.get("wanted") != list(L1_MODULES):
+            return None  # prepared for another module set: prepare again
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
     return k if k.vmlinuz.is_file() and all(m.is_file() for m in k.modules) else None
 
@@ -199,15 +208,17 @@ def _fetch(base: Path, log: Callable[[str], None]) -> L1Kernel:
             deb.unlink()
             stage = Path(tmp) / "stage"
             release, _, modules = _prepare(tree, stage)
-            final = base / f"l1-{release}"
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(stage, final)
+            # A new name per module set: runs still reading an older set are not disturbed.
+            name = f"l1-{release}-{hashlib.sha256(' '.join(L1_MODULES).encode()).hexdigest()[:8]}"
+            shutil.rmtree(base / name, ignore_errors=True)
+            os.replace(stage, base / name)
     except (AptError, OSError, subprocess.CalledProcessError) as exc:
         raise L1KernelError(f"cannot fetch the testbed L1 kernel: {exc}") from exc
     meta = {
         "package": package, "version": version, "release": release,
-        "vmlinuz": f"l1-{release}/vmlinuz",
-        "modules": [f"l1-{release}/modules/{m.name}" for m in modules],
+        "vmlinuz": f"{name}/vmlinuz",
+        "modules": [f"{name}/modules/{m.name}" for m in modules],
+        "wanted": list(L1_MODULES),
     }  # fmt: skip
     tmp_manifest = base / (_MANIFEST + ".tmp")
     tmp_manifest.write_text(json.dumps(meta, indent=1))
@@ -232,4 +243,8 @@ def ensure_l1_kernel(
     with _locked(base / ".lock"):
         if not refresh and (cached := _load_manifest(base)) is not None:
             return cached
-        return _fetch(base, log)
+        kernel = _fetch(base, log)
+        for old in base.glob("l1-*"):
+            if old != kernel.vmlinuz.parent and time.time() - old.stat().st_mtime > _STALE_S:
+                shutil.rmtree(old, ignore_errors=True)
+        return kernel

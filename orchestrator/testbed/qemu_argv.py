@@ -110,6 +110,7 @@ def qemu_argv(launch: QemuLaunch, binary: str = QEMU_BINARY) -> list[str]:
         "-kernel", str(launch.kernel),
         "-initrd", str(launch.initrd),
         "-append", launch.cmdline,
+        "-device", "virtio-rng-pci",
     ]  # fmt: skip
     for s in launch.shares:
         ro = ",readonly=on" if s.readonly else ""

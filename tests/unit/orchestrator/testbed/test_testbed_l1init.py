@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.testbed.l1init import BUSYBOX, CHROOT_SCRIPT, build_initramfs, init_script
+from orchestrator.testbed.l1init import (
+    BUSYBOX,
+    CHROOT_SCRIPT,
+    build_initramfs,
+    ensure_initramfs,
+    init_script,
+)
 from orchestrator.testbed.l1kernel import L1Kernel
 from orchestrator.testbed.protocol import PORT_STATUS, PORT_STDERR, PORT_STDOUT
 
@@ -84,3 +90,28 @@ def test_initramfs_layout(tmp_path):
     assert "bin/sh -> busybox" in listing
     init_line = next(ln for ln in listing.splitlines() if ln.split()[-1] == "init")
     assert init_line.startswith("-rwxr-xr-x")
+
+
+def test_ensure_initramfs_caches_by_content_and_prunes_stale(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCHEDLAB_CACHE", str(tmp_path / "cache"))
+    ko = tmp_path / "kvm.ko"
+    ko.write_bytes(b"module")
+    fake_busybox = tmp_path / "busybox"
+    fake_busybox.write_bytes(b"\x7fELF")
+    k = L1Kernel("p", "1", "r", tmp_path / "vmlinuz", (ko,))
+    first = ensure_initramfs(k, fake_busybox)
+    assert first.read_bytes() == build_initramfs(k, fake_busybox)
+    stale, recent = first.with_name("initramfs-0000.cpio"), first.with_name("initramfs-1111.cpio")
+    for p in (stale, recent):
+        p.write_bytes(b"old")
+    os.utime(stale, (1, 1))
+    assert ensure_initramfs(k, fake_busybox) == first
+    assert not stale.exists() and recent.exists()
+    ko.write_bytes(b"module v2")
+    assert ensure_initramfs(k, fake_busybox) != first
+
+
+def test_ensure_initramfs_names_the_missing_package(tmp_path):
+    k = L1Kernel("p", "1", "r", tmp_path / "vmlinuz", ())
+    with pytest.raises(FileNotFoundError, match="busybox-static"):
+        ensure_initramfs(k, tmp_path / "no-busybox")

@@ -1,5 +1,6 @@
 """l1kernel: module dependency order and .modinfo parsing."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from orchestrator.testbed.l1kernel import (
 
 # The real dependency graph of the 6.12 bookworm-backports modules (from their .modinfo).
 _DEPS = {
-    "irqbypass": [], "kvm": ["irqbypass"], "ccp": [], "kvm_amd": ["kvm", "ccp"],
+    "virtio_rng": [], "irqbypass": [], "kvm": ["irqbypass"], "ccp": [], "kvm_amd": ["kvm", "ccp"],
     "netfs": [], "9pnet": ["netfs"], "9pnet_virtio": ["9pnet"], "9p": ["9pnet", "netfs"],
 }  # fmt: skip
 
@@ -60,10 +61,9 @@ def test_module_depends_empty_and_dashes(tmp_path):
 
 
 def test_manifest_with_missing_files_is_not_a_cache_hit(tmp_path):
-    (tmp_path / "l1kernel.json").write_text(
-        '{"package": "p", "version": "1", "release": "r", "vmlinuz": "l1-r/vmlinuz",'
-        ' "modules": ["l1-r/modules/kvm.ko"]}'
-    )
+    meta = {"package": "p", "version": "1", "release": "r", "vmlinuz": "l1-r/vmlinuz"}
+    meta |= {"modules": ["l1-r/modules/kvm.ko"], "wanted": list(L1_MODULES)}
+    (tmp_path / "l1kernel.json").write_text(json.dumps(meta))
     assert _load_manifest(tmp_path) is None
     (tmp_path / "l1-r/modules").mkdir(parents=True)
     (tmp_path / "l1-r/vmlinuz").write_bytes(b"k")
@@ -71,4 +71,20 @@ def test_manifest_with_missing_files_is_not_a_cache_hit(tmp_path):
     k = _load_manifest(tmp_path)
     assert k is not None and k.modules == (tmp_path / "l1-r/modules/kvm.ko",)
     (tmp_path / "l1kernel.json").write_text("{not json")
+    assert _load_manifest(tmp_path) is None
+
+
+def test_manifest_for_another_module_set_is_not_a_cache_hit(tmp_path):
+    (tmp_path / "l1-r/modules").mkdir(parents=True)
+    (tmp_path / "l1-r/vmlinuz").write_bytes(b"k")
+    meta = {
+        "package": "p",
+        "version": "1",
+        "release": "r",
+        "vmlinuz": "l1-r/vmlinuz",
+        "modules": [],
+    }
+    (tmp_path / "l1kernel.json").write_text(json.dumps({**meta, "wanted": ["kvm"]}))
+    assert _load_manifest(tmp_path) is None
+    (tmp_path / "l1kernel.json").write_text(json.dumps(meta))
     assert _load_manifest(tmp_path) is None
