@@ -417,6 +417,17 @@ def test_buffers_queued_without_a_notify_are_flushed_at_teardown(engines):
     assert hooks.streams.get("hvc0") == b"hi from virtio\n"
 
 
+def test_a_kick_before_the_drivers_reset_is_served_first(engines):
+    """Linux's device_shutdown() resets the device right after the last bulk write."""
+    resetting = VIRTIO_DRIVER.replace("movl $1, 0x50(%rbx)", "movl $0, 0x70(%rbx)")
+    assert resetting != VIRTIO_DRIVER
+    eng, hooks = _virtio_engine(engines, (0x21000, 15, 0, 0), driver=resetting)
+    eng.start()
+    reason, detail = hooks.wait()
+    assert (reason, hooks.streams.get("console")) == (ExitReason.GUEST_EXIT, b"ok"), detail
+    assert hooks.streams.get("hvc0") == b"hi from virtio\n"
+
+
 @pytest.mark.parametrize(
     "desc",
     [

@@ -19,7 +19,7 @@ from vmm_proc.devices.i8042 import I8042
 from vmm_proc.devices.i8042 import PORT_LENGTH as I8042_PORTS
 from vmm_proc.devices.serial import Serial
 from vmm_proc.devices.virtio.console import VirtioConsole
-from vmm_proc.devices.virtio.mmio import QUEUE_NOTIFY, VirtioMmio
+from vmm_proc.devices.virtio.mmio import QUEUE_NOTIFY, STATUS, VirtioMmio
 from vmm_proc.engines.kvm.boot_plan import MmioDevice
 from vmm_proc.engines.kvm.eventfd import EventFd
 from vmm_proc.engines.kvm.exit_dispatch import ShutdownLatch
@@ -48,6 +48,27 @@ class IrqVm(Protocol):
     def ioeventfd(
         self, eventfd: int, addr: int, length: int, datamatch: int | None = None, pio: bool = False
     ) -> None: ...
+
+
+class _NotifiedBeforeReset:
+    """The MMIO face of a virtio transport that serves pending queue work before a reset.
+
+    A guest that queues its last bulk frame and then reboots kicks the queue (an ioeventfd
+    the device thread has not read yet) and, in device_shutdown(), resets the device: that
+    kick happened first, so it is served first, as a synchronous device model would.
+    """
+
+    def __init__(self, transport: VirtioMmio) -> None:
+        self._transport = transport
+
+    def read(self, offset: int, size: int) -> bytes:
+        return self._transport.read(offset, size)
+
+    def write(self, offset: int, data: bytes) -> None:
+        if offset == STATUS and data == bytes(4):
+            for index in range(len(self._transport.queues)):
+                self._transport.notify(index)
+        self._transport.write(offset, data)
 
 
 class DeviceManager:
@@ -110,7 +131,7 @@ class DeviceManager:
         irq = self._irqfd(gsi)
         console = VirtioConsole([self._sink("hvc0"), self._sink("bulk")])
         transport = VirtioMmio(console, mem, irq.signal)
-        self.mmio.insert(base, size, transport, name=f"virtio-console@{base:#x}")
+        self.mmio.insert(base, size, _NotifiedBeforeReset(transport), name=f"virtio-console@{base:#x}")
         for index in range(console.num_queues):
             evt = self._eventfd()
             self._vm.ioeventfd(evt.fd, base + QUEUE_NOTIFY, 4, datamatch=index)
