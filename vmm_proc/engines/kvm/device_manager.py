@@ -78,14 +78,20 @@ class DeviceManager:
     :param stream: ``EngineHooks.stream``: named guest output.
     :param shutdown: the guest's exit requests (i8042 reset, ACPI S5) land here.
     :param on_error: a device thread failure, one line.
+    :param tick: run periodically on the device thread (flushes batched console output).
     """
 
     def __init__(
-        self, vm: IrqVm, stream: Stream, shutdown: ShutdownLatch, on_error: Callable[[str], None]
+        self,
+        vm: IrqVm,
+        stream: Stream,
+        shutdown: ShutdownLatch,
+        on_error: Callable[[str], None],
+        tick: Callable[[], None] | None = None,
     ) -> None:
         self.pio = Bus("pio", limit=PIO_LIMIT)
         self.mmio = Bus("mmio")
-        self.io_thread = IoThread(on_error)
+        self.io_thread = IoThread(on_error, tick=tick)
         self.uarts: dict[str, Serial] = {}
         self._vm = vm
         self._stream = stream

@@ -19,6 +19,7 @@ from vmm_proc.engines.kvm.device_manager import DeviceManager
 from vmm_proc.engines.kvm.diagnostics import VcpuSnapshot, format_stuck_report
 from vmm_proc.engines.kvm.exit_dispatch import ExitDispatcher, ShutdownLatch
 from vmm_proc.engines.kvm.io_thread import IoThreadError
+from vmm_proc.engines.kvm.stream_batcher import StreamBatcher
 from vmm_proc.engines.kvm.vcpu_control import VcpuEvent, VcpuResponse, VcpuStop
 from vmm_proc.engines.kvm.vcpu_setup import apply_entry, cpuid_for_topology
 from vmm_proc.engines.kvm.vcpu_thread import VcpuThread, VcpuThreadError
@@ -37,6 +38,7 @@ _CLEAN_MARK = b"reboot: "  # "reboot: Restarting system" / "Power down" / "Syste
 # Userspace writes to the same UART interleave with printk, so one garbled line must not
 # hide a panic: x86 panic notifiers print "Kernel Offset:" after the panic line.
 _PANIC_MARKS = (b"Kernel panic - not syncing", b"Kernel Offset: ", b"---[ end Kernel panic")
+_BATCHED = frozenset({"console", "diag"})  # the UARTs: one byte per exit
 _JOIN_S = 5.0
 _CONTROL_S = 2.0
 
@@ -80,6 +82,7 @@ class KvmEngine:
         self._stop_cause: tuple[ExitReason, str] | None = None
         self._shutdown = ShutdownLatch()
         self._tail = ConsoleTail()
+        self._batcher = StreamBatcher(hooks.stream)
         self.plan: BootPlan | None = None
 
     # -- Engine protocol ------------------------------------------------------------------
@@ -160,7 +163,9 @@ class KvmEngine:
             self._kvm_path,
         )
         assert m.vm is not None and m.mem is not None
-        dm = self._devices = DeviceManager(m.vm, self._on_stream, self._shutdown, self._device_failed)
+        dm = self._devices = DeviceManager(
+            m.vm, self._on_stream, self._shutdown, self._device_failed, tick=self._batcher.flush
+        )
         dm.add_legacy()
         virtio = dm.add_virtio_console(m.mem)
         self.plan = plan = boot.prepare(m.mem, m.mem.size, len(cpus), virtio)
@@ -209,7 +214,10 @@ class KvmEngine:
                     self._shutdown.mark_panic(_message(line))
                 elif _CLEAN_MARK in line:
                     self._shutdown.set(_message(line))
-        self._hooks.stream(name, data)
+        if name in _BATCHED:
+            self._batcher.write(name, data)
+        else:
+            self._hooks.stream(name, data)
 
     def _vcpu_stopped(self, index: int, stop: VcpuStop) -> None:
         self._begin_stop(stop.reason, stop.detail)
@@ -221,6 +229,7 @@ class KvmEngine:
         title = f"no guest exit within {self.config.timeout_s:g}s"
         try:
             report = format_stuck_report(title, self._snapshot(), self._tail.lines())
+            self._batcher.flush()
             self._hooks.stream("diag", report)
         finally:
             self._begin_stop(ExitReason.TIMEOUT, title)
@@ -277,6 +286,7 @@ class KvmEngine:
             if problems:
                 detail = f"{detail}; teardown: {'; '.join(problems)}"
                 log.error("kvm engine teardown: %s", "; ".join(problems))
+            self._batcher.flush()
             self._hooks.exited(reason, detail)
 
     def _release(self) -> None:

@@ -31,13 +31,23 @@ class IoThread:
 
     :param on_error: called with a one-line detail when a handler raises; the handler's
         eventfd is then dropped so a broken device cannot spin this thread.
+    :param tick: called about every ``tick_s`` seconds (and once at the end), e.g. to pass
+        on buffered console output.
     """
 
-    def __init__(self, on_error: OnError, name: str = "vmm-io") -> None:
+    def __init__(
+        self,
+        on_error: OnError,
+        name: str = "vmm-io",
+        tick: Callable[[], None] | None = None,
+        tick_s: float = 0.05,
+    ) -> None:
         self._sel = selectors.DefaultSelector()
         self._wakeup = EventFd()
         self._sel.register(self._wakeup.fd, selectors.EVENT_READ, None)
         self._on_error = on_error
+        self._tick = tick
+        self._tick_s = tick_s if tick is not None else None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.dispatched = 0
@@ -62,10 +72,14 @@ class IoThread:
 
     def _main(self) -> None:
         while not self._stopping.is_set():
-            self._serve(None)
+            self._serve(self._tick_s)
+            if self._tick is not None:
+                self._tick()
         # Notifications the guest made just before it stopped (a final status frame
         # followed by a reset) are still served.
         self._serve(0)
+        if self._tick is not None:
+            self._tick()
 
     def _serve(self, timeout: float | None) -> None:
         for key, _ in self._sel.select(timeout):

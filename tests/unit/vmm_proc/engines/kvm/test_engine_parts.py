@@ -101,3 +101,20 @@ def test_io_thread_serves_a_notification_that_races_with_stop():
     io.stop(2)  # whether or not the loop saw it before the stop, it is served
     assert calls == [1]
     evt.close()
+
+
+def test_stream_batcher_chunks_at_newlines_and_size_and_flushes_the_rest():
+    from vmm_proc.engines.kvm.stream_batcher import StreamBatcher
+
+    out = []
+    b = StreamBatcher(lambda n, d: out.append((n, d)), max_bytes=8)
+    for ch in b"ab\ncd":
+        b.write("console", bytes([ch]))
+    b.write("diag", b"x")
+    assert out == [("console", b"ab\n")]
+    b.write("console", b"efghij")  # reaches max_bytes
+    assert out[-1] == ("console", b"cdefghij")
+    b.flush()
+    assert out[-1] == ("diag", b"x") and len(out) == 3
+    b.flush()
+    assert len(out) == 3
