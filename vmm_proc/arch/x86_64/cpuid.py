@@ -7,7 +7,8 @@ What Linux reads to build its CPU topology (arch/x86/kernel/cpu/topology_*.c, ca
 - Intel: leaf 4 "threads sharing this cache" gives the LLC id (apicid >> log2(sharing)).
 - AMD: with TOPOEXT, leaves 0x1F/0xB as above, 0x8000001E (ext APIC id, node id) and
   0x8000001D cache sharing (the LLC for family >= 0x17); families < 0x17 take the LLC from
-  0x8000001E's node id, so we put the LLC index there. TOPOEXT is switched on (these
+  0x8000001E's node id, so we put the LLC index there (checked in the KVM-in-TCG testbed:
+  qemu64 family 0xF guests see the intended LLC, die, package, SMT and node groups). TOPOEXT is switched on (these
   leaves are plain data to KVM) and missing 0x8000001D leaves are synthesized.
 
 Leaf 0xA (architectural PMU) is zeroed: no guest PMU. KVM's paravirt leaves are kept.
@@ -170,7 +171,10 @@ def _set_amd_leaves(table: Table, topo: Topology, cpu: Cpu) -> None:
     ext = _entry(table, 0x8000_001E)
     ext.eax = cpu.apic_id
     ext.ebx = ((topo.threads - 1) << 8) | ((cpu.apic_id >> core_shift) & 0xFF)
-    ext.ecx = ((min(topo.llcs, 8) - 1) << 8) | (cpu.llc & 0xFF)
+    # NodeId = LLC index (families < 0x17 take the LLC from it); NodesPerProcessor stays 0:
+    # more than one makes Linux fold core IDs modulo it (cpu_topology_fixup_amd), which
+    # can give two cores of one LLC the same ID and pair them as SMT siblings.
+    ext.ecx = cpu.llc & 0xFF
     ext.edx = 0
 
 

@@ -154,6 +154,8 @@ def test_amd_leaves():
     assert t[(0x80000000, 0)].eax >= 0x8000001E
     assert t[(0x8000001E, 0)].eax == cpu.apic_id
     assert (t[(0x8000001E, 0)].ebx >> 8) & 0xFF == 1
+    # node id = LLC index, one node per package (more would fold core IDs in Linux)
+    assert t[(0x8000001E, 0)].ecx == cpu.llc
     ecx8 = t[(0x80000008, 0)].ecx
     assert ecx8 & 0xFF == 7 and (ecx8 >> 12) & 0xF == topo.apic_shifts[2]
     # the host's four cache levels stay, terminated by a type-0 subleaf
