@@ -57,9 +57,9 @@ QEMU_ENV = "SCHEDLAB_TESTBED_QEMU"
 #: Environment variable choosing QEMU's TCG threading ("multi" or "single").
 TCG_THREADS_ENV = "SCHEDLAB_TESTBED_TCG_THREADS"
 DEFAULT_TCG_THREADS = "multi"
-#: After L1 reported CMD's exit, how long it may take to power off before we kill it.
-_POWEROFF_GRACE_S = 15.0
 _CHUNK = 65536
+#: Longest we read what is left in the port sockets once L1 reported or QEMU exited.
+_DRAIN_S = 5.0
 #: Kept console logs and QEMU stderr files (oldest removed first).
 _KEEP_LOGS = 40
 
@@ -174,24 +174,24 @@ class _Pump:
     def run(
         self, socks: dict[str, socket.socket], proc: subprocess.Popen[bytes], deadline: float
     ) -> bool:
-        """:return: True if QEMU exited by itself, False on timeout."""
+        """:return: True once L1 reported CMD's exit or QEMU exited by itself, False on timeout.
+
+        L1 reports the exit only after CMD's output was consumed by QEMU (blocking virtio-console
+        writes wait for the host) and after ``sync``: once the report is in, what remains is in
+        our socket buffers, and the caller may kill QEMU without waiting for L1's poweroff.
+        """
         sel = selectors.DefaultSelector()
         for name, s in socks.items():
             s.setblocking(False)
             sel.register(s, selectors.EVENT_READ, name)
-        exit_seen_at: float | None = None
         try:
             while sel.get_map():
                 now = time.monotonic()
                 if now >= deadline:
                     return False
-                if exit_seen_at is None and self.status.exit_code is not None:
-                    exit_seen_at = now
-                if exit_seen_at is not None and now - exit_seen_at > _POWEROFF_GRACE_S:
-                    return True  # L1 reported but hangs in poweroff: caller kills it
                 for key, _ in sel.select(timeout=min(0.5, deadline - now)):
                     self._read(sel, key.fileobj, key.data)  # type: ignore[arg-type]
-                if proc.poll() is not None:
+                if self.status.exit_code is not None or proc.poll() is not None:
                     self._drain(sel)
                     return True
             return proc.wait(timeout=max(0.0, deadline - time.monotonic())) is not None
@@ -224,7 +224,9 @@ class _Pump:
                 self.broken.add(name)
 
     def _drain(self, sel: selectors.BaseSelector) -> None:
-        for _ in range(1 << 16):  # bounded: QEMU is gone, the socket buffers are finite
+        # Bounded: a leftover background process in L1 could keep writing until QEMU dies.
+        end = time.monotonic() + _DRAIN_S
+        while time.monotonic() < end:
             ready = sel.select(timeout=0)
             if not ready:
                 return

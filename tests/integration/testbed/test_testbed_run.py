@@ -3,6 +3,7 @@
 Each test boots L1 (about 7-10 s here). Marked slow + testbed.
 """
 
+import hashlib
 import io
 import json
 import os
@@ -87,8 +88,8 @@ def test_writes_reach_the_host_and_root_is_read_only(l1_ready, in_repo):
     script = (
         f"mkdir -p {scratch} && echo '*' > {scratch.parent}/.gitignore && "
         f"printf %s '{payload}' > {scratch}/out.txt && printf cache > {cache_file} && "
-        "if touch /usr/.schedlab-testbed-probe 2>/dev/null; then echo ROOT-WRITABLE; fi; "
-        "grep -c '' /proc/self/mountinfo"
+        f"head -c 8000000 /dev/urandom > {scratch}/big.bin && sha256sum {scratch}/big.bin && "
+        "if touch /usr/.schedlab-testbed-probe 2>/dev/null; then echo ROOT-WRITABLE; fi"
     )
     out = io.BytesIO()
     try:
@@ -96,6 +97,9 @@ def test_writes_reach_the_host_and_root_is_read_only(l1_ready, in_repo):
         assert r.exit_code == 0
         assert (scratch / "out.txt").read_text() == payload
         assert cache_file.read_text() == "cache"
+        # Written back in full before L1 reported (the host kills QEMU right after).
+        inside = out.getvalue().split()[0].decode()
+        assert hashlib.sha256((scratch / "big.bin").read_bytes()).hexdigest() == inside
         assert b"ROOT-WRITABLE" not in out.getvalue()
         assert not Path("/usr/.schedlab-testbed-probe").exists()
     finally:
