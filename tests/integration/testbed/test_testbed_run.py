@@ -162,7 +162,9 @@ def _qemu_children(pid):
     return [k for k in kids if "qemu" in Path(f"/proc/{k}/comm").read_text()]
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGKILL, -9)])
+@pytest.mark.parametrize(
+    "sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -9)]
+)
 def test_cli_signal_stops_qemu(l1_ready, in_repo, sig, code):
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.testbed", "--", "sleep", "600"],
