@@ -33,6 +33,7 @@ HARDWARE_MAX_NS = 100.0
 # (hardware ~1 ms, testbed ~20 ms).
 SHORT_ITERATIONS = 20_000
 LONG_ITERATIONS = 2_000_000
+SHORT_PASSES = 3
 _MARK_PORT = 0x10
 # Real mode: out 0x10,al; 1: dec ecx; jnz 1b; out 0x10,al; hlt
 LOOP_CODE = bytes.fromhex("e610664975fce610f4")
@@ -90,7 +91,13 @@ def probe(short: int = SHORT_ITERATIONS, long: int = LONG_ITERATIONS) -> ProbeRe
     try:
         with MiniVm(mem_size=1 << 20, name="probe") as vm:
             vm.load(CODE_ADDR, LOOP_CODE)
+            # Best of a few: a busy host can stall one pass of a KVM-in-TCG testbed by
+            # 100x, while an emulating /dev/kvm is never fast.
             ns = _measure(vm, short)
+            for _ in range(SHORT_PASSES - 1):
+                if ns < HARDWARE_MAX_NS:
+                    break
+                ns = min(ns, _measure(vm, short))
             if ns < HARDWARE_MAX_NS:
                 ns = _measure(vm, long)
     except KvmError as e:
