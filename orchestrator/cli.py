@@ -84,12 +84,9 @@ def _register_subcommands() -> None:
     from .kernel.cli import kernel_group
 
     cli.add_command(kernel_group, "kernel")
-    try:
-        from .testbed.cli import testbed_cmd
-    except ImportError:  # the testbed lands separately
-        pass
-    else:
-        cli.add_command(testbed_cmd, "testbed")
+    from .testbed.cli import testbed
+
+    cli.add_command(testbed, "testbed")
     from .attach import attach_group
     from .bench import bench_group
 
