@@ -246,6 +246,16 @@ def test_reset_after_a_kernel_panic_line_is_a_crash(engine_factory):
     assert reason is ExitReason.CRASH and "Attempted to kill init" in detail
 
 
+def test_timeout_kicks_an_ap_sleeping_in_the_kernel_and_reports_it(engine_factory):
+    """vcpu1 never gets a SIPI: its KVM_RUN sleeps in the kernel until the kick."""
+    eng, hooks = engine_factory(SPIN, timeout_s=1.0, cpus=2)
+    eng.start()
+    reason, _ = hooks.wait(20)
+    diag = hooks.streams["diag"].decode()
+    assert reason is ExitReason.TIMEOUT
+    assert "vcpu0 [paused" in diag and "vcpu1 [paused, 0 exits] RIP=0x000000000000fff0" in diag
+
+
 def test_stop_from_the_service_is_bounded_and_close_is_idempotent(engine_factory):
     eng, hooks = engine_factory(SPIN, timeout_s=60)
     eng.start()
