@@ -104,9 +104,16 @@ def fake_kernel(tmp_path):
 
 def config(tmp, cmdline="console=ttyS0 quiet", **kw):
     return VmConfig(
-        run_id=f"t{uuid.uuid4().hex[:10]}", engine="kvm", kernel=str(tmp / "missing-bzImage"),
-        initrd=str(tmp / "initrd"), cmdline=cmdline, vmlinux=str(tmp / "vmlinux"),
-        topology=Topology(1, 1, 2, 1), mem_mib=64, timeout_s=30, **kw,
+        run_id=f"t{uuid.uuid4().hex[:10]}",
+        engine="kvm",
+        kernel=str(tmp / "missing-bzImage"),
+        initrd=str(tmp / "initrd"),
+        cmdline=cmdline,
+        vmlinux=str(tmp / "vmlinux"),
+        topology=Topology(1, 1, 2, 1),
+        mem_mib=64,
+        timeout_s=30,
+        **kw,
     )
 
 

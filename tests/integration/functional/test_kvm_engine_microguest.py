@@ -53,8 +53,14 @@ def engine_factory():
     def make(source, timeout_s=20.0, cpus=1, ap_start=None, mode="real"):
         run_id = f"t{uuid.uuid4().hex[:10]}"
         cfg = VmConfig(
-            run_id=run_id, engine="kvm", kernel="", initrd="", cmdline="",
-            topology=Topology(1, 1, cpus, 1), mem_mib=16, timeout_s=timeout_s,
+            run_id=run_id,
+            engine="kvm",
+            kernel="",
+            initrd="",
+            cmdline="",
+            topology=Topology(1, 1, cpus, 1),
+            mem_mib=16,
+            timeout_s=timeout_s,
         )
         code = assemble(source)
         ap_regs = None if ap_start is None else Regs(rip=0x1000 + ap_start, rsp=0x7000)
@@ -203,8 +209,16 @@ def test_ap_waits_for_init_sipi_from_the_bsp(engine_factory):
     """APs sit in KVM_RUN (UNINITIALIZED) until the BSP's INIT/SIPI, as Linux boots them."""
     require_kvm()
     run_id = f"t{uuid.uuid4().hex[:10]}"
-    cfg = VmConfig(run_id=run_id, engine="kvm", kernel="", initrd="", cmdline="",
-                   topology=Topology(1, 1, 2, 1), mem_mib=16, timeout_s=20)
+    cfg = VmConfig(
+        run_id=run_id,
+        engine="kvm",
+        kernel="",
+        initrd="",
+        cmdline="",
+        topology=Topology(1, 1, 2, 1),
+        mem_mib=16,
+        timeout_s=20,
+    )
     boot = RawBoot(assemble(SIPI_BSP), mode="long", extra=((0x10000, assemble(SIPI_AP, 0x10000)),))
     hooks = Hooks()
     eng = KvmEngine(cfg, hooks, boot=boot)
@@ -383,8 +397,16 @@ def _virtio_engine(engine_factory_mem, desc, driver=None):
     require_kvm()
     require_tools()
     run_id = f"t{uuid.uuid4().hex[:10]}"
-    cfg = VmConfig(run_id=run_id, engine="kvm", kernel="", initrd="", cmdline="",
-                   topology=Topology(1, 1, 1, 1), mem_mib=16, timeout_s=30)
+    cfg = VmConfig(
+        run_id=run_id,
+        engine="kvm",
+        kernel="",
+        initrd="",
+        cmdline="",
+        topology=Topology(1, 1, 1, 1),
+        mem_mib=16,
+        timeout_s=30,
+    )
     addr, length, flags, nxt = desc
     extra = (
         (0x20000, struct.pack("<QIHH", addr, length, flags, nxt)),

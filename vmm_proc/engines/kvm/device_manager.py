@@ -137,7 +137,9 @@ class DeviceManager:
         irq = self._irqfd(gsi)
         console = VirtioConsole([self._sink("hvc0"), self._sink("bulk")])
         transport = VirtioMmio(console, mem, irq.signal)
-        self.mmio.insert(base, size, _NotifiedBeforeReset(transport), name=f"virtio-console@{base:#x}")
+        self.mmio.insert(
+            base, size, _NotifiedBeforeReset(transport), name=f"virtio-console@{base:#x}"
+        )
         for index in range(console.num_queues):
             evt = self._eventfd()
             self._vm.ioeventfd(evt.fd, base + QUEUE_NOTIFY, 4, datamatch=index)

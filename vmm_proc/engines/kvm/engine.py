@@ -119,8 +119,11 @@ class KvmEngine:
         if self._devices is not None:
             accepted = self._devices.send_console(data)
             if accepted < len(data):
-                log.warning("console input: %d of %d bytes dropped (guest not reading)",
-                            len(data) - accepted, len(data))
+                log.warning(
+                    "console input: %d of %d bytes dropped (guest not reading)",
+                    len(data) - accepted,
+                    len(data),
+                )
 
     def stop(self, reason: ExitReason = ExitReason.STOPPED) -> None:
         """Stop the VM (idempotent); returns once ``exited`` was delivered or teardown timed out."""
@@ -244,7 +247,9 @@ class KvmEngine:
                 if t.alive and m is not None:
                     vcpu = m.vcpus[t.index]
                     out.append(
-                        VcpuSnapshot(t.index, t.state.value, t.exits, vcpu.get_regs(), vcpu.get_sregs())
+                        VcpuSnapshot(
+                            t.index, t.state.value, t.exits, vcpu.get_regs(), vcpu.get_sregs()
+                        )
                     )
                     continue
                 out.append(VcpuSnapshot(t.index, t.state.value, t.exits, error="thread ended"))

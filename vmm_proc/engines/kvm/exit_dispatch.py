@@ -122,7 +122,8 @@ class ExitDispatcher:
                 return self._triple_fault()
             case FailEntry(reason=reason, cpu=cpu):
                 return self._stop(
-                    ExitReason.CRASH, f"KVM_EXIT_FAIL_ENTRY, hardware reason {reason:#x} on cpu {cpu}"
+                    ExitReason.CRASH,
+                    f"KVM_EXIT_FAIL_ENTRY, hardware reason {reason:#x} on cpu {cpu}",
                 )
             case InternalError(suberror=sub, data=data):
                 what = _INTERNAL_ERRORS.get(sub, f"suberror {sub}")
@@ -140,7 +141,9 @@ class ExitDispatcher:
         if not self._shutdown.requested:
             return None
         if self._shutdown.panic:
-            return VcpuStop(ExitReason.CRASH, f"guest {self._shutdown.how} after: {self._shutdown.panic}")
+            return VcpuStop(
+                ExitReason.CRASH, f"guest {self._shutdown.how} after: {self._shutdown.panic}"
+            )
         return VcpuStop(ExitReason.GUEST_EXIT, f"guest {self._shutdown.how}")
 
     def _system_event(self, kind: int) -> VcpuStop:

@@ -29,6 +29,7 @@ __all__ = ("VcpuRunPort", "VcpuThread", "VcpuThreadError")
 
 log = logging.getLogger(__name__)
 
+
 class VcpuThreadError(Exception):
     """A vCPU thread did not answer or finish in time; the message names it and its state."""
 

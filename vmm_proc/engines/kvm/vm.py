@@ -39,6 +39,7 @@ REQUIRED_CAPS = (
 TSS_ADDR = 0xFFFB_D000
 IDENTITY_MAP_ADDR = 0xFFFB_C000
 
+
 def check_caps(kvm: Kvm) -> None:
     """Raise EngineError naming every missing capability."""
     missing = [c.name for c in REQUIRED_CAPS if not kvm.has(c)]

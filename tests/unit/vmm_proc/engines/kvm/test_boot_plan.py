@@ -8,8 +8,13 @@ from vmm_proc.kvm.types import Regs, Sregs
 
 def test_raw_boot_writes_code_and_gives_aps_their_index():
     mem = FakeGuestMemory(1 << 20)
-    boot = RawBoot(b"\xf4", gpa=0x2000, regs=Regs(rip=0x2000), ap_regs=Regs(rip=0x3000),
-                   extra=((0x4000, b"data"),))
+    boot = RawBoot(
+        b"\xf4",
+        gpa=0x2000,
+        regs=Regs(rip=0x2000),
+        ap_regs=Regs(rip=0x3000),
+        extra=((0x4000, b"data"),),
+    )
     plan = boot.prepare(mem, 1 << 20, 3, [])
     assert mem.read(0x2000, 1) == b"\xf4" and mem.read(0x4000, 4) == b"data"
     assert plan.bsp.regs.rip == 0x2000
@@ -54,6 +59,9 @@ def test_apply_entry_order_and_runnable_aps():
     v = FakeVcpu()
     apply_entry(v, VcpuEntry(Regs(rip=5), real_mode(0x1000), msrs=((0x10, 0),)), make_runnable=True)
     assert v.calls == [
-        ("sregs", 0x1000, 0x100), ("fpu",), ("msrs", {0x10: 0}), ("regs", 5),
+        ("sregs", 0x1000, 0x100),
+        ("fpu",),
+        ("msrs", {0x10: 0}),
+        ("regs", 5),
         ("mp", MP_STATE_RUNNABLE),
     ]
