@@ -12,6 +12,8 @@ Pure code over :class:`vmm_proc.mem.access.GuestMemoryAccess`; nothing here touc
   ``write_boot_params(mem, result, cmdline, e820, initrd=..., rsdp_gpa=...) -> zero page gpa``.
 - :mod:`.bootparam`: offsets and flags of struct boot_params / setup_header.
 
+The command line must carry ``vmm_proc.acpi.fadt.REQUIRED_KERNEL_ARGS`` (``reboot=k``).
+
 Typical use (addresses from :mod:`vmm_proc.arch.x86_64.layout`)::
 
     res = load_kernel(mem, image, low_ram_end)

@@ -46,7 +46,8 @@ def build_e820(
     """Turn RAM regions into an e820 map with the PC holes below 1 MiB.
 
     RAM inside [EBDA_START, 1 MiB) is left out; [EBDA_START, 640 KiB) becomes reserved and
-    ``acpi`` (gpa, size), normally the ACPI tables area, becomes E820_ACPI.
+    ``acpi`` (gpa, size), normally the ACPI tables area, becomes E820_ACPI (cut out of the
+    RAM entries if it lies in RAM).
 
     :param ram: ``(gpa, size)`` regions of guest RAM, e.g. ``layout.ram_regions(mem)``.
     :return: sorted, non-overlapping entries.
@@ -62,6 +63,9 @@ def build_e820(
     if any(start < EBDA_START < start + size for start, size in ram):
         entries.append(E820Entry(EBDA_START, 0xA0000 - EBDA_START, bp.E820_RESERVED))
     if acpi is not None:
+        if acpi[1] <= 0 or acpi[0] < 0:
+            raise ValueError(f"e820: bad ACPI region {acpi[0]:#x}+{acpi[1]:#x}")
+        entries = _cut(entries, acpi[0], acpi[0] + acpi[1])
         entries.append(E820Entry(acpi[0], acpi[1], bp.E820_ACPI))
     entries.sort(key=lambda e: e.addr)
     for prev, cur in zip(entries, entries[1:], strict=False):
@@ -70,6 +74,20 @@ def build_e820(
     if len(entries) > bp.E820_MAX_ENTRIES:
         raise ValueError(f"e820: {len(entries)} entries, the zero page holds {bp.E820_MAX_ENTRIES}")
     return entries
+
+
+def _cut(entries: list[E820Entry], lo: int, hi: int) -> list[E820Entry]:
+    """``entries`` with [lo, hi) removed from every RAM entry."""
+    out = []
+    for e in entries:
+        if e.type != bp.E820_RAM or hi <= e.addr or e.end <= lo:
+            out.append(e)
+            continue
+        if e.addr < lo:
+            out.append(E820Entry(e.addr, lo - e.addr, e.type))
+        if hi < e.end:
+            out.append(E820Entry(hi, e.end - hi, e.type))
+    return out
 
 
 def _synthesized_header() -> bytes:

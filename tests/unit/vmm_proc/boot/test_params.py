@@ -31,6 +31,17 @@ def test_e820_low_memory_holes_and_high_ram():
     ]
 
 
+def test_e820_cuts_an_acpi_area_out_of_ram():
+    e820 = build_e820([(0, 64 * MIB)], acpi=(32 * MIB, 64 * 1024))
+    assert e820[-3:] == [
+        E820Entry(MIB, 31 * MIB, bp.E820_RAM),
+        E820Entry(32 * MIB, 64 * 1024, bp.E820_ACPI),
+        E820Entry(32 * MIB + 64 * 1024, 32 * MIB - 64 * 1024, bp.E820_RAM),
+    ]
+    with pytest.raises(ValueError, match="bad ACPI region"):
+        build_e820([(0, 64 * MIB)], acpi=(32 * MIB, 0))
+
+
 def test_e820_rejects_overlap_and_bad_regions():
     with pytest.raises(ValueError, match="overlaps"):
         build_e820([(0, 64 * MIB), (32 * MIB, 64 * MIB)])
