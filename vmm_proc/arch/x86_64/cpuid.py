@@ -11,6 +11,9 @@ What Linux reads to build its CPU topology (arch/x86/kernel/cpu/topology_*.c, ca
   qemu64 family 0xF guests see the intended LLC, die, package, SMT and node groups). TOPOEXT is switched on (these
   leaves are plain data to KVM) and missing 0x8000001D leaves are synthesized.
 
+Known limit: on family 0x17 models <= 0x1F (Zen 1) Linux hard-codes LLC = APIC ID >> 3, so
+an LLC there spans 8 APIC IDs whatever we say.
+
 Leaf 0xA (architectural PMU) is zeroed: no guest PMU. KVM's paravirt leaves are kept.
 """
 
