@@ -23,7 +23,14 @@ STREAM_FILES = {
     "hvc0": "hvc0.log",  # virtio-console port 0
     "bulk": "bulk.raw",  # the guest wire frames, as received
 }
-FILES = (*STREAM_FILES.values(), "guest-stdout.log", "guest-stderr.log", "messages.jsonl")
+FILES = (
+    *STREAM_FILES.values(),
+    "guest-stdout.log",
+    "guest-stderr.log",
+    "kernel.log",  # the guest kernel's log (DUMP frames from /dev/kmsg), whatever the console
+    "dumps.log",  # answers to dump requests, each under a header
+    "messages.jsonl",
+)
 CHECKPOINT = "collector-state.json"
 
 

@@ -112,6 +112,14 @@ class Collector:
             name = "guest-stdout.log" if frame.type is FrameType.STDOUT else "guest-stderr.log"
             self.files.append(name, payload["data"])
             record["bytes"] = len(payload["data"])
+        elif frame.type is FrameType.DUMP:
+            source = str(payload["source"])
+            if source == "kmsg":
+                self.files.append("kernel.log", payload["data"])
+            else:
+                self.files.append("dumps.log", f"=== {source} ===\n".encode() + payload["data"] + b"\n")
+            record["payload"] = {"source": source}
+            record["bytes"] = len(payload["data"])
         else:
             record["payload"] = _jsonable(payload)
         if frame.type is FrameType.SYS_RDY:

@@ -65,6 +65,7 @@ class Init:
         self._rmdir = cgroup_rmdir
         self.com2: Com2 | None = None
         self.bulk: BulkChannel | None = None
+        self._kmsg: Any = None  # guest.kmsg.KmsgReader once SYS_RDY is sent
         self._stdio: StdioCapture | None = None
         self._control: ControlReader | None = None
         self.stop_requested = threading.Event()
@@ -112,6 +113,7 @@ class Init:
         if not self._open_bulk():
             return ExitCode.SETUP_FAILED
         self._send_sys_rdy(modules)
+        self._send_kmsg()
         if any(e.startswith("required") for e in mount_errors):
             return self._result_fail(ExitCode.SETUP_FAILED, "; ".join(mount_errors))
         self._start_io()
@@ -200,6 +202,16 @@ class Init:
         self._control = ControlReader(self._path("dev/hvc0"), self.stop_requested.set, self._dump)
         if not self._control.start():
             self._log("warning", f"no host control channel: {self._control.error}")
+
+    def _send_kmsg(self) -> None:
+        """Ship the kernel log records not sent yet (boot log first, test-time ones later)."""
+        from guest.kmsg import SOURCE, KmsgReader
+
+        if self._kmsg is None:
+            self._kmsg = KmsgReader(self._path("dev/kmsg"))
+        data = self._kmsg.drain()
+        if data:
+            self._send(FrameType.DUMP, {"source": SOURCE, "data": data})
 
     def _dump(self) -> None:
         """Answer a host dump request (runs in the control thread)."""
@@ -294,6 +306,8 @@ class Init:
                 self._control.stop()
             self._reap_orphans()
             if not crashed and self.bulk is not None:
+                if self._kmsg is not None:
+                    self._send_kmsg()
                 self._send(FrameType.PHASE, self._shutdown_stats())
                 if self._stdio is not None:
                     self._stdio.stop()

@@ -86,6 +86,10 @@ def _cmdline(req: RunRequest) -> str:
         wire_noise=req.wire_noise, crash=req.crash, fairness=req.fairness, max_gap_ms=req.max_gap_ms,
     )
     base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic"]
+    if req.engine == "kvm":
+        # Our VMM takes one exit per UART byte: keep the console for warnings and panics;
+        # the guest sends the whole kernel log over the bulk port instead (kernel.log).
+        base.append("quiet")
     return " ".join([*base, *req.extra_cmdline, *guest_spec.to_cmdline(spec)])
 
 

@@ -34,7 +34,9 @@ def _assert_complete_run(result: dict, cpus: int) -> Path:
     t = result["timings"]
     assert 0 < t["vm_start_to_sys_rdy_ms"] < t["total_ms"] and t["test_ms"] > 0
     run_dir = Path(result["run_dir"])
-    assert b"Linux version" in (run_dir / "console.log").read_bytes()
+    if result["engine"] == "qemu":
+        assert b"Linux version" in (run_dir / "console.log").read_bytes()
+    assert b"Linux version" in (run_dir / "kernel.log").read_bytes()  # via /dev/kmsg, any engine
     msgs = [json.loads(line) for line in (run_dir / "messages.jsonl").read_text().splitlines()]
     assert [m["index"] for m in msgs] == list(range(len(msgs)))
     types = [m["type"] for m in msgs]
