@@ -1,6 +1,6 @@
 """Tier 4: the KVM engine boots the real kernel to the Python init and gets its verdict.
 
-Needs hardware-like KVM (the testbed: ``schedlab testbed -- pytest -m testbed ...``), the
+Needs hardware-like KVM (elsewhere tests/conftest.py routes it into the testbed), the
 cached default kernel and the initramfs builder.
 """
 
@@ -15,7 +15,7 @@ from vmm_proc.config import VmConfig
 from vmm_proc.engines.base import ExitReason
 from vmm_proc.engines.kvm import KvmEngine
 
-pytestmark = [pytest.mark.kvm, pytest.mark.slow, pytest.mark.testbed]
+pytestmark = [pytest.mark.kvm, pytest.mark.slow, pytest.mark.in_testbed]
 
 
 class Hooks:
