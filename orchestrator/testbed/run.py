@@ -310,6 +310,21 @@ def _failure(a: _Attempt, qemu_err: Path) -> str:
     return f"L1 stopped without reporting CMD's exit status (qemu exited {a.returncode}{tail})"
 
 
+_OOPS_MARKERS = (b"Oops:", b"BUG:", b"general protection fault", b"Kernel panic")
+
+
+def l1_oops(console_log: Path) -> str | None:
+    """The first line of L1's console that says its kernel oopsed, if any."""
+    try:
+        data = console_log.read_bytes()
+    except OSError:
+        return None
+    for line in data.splitlines():
+        if any(m in line for m in _OOPS_MARKERS):
+            return line.decode(errors="replace").strip()[:200]
+    return None
+
+
 def run_in_testbed(
     cmd: list[str],
     *,
@@ -372,6 +387,13 @@ def run_in_testbed(
                 sinks, deadline, qemu_err, on_start,
             )  # fmt: skip
             if a.status.exit_code is not None:
+                oops = l1_oops(console_log)
+                if oops:  # CMD may have been hit: its exit code proves nothing either way
+                    keep += [console_log, qemu_err]
+                    raise TestbedError(
+                        f"the L1 kernel oopsed while CMD ran ({oops}); CMD exited "
+                        f"{a.status.exit_code}, which is not trustworthy", console_log=console_log,
+                    )
                 keep += [console_log] if keep_log else []
                 return TestbedResult(
                     exit_code=a.status.exit_code, duration_s=a.duration_s, l1_boot_s=a.ready_s,
