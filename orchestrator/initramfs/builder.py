@@ -4,7 +4,7 @@ Image contract (what ``guest/init.py`` can rely on):
 
 - ``/init`` (0755) is :data:`INIT_STUB`: ``/usr/bin/python3 -S`` imports ``guest.init`` from
   ``/usr/lib/schedlab`` and calls ``main()``. ``/dev/console`` (5:1) exists so PID 1 has
-  stdio before devtmpfs is mounted; ``/proc``, ``/sys``, ``/dev``, ``/tmp``, ``/run`` are
+  stdio before devtmpfs is mounted, and ``/dev/urandom`` for Python's startup; ``/proc``, ``/sys``, ``/dev``, ``/tmp``, ``/run`` are
   empty mount points.
 - ``/etc/schedlab-image-id`` is the FIRST file and ``/schedlab.sentinel`` the LAST entry of
   the archive; both hold the image id (64 lowercase hex digits, no newline). If the sentinel
@@ -57,7 +57,7 @@ IMAGE_ID_PATH = "etc/schedlab-image-id"
 SENTINEL_PATH = "schedlab.sentinel"
 LOAD_ORDER_NAME = "schedlab-load-order"
 GUEST_DIR = "usr/lib/schedlab/guest"
-_FORMAT = b"schedlab-initramfs-v1"
+_FORMAT = b"schedlab-initramfs-v2"  # bump whenever the fixed entries change
 _MOUNT_POINTS = ("dev", "proc", "sys", "tmp", "run", "root", "etc", "usr/bin")
 _EXEC_MAGICS = (b"#!", b"\x7fELF")
 
@@ -149,6 +149,10 @@ def _archive(image_id: str, parts: list[FileMap]) -> CpioArchive:
         arc.add_dirs(d)
     arc.add_char_device("dev/console", 5, 1)
     arc.add_char_device("dev/null", 1, 3, 0o666)
+    # Python reads these at startup, before init mounts devtmpfs, when getrandom() would
+    # block: a guest CPU without RDRAND and no seed from the loader (QEMU 7.2 gives none).
+    arc.add_char_device("dev/random", 1, 8, 0o666)
+    arc.add_char_device("dev/urandom", 1, 9, 0o666)
     arc.add_file(IMAGE_ID_PATH, image_id.encode())
     merged: FileMap = {}
     for part in parts:
