@@ -74,6 +74,7 @@ class RunRequest:
     crash: str = ""  # test hook: "kernel" or "init" crashes the guest on purpose
     fairness: float = 0.35
     max_gap_ms: float = 0.0
+    boot_bzimage: bool = False  # KVM engine: boot the bzImage even though a vmlinux exists
 
     @property
     def vm_timeout_s(self) -> float:
@@ -86,7 +87,7 @@ def _cmdline(req: RunRequest) -> str:
         wire_noise=req.wire_noise, crash=req.crash, fairness=req.fairness, max_gap_ms=req.max_gap_ms,
     )
     base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic"]
-    if req.engine == "kvm":
+    if req.engine == "kvm" and "quiet" not in req.extra_cmdline:
         # Our VMM takes one exit per UART byte: keep the console for warnings and panics;
         # the guest sends the whole kernel log over the bulk port instead (kernel.log).
         base.append("quiet")
@@ -120,7 +121,8 @@ class RunSession:
         cfg = VmConfig(
             run_id=self.run_id, engine=self.req.engine, kernel=str(k.vmlinuz), initrd=str(self.req.initrd),
             cmdline=_cmdline(self.req), topology=self.req.topology, mem_mib=self.req.mem_mib,
-            timeout_s=self.req.vm_timeout_s, vmlinux=str(k.vmlinux or ""), qemu_accel=self.req.qemu_accel,
+            timeout_s=self.req.vm_timeout_s, qemu_accel=self.req.qemu_accel,
+            vmlinux="" if self.req.boot_bzimage else str(k.vmlinux or ""),
         )
         path = self.runtime / "vm.msgpack"
         path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
