@@ -7,7 +7,7 @@ same paths, /tmp and /dev/shm are private tmpfs, CMD's output streams back live.
 
 API summary:
 
-- :func:`orchestrator.testbed.run.run_in_testbed` ``(cmd, *, timeout, mem_mib=4096, cpus=2,
+- :func:`orchestrator.testbed.run.run_in_testbed` ``(cmd, *, timeout, mem_mib=4096, cpus=1,
   share=None, env=None, stdout=None, stderr=None, keep_log=False, boot_attempts=3,
   tcg_threads=None) -> TestbedResult(exit_code, duration_s, l1_boot_s, l1_uptime_s,
   console_log, attempts)``; raises :class:`~orchestrator.testbed.run.TestbedError`
