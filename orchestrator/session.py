@@ -206,7 +206,7 @@ class RunSession:
                     return
                 if cst.sys_rdy:
                     pending_faults = self._inject(pending_faults, time.time() - cst.sys_rdy)
-            self._check_vmm_alive()
+            self._check_processes()
             if time.monotonic() > deadline and not timed_out:
                 timed_out = True
                 self.outcome.errors.append("the run did not complete in time; VM stopped")
@@ -234,13 +234,16 @@ class RunSession:
                 left.append(f)
         return left
 
-    def _check_vmm_alive(self) -> None:
+    def _check_processes(self) -> None:
+        """The VMM must not die before the run completes; the collector must not give up."""
         if self.supervisor is None:
             return
-        info = self.supervisor.info("vmm")
-        if info["statename"] in ("EXITED", "FATAL", "BACKOFF") and info["exitstatus"] != 0:
-            log = (self.run_dir / "vmm_proc.log").read_text(errors="replace").strip().splitlines()
-            raise RunError(f"vmm_proc failed (exit {info['exitstatus']}): {log[-1] if log else ''}")
+        for name, failed in (("vmm", ("EXITED", "FATAL", "BACKOFF")), ("collector", ("FATAL",))):
+            info = self.supervisor.info(name)
+            if info["statename"] in failed and info["exitstatus"] != 0:
+                text = (self.run_dir / f"{name}_proc.log").read_text(errors="replace")
+                last = text.strip().splitlines()[-1:] or [""]
+                raise RunError(f"{name}_proc failed (exit {info['exitstatus']}): {last[0]}")
 
     def _collect(self, cst: collector_proto.CollectorStatusReply, started_at: float) -> None:
         o = self.outcome
@@ -248,8 +251,14 @@ class RunSession:
         o.guest_exit_code = cst.exit_code
         o.vm_exit_reason, o.vm_exit_detail = cst.vm_exit_reason, cst.vm_exit_detail
         o.decoder = dict(cst.decoder)
-        msgs = self.collector.request(collector_proto.Messages(0, 10_000)).messages
-        times = {m["type"]: m["host_time"] for m in msgs if m["type"] in ("SYS_RDY", "RESULT")}
+        times: dict[str, float] = {}
+        start = 0
+        while True:  # page through: a chatty guest can send many STDOUT frames first
+            page = self.collector.request(collector_proto.Messages(start, 5000)).messages
+            times.update((m["type"], m["host_time"]) for m in page if m["type"] in ("SYS_RDY", "RESULT"))
+            start += len(page)
+            if len(page) < 5000:
+                break
         if cst.sys_rdy and started_at:
             o.timings.vm_start_to_sys_rdy_ms = (cst.sys_rdy - started_at) * 1000
         if "SYS_RDY" in times and "RESULT" in times:
