@@ -104,8 +104,12 @@ class VmmService:
         )
 
     def _on_stop(self, msg: proto.Stop) -> proto.Empty:
+        try:
+            reason = ExitReason(msg.reason)
+        except ValueError:
+            raise BusError(Status.BAD_MESSAGE, f"unknown stop reason {msg.reason!r}") from None
         if self.state == "running":
-            self.engine.stop(ExitReason.STOPPED if msg.reason == "stopped" else ExitReason(msg.reason))
+            self.engine.stop(reason)
         return proto.Empty()
 
     def _on_console_write(self, msg: proto.ConsoleWrite) -> proto.Empty:
