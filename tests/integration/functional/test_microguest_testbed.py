@@ -5,7 +5,6 @@ long-mode entry on kvm_amd with nested paging. Boots L1 (~10 s) plus the suite.
 """
 
 import io
-import os
 import re
 import shutil
 import sys
@@ -13,28 +12,24 @@ from pathlib import Path
 
 import pytest
 
+from tests.framework.prereq import require
+
 pytestmark = [pytest.mark.slow, pytest.mark.testbed]
 
 REPO = Path(__file__).resolve().parents[3]
 SUITE = "tests/integration/functional/test_microguest_kvm.py"
 
 
-def _missing(why):
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
-
-
 def test_microguest_suite_passes_on_hardware_kvm_semantics(monkeypatch):
-    if shutil.which("qemu-system-x86_64") is None:
-        _missing("qemu-system-x86_64 missing")
+    require(shutil.which("qemu-system-x86_64") is not None,
+            "qemu-system-x86_64 missing")
     from orchestrator.testbed.l1kernel import L1KernelError, ensure_l1_kernel
     from orchestrator.testbed.run import run_in_testbed
 
     try:
         ensure_l1_kernel()
     except L1KernelError as exc:
-        _missing(f"L1 kernel unavailable: {exc}")
+        require(False, f"L1 kernel unavailable: {exc}")
     monkeypatch.chdir(REPO)  # L1 hides the host's /tmp, where pytest runs from otherwise
     out = io.BytesIO()
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", SUITE]

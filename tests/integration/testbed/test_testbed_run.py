@@ -21,28 +21,23 @@ from orchestrator.testbed.l1kernel import L1KernelError, ensure_l1_kernel
 from orchestrator.testbed.l1kernel import testbed_dir as _testbed_dir
 from orchestrator.testbed.run import TestbedError, prune_stale_jobs, run_in_testbed
 from schedlab_shared.cache import cache_root
+from tests.framework.prereq import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.testbed]
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _missing(why):
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
-
-
 @pytest.fixture(scope="module")
 def l1_ready():
-    if shutil.which("qemu-system-x86_64") is None:
-        _missing("qemu-system-x86_64 missing (apt-get install qemu-system-x86)")
-    if not Path("/bin/busybox").is_file():
-        _missing("/bin/busybox missing (apt-get install busybox-static)")
+    require(shutil.which("qemu-system-x86_64") is not None,
+            "qemu-system-x86_64 missing (apt-get install qemu-system-x86)")
+    require(Path("/bin/busybox").is_file(),
+            "/bin/busybox missing (apt-get install busybox-static)")
     try:
         ensure_l1_kernel()
     except L1KernelError as exc:
-        _missing(f"L1 kernel unavailable: {exc}")
+        require(False, f"L1 kernel unavailable: {exc}")
 
 
 @pytest.fixture

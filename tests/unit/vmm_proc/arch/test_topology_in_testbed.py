@@ -6,7 +6,6 @@ the synthesized 0x8000001D/0x8000001E path and leaf 0x1F. Sibling lists come fro
 
 import io
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 
 from schedlab_shared.cache import kernels_dir
 from schedlab_shared.topology import Topology
+from tests.framework.prereq import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.testbed]
 
@@ -22,11 +22,6 @@ REPO = Path(__file__).resolve().parents[4]
 PROBE = Path(__file__).with_name("topology_probe.py")
 SPECS = ("1,2,3,1", "2,1,1,2")  # 2 LLCs with padded core IDs; SMT and 2 NUMA nodes
 
-
-def _missing(why):
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 def _cpulist(cpus):
@@ -58,18 +53,18 @@ def _expected(topo):
 
 
 def test_linux_sees_the_topology_we_describe(monkeypatch):
-    if shutil.which("qemu-system-x86_64") is None or not Path("/bin/busybox").is_file():
-        _missing("qemu-system-x86 and busybox-static are needed for the testbed")
+    require(shutil.which("qemu-system-x86_64") is not None and Path("/bin/busybox").is_file(),
+            "qemu-system-x86 and busybox-static are needed for the testbed")
     from orchestrator.testbed.l1kernel import L1KernelError, ensure_l1_kernel
     from orchestrator.testbed.run import run_in_testbed
 
     try:
         ensure_l1_kernel()
     except L1KernelError as exc:
-        _missing(f"L1 kernel unavailable: {exc}")
+        require(False, f"L1 kernel unavailable: {exc}")
     dirs = [d for d in sorted(kernels_dir().glob("*/")) if (d / "vmlinux").is_file()]
-    if not dirs:
-        _missing(f"no cached kernel with a vmlinux in {kernels_dir()} (schedlab kernel fetch)")
+    require(bool(dirs),
+            f"no cached kernel with a vmlinux in {kernels_dir()} (schedlab kernel fetch)")
     monkeypatch.chdir(REPO)  # L1 hides the host's /tmp
     out = io.BytesIO()
     result = run_in_testbed(
