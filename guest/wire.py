@@ -210,19 +210,21 @@ def encode_frame(ftype: FrameType | int, payload: dict[str, Any]) -> bytes:
     return prefix + struct.pack("<I", crc) + body
 
 
-def _decode_payload(ftype_raw: int, body: bytes | bytearray | memoryview) -> Frame:
+_TYPES = {int(t): t for t in FrameType}  # a dict lookup is cheaper than FrameType(raw) per frame
+
+
+def _decode_payload(ftype_raw: int, body: bytes | bytearray | memoryview, offset: int = 0) -> Frame:
     """Type and payload checks of a frame whose framing and crc are already valid."""
-    try:
-        ftype = FrameType(ftype_raw)
-    except ValueError:
-        raise WireError("unknown_type", f"type byte {ftype_raw}") from None
+    ftype = _TYPES.get(ftype_raw)
+    if ftype is None:
+        raise WireError("unknown_type", f"type byte {ftype_raw}")
     try:
         payload = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
     except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as e:
         # The guest is untrusted: any malformed msgpack is a rejected frame, not a crash.
         raise WireError("bad_payload", f"{ftype.name}: {type(e).__name__}: {e}") from None
     _check_fields(ftype, payload)
-    return Frame(ftype, payload, 0, HEADER_SIZE + len(body))
+    return Frame(ftype, payload, offset, HEADER_SIZE + len(body))
 
 
 def decode_frame(data: bytes) -> Frame:
@@ -321,7 +323,8 @@ class FrameDecoder:
                 keep = 1 if tail and not self._eof else 0
                 pos = self._skip(pos, len(buf) - pos - keep)
                 break
-            pos = self._skip(pos, start - pos)
+            if start > pos:
+                pos = self._skip(pos, start - pos)
             step = self._try_frame(buf, pos)
             if step is None:  # incomplete: wait for more bytes
                 break
@@ -355,8 +358,7 @@ class FrameDecoder:
             self.stats.bad_crc += 1
             return 1
         try:
-            frame = _decode_payload(ftype_raw, body)
+            return _decode_payload(ftype_raw, body, self._base + pos)
         except WireError as e:
             setattr(self.stats, e.kind, getattr(self.stats, e.kind) + 1)
             return HEADER_SIZE + length
-        return Frame(frame.type, frame.payload, self._base + pos, frame.size)
