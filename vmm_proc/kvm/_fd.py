@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from vmm_proc.kvm._ffi import ffi, lib
 from vmm_proc.kvm.errors import KvmError
+from vmm_proc.mem.owned import Finalized
 
 _NO_ARG = ffi.cast("unsigned long", 0)
 
@@ -27,7 +27,7 @@ def ioctl(fd: int, request: int, arg: Any, op: str) -> int:
     return int(ret)
 
 
-class FdOwner:
+class FdOwner(Finalized):
     """Owns one file descriptor; close() is idempotent and leaves ``fd == -1``.
 
     A closed owner keeps working as an object: its ioctls then fail with EBADF,
@@ -50,21 +50,3 @@ class FdOwner:
 
     def _ioctl(self, request: int, arg: Any, op: str) -> int:
         return ioctl(self._fd, request, arg, op)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Last resort for owners nobody closed; never raise from a finalizer.
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001
-            pass

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import struct
 import uuid
-from types import TracebackType
-from typing import Self
 
 from vmm_proc.kvm.system import Kvm
 from vmm_proc.kvm.vcpu import VcpuFd
 from vmm_proc.kvm.vm import VmFd
 from vmm_proc.mem.guest_memory import GuestMemory
+from vmm_proc.mem.owned import Owned
 
 __all__ = ("MiniVm", "CODE_ADDR", "STACK_TOP")
 
@@ -30,7 +29,7 @@ _EFER_LME, _EFER_LMA = 1 << 8, 1 << 10
 _PTE_PRESENT_RW, _PDE_2M = 0x3, 0x83
 
 
-class MiniVm:
+class MiniVm(Owned):
     """Memory at GPA 0 plus ``vcpus`` vCPUs, all owned and released by close().
 
     >>> with MiniVm(mem_size=1 << 20) as m:
@@ -122,14 +121,3 @@ class MiniVm:
             if owner is not None:
                 owner.close()
         self.vm = self.kvm = self.mem = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

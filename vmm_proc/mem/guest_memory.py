@@ -11,11 +11,11 @@ import mmap
 import os
 import struct
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from vmm_proc.mem._ffi import MAP_FAILED, ffi, lib
 from vmm_proc.mem.access import GuestMemoryError
+from vmm_proc.mem.owned import Finalized
 
 __all__ = (
     "GuestMemory",
@@ -59,7 +59,7 @@ def split_ram(size: int) -> list[tuple[int, int, int]]:
     return ranges
 
 
-class GuestMemory:
+class GuestMemory(Finalized):
     """Guest RAM backed by a shared file; implements GuestMemoryAccess.
 
     >>> with GuestMemory.create("/dev/shm/schedlab-run1-mem", 64 << 20) as mem:
@@ -124,23 +124,6 @@ class GuestMemory:
         try:
             os.unlink(self.path)
         except FileNotFoundError:
-            pass
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - finalizers must not raise
             pass
 
     # -- address translation ----------------------------------------------------------
