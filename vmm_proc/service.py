@@ -153,9 +153,11 @@ class VmmService:
                     topics.vm_state(self.config.run_id), proto.VmStateEvent("exited", str(a), b)
                 )
 
-    def run(self) -> ProcExit:
-        signal.signal(signal.SIGTERM, self._on_signal)
-        signal.signal(signal.SIGINT, self._on_signal)
+    def run(self, install_signals: bool = True) -> ProcExit:
+        """Serve until the VM exited and lingered, or SIGTERM/SIGINT (main thread only)."""
+        if install_signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
         try:
             self.started_at = time.time()
             self.engine.start()

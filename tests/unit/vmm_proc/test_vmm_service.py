@@ -1,0 +1,130 @@
+"""vmm_proc's bus service against a fake engine: streams, replay, control, exit, signals."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from schedlab_shared.bus import vmm as proto
+from schedlab_shared.bus.client import BusClient, recv_event, subscriber
+from schedlab_shared.bus.codec import BusError, Status
+from schedlab_shared.exitcodes import ProcExit
+from vmm_proc import service as service_mod
+from vmm_proc.config import VmConfig
+from vmm_proc.engines.base import ExitReason
+
+
+class FakeEngine:
+    name = "fake"
+
+    def __init__(self, hooks) -> None:  # noqa: ANN001
+        self.hooks = hooks
+        self.console: list[bytes] = []
+        self.stopped: list[ExitReason] = []
+
+    def start(self) -> None:
+        def emit() -> None:
+            for i in range(50):
+                self.hooks.stream("console", b"line %d\n" % i)
+            self.hooks.stream("bulk", b"\x00" * 10)
+
+        threading.Thread(target=emit).start()
+
+    def memory_layout(self) -> list[dict]:
+        return [{"gpa": 0, "size": 4096, "path": "/dev/shm/schedlab-fake", "offset": 0}]
+
+    def send_console(self, data: bytes) -> None:
+        self.console.append(data)
+
+    def stop(self, reason: ExitReason) -> None:
+        self.stopped.append(reason)
+        self.hooks.exited(reason, "stopped by test")
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def vmm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    engines: list[FakeEngine] = []
+
+    def make(config, hooks):  # noqa: ANN001, ANN202
+        engines.append(FakeEngine(hooks))
+        return engines[-1]
+
+    monkeypatch.setattr(service_mod, "make_engine", make)
+    cfg = VmConfig(run_id="u1", engine="fake", kernel="/k", initrd="/i", cmdline="")
+    svc = service_mod.VmmService(cfg, f"ipc://{tmp_path}/ctl", f"ipc://{tmp_path}/pub", linger_s=0.5)
+    result: list[ProcExit] = []
+    t = threading.Thread(target=lambda: result.append(svc.run(install_signals=False)))
+    t.start()
+    ctx = zmq.Context()
+    client = BusClient(ctx, f"ipc://{tmp_path}/ctl", timeout_s=2)
+    yield svc, client, engines, result, t, f"ipc://{tmp_path}/pub", ctx
+    svc._terminate = True
+    t.join(10)
+    client.close()
+    ctx.term()
+
+
+def _wait(pred, timeout: float = 5.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.02)
+    raise AssertionError("timed out")
+
+
+def test_streams_are_retained_merged_and_replayable(vmm) -> None:  # noqa: ANN001
+    svc, client, engines, *_ = vmm
+    _wait(lambda: client.request(proto.Status_()).streams["bulk"] == 1)
+    st = client.request(proto.Status_())
+    assert st.state == "running" and st.engine == "fake" and st.layout[0]["size"] == 4096
+    chunks, seq = [], 0
+    while True:
+        r = client.request(proto.Replay("console", seq))
+        if not r.chunks:
+            break
+        chunks += [d for _, d in r.chunks]
+        seq = r.chunks[-1][0] + 1
+    assert b"".join(chunks) == b"".join(b"line %d\n" % i for i in range(50))
+    assert len(chunks) <= 50  # runs of one stream are merged into fewer chunks
+    with pytest.raises(BusError) as e:
+        client.request(proto.Replay("nope", 0))
+    assert e.value.status is Status.NOT_FOUND
+
+
+def test_control_requests(vmm) -> None:  # noqa: ANN001
+    svc, client, engines, result, t, *_ = vmm
+    _wait(lambda: client.request(proto.Status_()).state == "running")
+    client.request(proto.ConsoleWrite(b"D"))
+    assert engines[0].console == [b"D"]
+    with pytest.raises(BusError) as e:
+        client.request(proto.Stop("bogus"))
+    assert e.value.status is Status.BAD_MESSAGE
+    client.request(proto.Stop("timeout"))
+    _wait(lambda: client.request(proto.Status_()).state == "exited")
+    st = client.request(proto.Status_())
+    assert st.exit_reason == "timeout" and engines[0].stopped == [ExitReason.TIMEOUT]
+    with pytest.raises(BusError) as e2:
+        client.request(proto.ConsoleWrite(b"S"))
+    assert e2.value.status is Status.NOT_ALLOWED
+    t.join(10)  # linger ran out
+    assert result == [ProcExit.DONE]
+
+
+def test_exit_is_published(vmm) -> None:  # noqa: ANN001
+    svc, client, engines, result, t, pub, ctx = vmm
+    sub = subscriber(ctx, pub, "vm.u1.state")
+    _wait(lambda: client.request(proto.Status_()).state == "running")
+    time.sleep(0.2)  # let the subscription reach the publisher
+    client.request(proto.Stop("stopped"))
+    assert sub.poll(5000)
+    topic, body = recv_event(sub, proto.VmStateEvent)
+    assert topic == "vm.u1.state" and body.state == "exited" and body.reason == "stopped"
+    sub.close(0)
