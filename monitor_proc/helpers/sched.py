@@ -39,6 +39,8 @@ class _Plan:
     cpu_off: int | None
     curr_off: int
     size: int
+    pid_off: int    # task_struct.pid and .comm: looked up once, not per sample
+    comm_off: int
 
 
 def cpu_rq(prog: Program, cpu: int) -> int:
@@ -72,7 +74,10 @@ def task_comm(prog: Program, task: int) -> str:
     """:param task: ``struct task_struct *``
     :returns: ``task->comm`` up to its NUL
     """
-    raw = prog.read(task + prog.member_offset("task_struct", "comm"), TASK_COMM_LEN)
+    return _comm(prog.read(task + prog.member_offset("task_struct", "comm"), TASK_COMM_LEN))
+
+
+def _comm(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
@@ -95,7 +100,8 @@ def _plan(prog: Program) -> _Plan:
             if key in _REQUIRED:
                 raise MissingMember(f"struct rq has none of {names}")
     cpu_off = rq.member("cpu").offset if rq.has_member("cpu") else None
-    plan = _Plan(tuple(fields), cpu_off, rq.member("curr").offset, rq.size)
+    plan = _Plan(tuple(fields), cpu_off, rq.member("curr").offset, rq.size,
+                 prog.member_offset("task_struct", "pid"), prog.member_offset("task_struct", "comm"))
     prog.cache["rq_sample_plan"] = plan
     return plan
 
@@ -122,8 +128,8 @@ def rq_sample(prog: Program, cpu: int) -> dict[str, int | str]:
         key: struct.unpack_from(fmt, raw, off)[0] for key, off, fmt in plan.fields}
     curr = struct.unpack_from("<Q", raw, plan.curr_off)[0]
     if curr:
-        out["curr_pid"] = task_pid(prog, curr)
-        out["curr_comm"] = task_comm(prog, curr)
+        out["curr_pid"] = prog.read_s32(curr + plan.pid_off)
+        out["curr_comm"] = _comm(prog.read(curr + plan.comm_off, TASK_COMM_LEN))
     return out
 
 
