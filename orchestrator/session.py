@@ -32,6 +32,7 @@ from schedlab_shared.cache import runs_dir
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 from vmm_proc.config import VmConfig
+from vmm_proc.engines.qemu import RUNTIME_DIR_ENV
 
 from .endpoints import Endpoints
 from .faults import Fault
@@ -133,7 +134,8 @@ class RunSession:
         py, ep, rd = sys.executable, self.endpoints, str(self.run_dir)
         progs = [
             Program("vmm", [py, "-m", "vmm_proc", "--config", str(vm_config), "--ctl", ep.vmm_ctl,
-                            "--pub", ep.vmm_pub], self.run_dir / "vmm_proc.log", restart=False),
+                            "--pub", ep.vmm_pub], self.run_dir / "vmm_proc.log", restart=False,
+                    env={RUNTIME_DIR_ENV: str(self.runtime)}),
             Program("collector", [py, "-m", "collector_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
                                   "--vm-pub", ep.vmm_pub, "--run-dir", rd, "--ctl", ep.collector_ctl,
                                   "--pub", ep.collector_pub], self.run_dir / "collector_proc.log"),

@@ -37,6 +37,7 @@ def run_cli(args: list[str], tmp: Path, timeout: float = 600, env: dict[str, str
 def leftovers(run_id: str) -> list[str]:
     """Processes and /dev/shm files that still carry ``run_id``."""
     found = [f"/dev/shm/{n}" for n in os.listdir("/dev/shm") if run_id in n]
+    found += [f"/tmp/{n}" for n in os.listdir("/tmp") if n.startswith("schedlab-qemu-")]
     for pid in os.listdir("/proc"):
         if not pid.isdigit() or int(pid) == os.getpid():
             continue

@@ -26,6 +26,7 @@ from .qemu_argv import QemuSockets, qemu_argv, ram_regions
 __all__ = ("QemuEngine",)
 
 log = logging.getLogger(__name__)
+RUNTIME_DIR_ENV = "SCHEDLAB_RUNTIME_DIR"
 _CONNECT_TIMEOUT_S = 10.0
 _TAIL_BYTES = 32 << 10
 # Only the kernel's own panic on COM1 is a crash; our init's "PANIC:" lines on COM2 are
@@ -60,7 +61,9 @@ class QemuEngine:
     def start(self) -> None:
         if shutil.which(self.qemu) is None:
             raise EngineError(f"{self.qemu} not found: install the qemu-system-x86 package")
-        self._rundir = tempfile.mkdtemp(prefix="schedlab-qemu-")
+        # Inside the run's runtime dir when supervised: the orchestrator removes it even if
+        # this process is SIGKILLed before its own cleanup.
+        self._rundir = tempfile.mkdtemp(prefix="schedlab-qemu-", dir=os.environ.get(RUNTIME_DIR_ENV))
         names = ("com1", "com2", "hvc0", "bulk")
         listeners = {n: self._listen(os.path.join(self._rundir, f"{n}.sock")) for n in names}
         sockets = QemuSockets(**{n: listeners[n].getsockname() for n in names})
