@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 __all__ = ("Fault", "parse_fault", "FaultError")
 
-KILLABLE = ("collector", "monitor")
+KILLABLE = ("collector", "monitor", "vmm")  # vmm: proves a lost VM is an error and leaves nothing
 
 
 class FaultError(ValueError):

@@ -24,7 +24,7 @@ def _one_error_line(stderr: str) -> str:
         (["--topology", "8,8,8,8"], "at most"),
         (["--engine", "xen"], "choose one of"),
         (["--duration", "0"], "--duration"),
-        (["--inject", "kill:vmm@1"], "--inject"),
+        (["--inject", "kill:qemu@1"], "--inject"),
         (["--kernel", "/nonexistent/vmlinuz"], "/nonexistent/vmlinuz"),
     ],
 )

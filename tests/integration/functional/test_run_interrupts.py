@@ -61,3 +61,13 @@ def test_vm_timeout_is_a_failure_with_evidence(kernel, tmp_path: Path) -> None: 
     assert any("timeout" in x for x in r["reasons"])
     assert b"timed out" in (Path(r["run_dir"]) / "diag.log").read_bytes()
     assert leftovers(r["run_id"]) == []
+
+
+def test_vmm_killed_mid_run_is_an_error_and_leaves_nothing(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    run = run_cli(["run", "--engine", "qemu", "--duration", "10", "--inject", "kill:vmm@1",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 2, run.stderr[-2000:]
+    r = run.result
+    assert r["verdict"] == "error" and any("vmm_proc failed" in x for x in r["reasons"])
+    assert b"Linux version" in (Path(r["run_dir"]) / "console.log").read_bytes()  # kept
+    assert leftovers(r["run_id"]) == []
