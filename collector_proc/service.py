@@ -70,6 +70,7 @@ class Collector:
         self.decoder.feed(self.files.read_range("bulk.raw", self.cp.decoder_consumed))
         self._terminate = False
         self._vmm_seen = time.monotonic()
+        self._saved_key: tuple[Any, ...] | None = None  # state of the last checkpoint written
 
     def _load_messages(self) -> list[dict[str, Any]]:
         raw = self.files.read_range("messages.jsonl", 0)
@@ -182,11 +183,22 @@ class Collector:
                 self.cp.complete = True
                 log.info("all streams drained; decoder %s", self.decoder.stats.as_dict())
 
+    def _state_key(self) -> tuple[Any, ...]:
+        """What the checkpoint holds, cheaply: every append or decode also moves ``expected``
+        (or sets ``complete``), so an equal key means nothing unflushed and nothing to record."""
+        cp = self.cp
+        return (tuple(self.expected.values()), cp.gaps, cp.vm_exited, cp.vm_exit_reason,
+                cp.vm_exit_detail, cp.complete)
+
     def _save(self) -> None:
+        key = self._state_key()
+        if key == self._saved_key:
+            return  # an idle status poll: rewriting the same checkpoint each second buys nothing
         self.cp.next_seq = dict(self.expected)
         self.cp.decoder_consumed = self.decoder.consumed
         self.cp.decoder_stats = self.decoder.stats.as_dict()
         self.files.save()
+        self._saved_key = key
 
     # --- the loop ---
     def run(self) -> ProcExit:
