@@ -57,7 +57,7 @@ def _smp(topo: Topology) -> str:
 
 def qemu_argv(config: VmConfig, sockets: QemuSockets, qemu: str = "qemu-system-x86_64") -> list[str]:
     topo = config.topology
-    accel = "kvm" if config.qemu_accel == "kvm" else "tcg,thread=multi"
+    accel = "kvm" if config.qemu_accel == "kvm" else f"tcg,thread={config.tcg_threads}"
     cpu = "host" if config.qemu_accel == "kvm" else "max"
     argv = [
         qemu,

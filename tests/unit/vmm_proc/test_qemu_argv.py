@@ -19,7 +19,8 @@ def _opt(argv: list[str], flag: str) -> list[str]:
 
 def test_single_node_tcg() -> None:
     argv = qemu_argv(_cfg(topology=Topology(1, 1, 2, 1)), SOCKS)
-    assert _opt(argv, "-accel") == ["tcg,thread=multi"] and _opt(argv, "-cpu") == ["max"]
+    assert _opt(argv, "-accel") == ["tcg,thread=single"] and _opt(argv, "-cpu") == ["max"]
+    assert _opt(qemu_argv(_cfg(tcg_threads="multi"), SOCKS), "-accel") == ["tcg,thread=multi"]
     assert _opt(argv, "-smp") == ["cpus=2,sockets=1,dies=1,cores=2,threads=1"]
     assert "-no-reboot" in argv and "-nodefaults" in argv
     assert _opt(argv, "-serial") == ["chardev:com1", "chardev:com2"]
