@@ -56,6 +56,7 @@ class Monitor:
         self.last_error = ""
         self._terminate = False
         self._memory = None  # the guest RAM mapping, once opened
+        self._vmm_ok = 0.0  # monotonic time of the last answered status request while sampling
 
     def _on_status(self, _msg: proto.MonitorStatus) -> proto.MonitorStatusReply:
         return proto.MonitorStatusReply(self.state, self.samples, self.errors, self.last_error)
@@ -131,8 +132,22 @@ class Monitor:
             self.pub.close()
             self.ctx.term()
 
+    def _vm_exited(self) -> bool:
+        """Ask the VMM whether the VM exited; an unanswered request means "not yet" until
+        the VMM was silent for ``grace_s`` (then BusError: the VM is lost)."""
+        try:
+            st = self.vmm.request(vmm_proto.Status_())
+        except BusError as exc:
+            if time.monotonic() - self._vmm_ok > self.grace_s:
+                raise
+            log.warning("status check: %s", exc)
+            return False
+        self._vmm_ok = time.monotonic()
+        return st.state == "exited"
+
     def _sample_loop(self, prog: Any, started_at: float) -> ProcExit:
         next_check = 0.0
+        self._vmm_ok = time.monotonic()
         with open(self.out_path, "a") as out:
             while not self._terminate:
                 tick = time.monotonic()
@@ -150,7 +165,7 @@ class Monitor:
                         return ProcExit.DONE
                 if tick >= next_check:
                     next_check = tick + 1.0
-                    if self.vmm.request(vmm_proto.Status_()).state == "exited":
+                    if self._vm_exited():
                         return ProcExit.DONE
                 self._serve(max(0.0, self.interval_s - (time.monotonic() - tick)))
         return ProcExit.SIGNALLED

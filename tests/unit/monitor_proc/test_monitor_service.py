@@ -1,0 +1,39 @@
+"""The monitor's sample loop against a synthetic guest and a fake VMM."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from monitor_proc.service import Monitor
+from schedlab_shared.bus import vmm as vmm_proto
+from schedlab_shared.bus.codec import BusError, Status
+from schedlab_shared.exitcodes import ProcExit
+from tests.framework.fake_vmm import FakeVmm
+
+
+def test_one_status_timeout_while_sampling_is_not_fatal(tmp_path: Path, synthetic_guest) -> None:
+    ep = {k: f"ipc://{tmp_path}/{k}" for k in ("vctl", "vpub", "cctl", "mctl", "mpub")}
+    vm = FakeVmm("mt", ep["vctl"], ep["vpub"])
+    mon = Monitor(vm_id="mt", vm_ctl=ep["vctl"], collector_ctl=ep["cctl"], vmlinux="unused",
+                  run_dir=str(tmp_path), ctl=ep["mctl"], pub=ep["mpub"], interval_s=0.3,
+                  grace_s=30.0, max_samples=6)
+    real_request, failed = mon.vmm.request, []
+
+    def flaky_request(msg, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if isinstance(msg, vmm_proto.Status_) and not failed:
+            failed.append(msg)  # the first status check gets no reply in time
+            raise BusError(Status.TIMEOUT, "Status: no reply (test)")
+        return real_request(msg, *a, **kw)
+
+    mon.vmm.request = flaky_request
+    try:
+        result = mon._sample_loop(synthetic_guest(ncpus=2).program(), 0.0)
+    finally:
+        for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
+            closer()
+        mon.ctx.term()
+        vm.close()
+    assert failed and result is ProcExit.DONE and mon.samples == 6
+    lines = (tmp_path / "monitor-monitor.jsonl").read_text().splitlines()
+    assert [len(json.loads(x)["cpus"]) for x in lines] == [2] * 6
