@@ -40,7 +40,6 @@ class Checkpoint:
     lengths: dict[str, int] = field(default_factory=dict)
     decoder_consumed: int = 0  # bulk stream offset up to which frames were decoded
     decoder_stats: dict[str, int] = field(default_factory=dict)
-    messages: int = 0
     sys_rdy: float = 0.0
     result: dict[str, Any] | None = None
     exit_code: int | None = None
