@@ -49,6 +49,16 @@ def test_port_io_single_and_string():
     assert got == [b"\x11\x22\x11\x22"] and dev.reads == [(1, 2), (1, 2)]
 
 
+def test_port_io_count_one_and_short_answer_padded_with_ones():
+    d, dev, _, _, _ = make()
+    assert d(IoOut(0x3FA, 2, 1, b"xy")) is None
+    assert dev.writes == [(2, b"xy")]
+    dev.answer = b"\x55"  # shorter than the access
+    got = []
+    assert d(IoIn(0x3FB, 4, 1, got.append)) is None
+    assert got == [b"\x55\xff\xff\xff"] and dev.reads == [(3, 4)]
+
+
 def test_unmapped_port_reads_all_ones_and_is_counted():
     d, _, _, _, pio = make()
     got = []
