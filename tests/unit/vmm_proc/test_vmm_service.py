@@ -121,10 +121,12 @@ def test_control_requests(vmm) -> None:  # noqa: ANN001
 def test_exit_is_published(vmm) -> None:  # noqa: ANN001
     svc, client, engines, result, t, pub, ctx = vmm
     sub = subscriber(ctx, pub, "vm.u1.state")
-    _wait(lambda: client.request(proto.Status_()).state == "running")
-    time.sleep(0.2)  # let the subscription reach the publisher
-    client.request(proto.Stop("stopped"))
-    assert sub.poll(5000)
-    topic, body = recv_event(sub, proto.VmStateEvent)
-    assert topic == "vm.u1.state" and body.state == "exited" and body.reason == "stopped"
-    sub.close(0)
+    try:  # an unclosed socket would hang ctx.term() in the fixture
+        _wait(lambda: client.request(proto.Status_()).state == "running")
+        time.sleep(1.0)  # PUB drops what it sends before the subscription arrives
+        client.request(proto.Stop("stopped"))
+        assert sub.poll(5000)
+        topic, body = recv_event(sub, proto.VmStateEvent)
+        assert topic == "vm.u1.state" and body.state == "exited" and body.reason == "stopped"
+    finally:
+        sub.close(0)
