@@ -77,7 +77,7 @@ def test_python_init_boots_under_tcg(tmp_path):
     image = build_initramfs(kernel, modules=["virtio_mmio"], guest_src=guest)
     build_s = time.perf_counter() - t0
     log = tmp_path / "serial.log"
-    cmd = [qemu, "-accel", "tcg,thread=multi", "-cpu", "max", "-M", "pc", "-m", "512",
+    cmd = [qemu, "-accel", "tcg,thread=single", "-cpu", "max", "-M", "pc", "-m", "512",
            "-smp", "2", "-nographic", "-no-reboot", "-kernel", str(kernel.vmlinuz),
            "-initrd", str(image), "-append", "console=ttyS0 panic=-1 quiet nokaslr"]
     t0 = time.perf_counter()

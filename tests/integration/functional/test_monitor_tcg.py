@@ -68,7 +68,7 @@ def _initramfs(path: Path) -> None:
 def _qemu(vmlinuz: Path, initrd: Path, shm: str, log: Path) -> subprocess.Popen:
     cmd = ["qemu-system-x86_64",
            "-object", f"memory-backend-file,id=mem,size={RAM >> 20}M,mem-path={shm},share=on",
-           "-machine", "memory-backend=mem", "-M", "pc", "-accel", "tcg,thread=multi",
+           "-machine", "memory-backend=mem", "-M", "pc", "-accel", "tcg,thread=single",  # MTTCG can crash a booting guest (int3 patching)
            "-cpu", "max", "-m", str(RAM >> 20), "-smp", "2", "-nographic", "-no-reboot",
            "-kernel", str(vmlinuz), "-initrd", str(initrd),
            "-append", "console=ttyS0 nokaslr panic=-1 quiet"]

@@ -121,7 +121,7 @@ def _run_qemu(path, rom, topo, serial):
     argv = [
         "qemu-system-x86_64",
         "-accel",
-        "tcg,thread=multi",
+        "tcg,thread=single",  # MTTCG can crash a booting guest (int3 patching)
         "-cpu",
         "max",
         "-M",
