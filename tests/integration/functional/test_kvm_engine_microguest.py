@@ -44,6 +44,12 @@ class Hooks:
         return self.exits[0]
 
 
+def raw_config(cpus: int, timeout_s: float) -> VmConfig:
+    """A VmConfig for a micro-guest: no kernel, 16 MiB, one LLC of ``cpus`` cores."""
+    return VmConfig(run_id=f"t{uuid.uuid4().hex[:10]}", engine="kvm", kernel="", initrd="",
+                    cmdline="", topology=Topology(1, 1, cpus, 1), mem_mib=16, timeout_s=timeout_s)
+
+
 @pytest.fixture
 def engine_factory():
     require_kvm()
@@ -51,17 +57,7 @@ def engine_factory():
     made = []
 
     def make(source, timeout_s=20.0, cpus=1, ap_start=None, mode="real"):
-        run_id = f"t{uuid.uuid4().hex[:10]}"
-        cfg = VmConfig(
-            run_id=run_id,
-            engine="kvm",
-            kernel="",
-            initrd="",
-            cmdline="",
-            topology=Topology(1, 1, cpus, 1),
-            mem_mib=16,
-            timeout_s=timeout_s,
-        )
+        cfg = raw_config(cpus, timeout_s)
         code = assemble(source)
         ap_regs = None if ap_start is None else Regs(rip=0x1000 + ap_start, rsp=0x7000)
         hooks = Hooks()
@@ -208,17 +204,7 @@ start:
 def test_ap_waits_for_init_sipi_from_the_bsp(engine_factory):
     """APs sit in KVM_RUN (UNINITIALIZED) until the BSP's INIT/SIPI, as Linux boots them."""
     require_kvm()
-    run_id = f"t{uuid.uuid4().hex[:10]}"
-    cfg = VmConfig(
-        run_id=run_id,
-        engine="kvm",
-        kernel="",
-        initrd="",
-        cmdline="",
-        topology=Topology(1, 1, 2, 1),
-        mem_mib=16,
-        timeout_s=20,
-    )
+    cfg = raw_config(2, 20)
     boot = RawBoot(assemble(SIPI_BSP), mode="long", extra=((0x10000, assemble(SIPI_AP, 0x10000)),))
     hooks = Hooks()
     eng = KvmEngine(cfg, hooks, boot=boot)
@@ -396,17 +382,7 @@ def _virtio_engine(engine_factory_mem, desc, driver=None):
 
     require_kvm()
     require_tools()
-    run_id = f"t{uuid.uuid4().hex[:10]}"
-    cfg = VmConfig(
-        run_id=run_id,
-        engine="kvm",
-        kernel="",
-        initrd="",
-        cmdline="",
-        topology=Topology(1, 1, 1, 1),
-        mem_mib=16,
-        timeout_s=30,
-    )
+    cfg = raw_config(1, 30)
     addr, length, flags, nxt = desc
     extra = (
         (0x20000, struct.pack("<QIHH", addr, length, flags, nxt)),
