@@ -33,16 +33,17 @@ def phases_cmd(runs: int, engine: str, kernel_spec: str | None, topology: str, d
                as_json: bool) -> None:
     """Phase timings of a run (boot to SYS_RDY, test, teardown, total): median of RUNS runs."""
     from .engine_choice import choose_engine
+    from .request import RunRequest, Scenario, VmShape
     from .runner import prepare_inputs
-    from .session import RunRequest, RunSession
+    from .session import RunSession
 
     choice = choose_engine(engine)
     kernel, initrd = prepare_inputs(choice, kernel_spec, lambda p, d: None)
     rows: list[dict] = []
     for i in range(runs):
-        req = RunRequest(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
-                         initrd=initrd, topology=Topology.parse(topology), duration_s=duration,
-                         qemu_accel=choice.qemu_accel)
+        vm = VmShape(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
+                     initrd=initrd, topology=Topology.parse(topology), qemu_accel=choice.qemu_accel)
+        req = RunRequest(vm=vm, scenario=Scenario(duration_s=duration))
         result, _code = RunSession(req).run()
         rows.append(result["timings"])
         console.print(f"run {i + 1}/{runs}: {result['verdict']} {result['timings']}", highlight=False)
@@ -85,8 +86,9 @@ def boot_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -
     Needs hardware-semantics /dev/kvm (bare metal, or ``schedlab testbed -- ...``).
     """
     from .engine_choice import EngineChoice
+    from .request import RunRequest, Scenario, VmShape
     from .runner import prepare_inputs
-    from .session import RunRequest, RunSession
+    from .session import RunSession
 
     kvm = EngineChoice("kvm", "kvm", "bench boot")
     qemu = EngineChoice("qemu", "kvm", "bench boot")
@@ -97,9 +99,10 @@ def boot_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -
     figures: dict[str, list[float]] = {label: [] for label, _, _ in variants}
     for i in range(runs):
         for label, choice, bz in variants:
-            req = RunRequest(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
-                             initrd=initrd, topology=Topology.parse(topology), duration_s=0.5,
-                             qemu_accel=choice.qemu_accel, boot_bzimage=bz, extra_cmdline=("quiet",))
+            vm = VmShape(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
+                         initrd=initrd, topology=Topology.parse(topology), qemu_accel=choice.qemu_accel,
+                         boot_bzimage=bz, extra_cmdline=("quiet",))
+            req = RunRequest(vm=vm, scenario=Scenario(duration_s=0.5))
             result, _code = RunSession(req).run()
             ms = result["timings"]["vm_start_to_sys_rdy_ms"]
             console.print(f"run {i + 1}/{runs} {label}: {result['verdict']}, boot to SYS_RDY "

@@ -58,6 +58,7 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
             wire_noise: int, crash_guest: str) -> None:
     """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
+    from .request import Hooks, Scenario, VerdictLimits
     from .runner import execute
 
     try:
@@ -71,11 +72,12 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
     if not 1 <= monitors <= 8:
         fail(f"--monitors {monitors}: must be 1..8")
     code = execute(
-        choice=choice, kernel_spec=kernel_spec, topology=topo, duration=duration, cgroups=cgroups,
-        workers=workers, mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
-        monitors=monitors, faults=faults, json_path=Path(json_path) if json_path else None,
-        listen=listen, wire_noise=wire_noise, crash=crash_guest, fairness=fairness,
-        max_gap_ms=max_gap_ms,
+        choice=choice, kernel_spec=kernel_spec, topology=topo,
+        scenario=Scenario(duration_s=duration, cgroups=cgroups, workers=workers),
+        limits=VerdictLimits(fairness=fairness, max_gap_ms=max_gap_ms),
+        hooks=Hooks(wire_noise=wire_noise, crash=crash_guest, faults=faults),
+        mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
+        monitors=monitors, json_path=Path(json_path) if json_path else None, listen=listen,
     )
     sys.exit(code)
 

@@ -14,8 +14,8 @@ from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 
 from .engine_choice import EngineChoice
-from .faults import Fault
-from .session import RunRequest, RunSession
+from .request import Hooks, RunRequest, Scenario, VerdictLimits, VmShape
+from .session import RunSession
 from .summary import render_summary
 
 __all__ = ("execute", "prepare_inputs")
@@ -41,11 +41,9 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
     return kernel, build_initramfs(kernel, modules=modules)
 
 
-def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, duration: float,
-            cgroups: int, workers: int, mem_mib: int, timeout: float | None, run_dir: Path | None,
-            monitors: int, faults: tuple[Fault, ...], json_path: Path | None,
-            listen: str | None = None, wire_noise: int = 0, crash: str = "",
-            fairness: float = 0.35, max_gap_ms: float = 0.0) -> int:
+def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, scenario: Scenario,
+            limits: VerdictLimits, hooks: Hooks, mem_mib: int, timeout: float | None,
+            run_dir: Path | None, monitors: int, json_path: Path | None, listen: str | None = None) -> int:
     from .kernel.artifacts import KernelError
 
     # SIGTERM gets the same orderly teardown as Ctrl-C.
@@ -61,13 +59,12 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
             return _fail(str(exc))
         except OSError as exc:
             return _fail(f"preparing the guest image failed: {exc}")
-        req = RunRequest(
+        vm = VmShape(
             engine=choice.engine, engine_reason=choice.reason, kernel=kernel, initrd=initrd,
-            topology=topology, duration_s=duration, cgroups=cgroups, workers=workers,
-            mem_mib=mem_mib, timeout_s=timeout, run_dir=run_dir, monitors=monitors, faults=faults,
-            qemu_accel=choice.qemu_accel, listen=listen, wire_noise=wire_noise, crash=crash,
-            fairness=fairness, max_gap_ms=max_gap_ms,
+            topology=topology, mem_mib=mem_mib, timeout_s=timeout, qemu_accel=choice.qemu_accel,
         )
+        req = RunRequest(vm=vm, scenario=scenario, limits=limits, hooks=hooks, run_dir=run_dir,
+                         monitors=monitors, listen=listen)
         session = RunSession(req, progress)
         console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)
         t0 = time.monotonic()

@@ -16,7 +16,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,18 @@ from schedlab_shared.bus.client import BusClient
 from schedlab_shared.bus.codec import BusError
 from schedlab_shared.cache import runs_dir
 from schedlab_shared.exitcodes import RunExit
-from schedlab_shared.topology import Topology
 from vmm_proc.config import VmConfig
 from vmm_proc.engines.qemu import RUNTIME_DIR_ENV
 
 from .endpoints import Endpoints
 from .faults import Fault
+from .request import RunRequest
 from .result import RunOutcome, build_result
 from .supervise import Program, Supervisor, SupervisorError
 
 __all__ = ("RunRequest", "RunSession", "RunError")
 
 Progress = Callable[[str, str], None]
-_BOOT_ALLOWANCE_S = 90.0
 _DRAIN_GRACE_S = 30.0
 
 
@@ -50,49 +48,14 @@ class RunError(Exception):
     """Infrastructure failure before or around the test; one line for the user."""
 
 
-@dataclass(frozen=True)
-class RunRequest:
-    """Validated inputs of one run."""
-
-    engine: str  # qemu | kvm (already chosen)
-    engine_reason: str
-    kernel: Any  # orchestrator.kernel.artifacts.KernelArtifacts
-    initrd: Path
-    topology: Topology
-    duration_s: float = 5.0
-    cgroups: int = 2
-    workers: int = 2
-    mem_mib: int = 512
-    timeout_s: float | None = None
-    run_dir: Path | None = None
-    monitors: int = 1
-    monitor_interval_s: float = 0.1
-    faults: tuple[Fault, ...] = ()
-    qemu_accel: str = "tcg"
-    extra_cmdline: tuple[str, ...] = ()
-    listen: str | None = None  # host for the VMM's TCP endpoints (remote collectors)
-    wire_noise: int = 0  # test hook: rounds of broken frames the guest sends first
-    crash: str = ""  # test hook: "kernel" or "init" crashes the guest on purpose
-    fairness: float = 0.35
-    max_gap_ms: float = 0.0
-    boot_bzimage: bool = False  # KVM engine: boot the bzImage even though a vmlinux exists
-
-    @property
-    def vm_timeout_s(self) -> float:
-        return self.timeout_s or (_BOOT_ALLOWANCE_S + self.duration_s * 3 + 30.0)
-
-
 def _cmdline(req: RunRequest) -> str:
-    spec = guest_spec.RunSpec(
-        scenario="cgroup-spinners", duration=req.duration_s, cgroups=req.cgroups, workers=req.workers,
-        wire_noise=req.wire_noise, crash=req.crash, fairness=req.fairness, max_gap_ms=req.max_gap_ms,
-    )
+    vm = req.vm
     base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic"]
-    if req.engine == "kvm" and "quiet" not in req.extra_cmdline:
+    if vm.engine == "kvm" and "quiet" not in vm.extra_cmdline:
         # Our VMM takes one exit per UART byte: keep the console for warnings and panics;
         # the guest sends the whole kernel log over the bulk port instead (kernel.log).
         base.append("quiet")
-    return " ".join([*base, *req.extra_cmdline, *guest_spec.to_cmdline(spec)])
+    return " ".join([*base, *vm.extra_cmdline, *guest_spec.to_cmdline(req.guest_spec())])
 
 
 class RunSession:
@@ -103,27 +66,28 @@ class RunSession:
         self.run_dir = (req.run_dir or runs_dir() / self.run_id).resolve()
         self.runtime = Path(tempfile.mkdtemp(prefix="schedlab-run-"))
         self.endpoints = Endpoints.allocate(self.run_id, self.runtime, req.monitors, req.listen)
-        self.endpoints.vmlinux = str(req.kernel.vmlinux or "")
-        self.endpoints.system_map = str(req.kernel.system_map or "")
+        self.endpoints.vmlinux = str(req.vm.kernel.vmlinux or "")
+        self.endpoints.system_map = str(req.vm.kernel.system_map or "")
         self.ctx = zmq.Context()
         self.supervisor: Supervisor | None = None
         self.outcome = RunOutcome(
-            engine=req.engine,
-            engine_reason=req.engine_reason,
-            kernel={"version": req.kernel.version, "path": str(req.kernel.vmlinuz)},
-            topology={**req.topology.to_dict(), "spec": req.topology.spec, "cpus": req.topology.nr_cpus},
+            engine=req.vm.engine,
+            engine_reason=req.vm.engine_reason,
+            kernel={"version": req.vm.kernel.version, "path": str(req.vm.kernel.vmlinuz)},
+            topology={**req.vm.topology.to_dict(), "spec": req.vm.topology.spec, "cpus": req.vm.topology.nr_cpus},
             run_dir=self.run_dir,
             run_id=self.run_id,
         )
 
     # --- setup ---
     def _vm_config(self) -> Path:
-        k = self.req.kernel
+        vm = self.req.vm
+        k = vm.kernel
         cfg = VmConfig(
-            run_id=self.run_id, engine=self.req.engine, kernel=str(k.vmlinuz), initrd=str(self.req.initrd),
-            cmdline=_cmdline(self.req), topology=self.req.topology, mem_mib=self.req.mem_mib,
-            timeout_s=self.req.vm_timeout_s, qemu_accel=self.req.qemu_accel,
-            vmlinux="" if self.req.boot_bzimage else str(k.vmlinux or ""),
+            run_id=self.run_id, engine=vm.engine, kernel=str(k.vmlinuz), initrd=str(vm.initrd),
+            cmdline=_cmdline(self.req), topology=vm.topology, mem_mib=vm.mem_mib,
+            timeout_s=self.req.vm_timeout_s, qemu_accel=vm.qemu_accel,
+            vmlinux="" if vm.boot_bzimage else str(k.vmlinux or ""),
         )
         path = self.runtime / "vm.msgpack"
         path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
@@ -140,14 +104,14 @@ class RunSession:
                                   "--vm-pub", ep.vmm_pub, "--run-dir", rd, "--ctl", ep.collector_ctl,
                                   "--pub", ep.collector_pub], self.run_dir / "collector_proc.log"),
         ]
-        vmlinux = self.req.kernel.vmlinux
+        vmlinux = self.req.vm.kernel.vmlinux
         for i, (ctl, pub) in enumerate(ep.monitors):
             name = "monitor" if i == 0 else f"monitor{i}"
             argv = [py, "-m", "monitor_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
                     "--collector-ctl", ep.collector_ctl, "--vmlinux", str(vmlinux), "--run-dir", rd,
                     "--ctl", ctl, "--pub", pub, "--name", name, "--interval", str(self.req.monitor_interval_s)]
-            if self.req.kernel.system_map:
-                argv += ["--system-map", str(self.req.kernel.system_map)]
+            if self.req.vm.kernel.system_map:
+                argv += ["--system-map", str(self.req.vm.kernel.system_map)]
             progs.append(Program(name, argv, self.run_dir / f"{name}_proc.log"))
         return progs
 
@@ -175,8 +139,8 @@ class RunSession:
         return result, (RunExit.INTERRUPTED if interrupted else code)
 
     def _start(self) -> None:
-        if self.req.kernel.vmlinux is None:
-            raise RunError(f"kernel {self.req.kernel.version}: no vmlinux ELF for the monitor")
+        if self.req.vm.kernel.vmlinux is None:
+            raise RunError(f"kernel {self.req.vm.kernel.version}: no vmlinux ELF for the monitor")
         progs = self._programs(self._vm_config())
         self.endpoints.write(self.run_dir)
         self.supervisor = Supervisor(self.runtime, self.run_dir, progs)
@@ -190,7 +154,7 @@ class RunSession:
     def _follow(self, t0: float) -> None:
         started_at = 0.0
         deadline = time.monotonic() + self.req.vm_timeout_s + _DRAIN_GRACE_S
-        pending_faults = list(self.req.faults)
+        pending_faults = list(self.req.hooks.faults)
         timed_out = False
         self.progress("boot", "booting the guest")
         while True:
@@ -223,7 +187,7 @@ class RunSession:
         elif cst.result is not None:
             self.progress("result", "test finished; waiting for the guest to exit")
         elif cst.sys_rdy:
-            self.progress("test", f"guest ready; test running ({self.req.duration_s:g} s)")
+            self.progress("test", f"guest ready; test running ({self.req.scenario.duration_s:g} s)")
 
     def _inject(self, faults: list[Fault], since_ready_s: float) -> list[Fault]:
         left = []

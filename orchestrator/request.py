@@ -1,0 +1,125 @@
+"""What one ``schedlab run`` is asked to do, as four frozen parts composed by :class:`RunRequest`.
+
+- :class:`VmShape`: the machine (engine, kernel, image, topology, memory, timeout, accel).
+- :class:`Scenario`: what runs in the guest (scenario name, duration, cgroups, workers).
+- :class:`VerdictLimits`: what the guest's judge accepts (fairness spread, longest gap).
+- :class:`Hooks`: test hooks that prove behaviour end to end (wire noise, crashes, faults).
+
+:meth:`RunRequest.guest_spec` is the one place these become the guest's
+:class:`~guest.spec.RunSpec`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from guest import spec as guest_spec
+from schedlab_shared.topology import Topology
+
+from .faults import Fault
+
+__all__ = ("BOOT_ALLOWANCE_S", "Hooks", "RunRequest", "Scenario", "VerdictLimits", "VmShape")
+
+BOOT_ALLOWANCE_S = 90.0  # boot under a loaded TCG host, before the scenario starts
+_SPEC_DEFAULTS = guest_spec.RunSpec._field_defaults
+
+
+@dataclass(frozen=True)
+class VmShape:
+    """The VM of a run.
+
+    :param engine: ``qemu`` or ``kvm`` (already chosen).
+    :param engine_reason: why that engine (shown to the user).
+    :param kernel: the resolved ``orchestrator.kernel.artifacts.KernelArtifacts``.
+    :param initrd: the guest image.
+    :param timeout_s: hard VM timeout; None derives it from the scenario
+        (:attr:`RunRequest.vm_timeout_s`).
+    :param boot_bzimage: KVM engine: boot the bzImage even though a vmlinux exists.
+    """
+
+    engine: str
+    engine_reason: str
+    kernel: Any
+    initrd: Path
+    topology: Topology
+    mem_mib: int = 512
+    timeout_s: float | None = None
+    qemu_accel: str = "tcg"
+    extra_cmdline: tuple[str, ...] = ()
+    boot_bzimage: bool = False
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What the guest runs: ``workers`` spinners in each of ``cgroups`` cgroups for ``duration_s``."""
+
+    name: str = "cgroup-spinners"
+    duration_s: float = 5.0
+    cgroups: int = 2
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class VerdictLimits:
+    """Pass/fail thresholds.
+
+    :param fairness: largest allowed CPU-time spread ``(max - min) / max`` within a cgroup.
+    :param max_gap_ms: largest allowed gap between a worker's checkpoints (0: no check).
+    """
+
+    fairness: float = _SPEC_DEFAULTS["fairness"]
+    max_gap_ms: float = _SPEC_DEFAULTS["max_gap_ms"]
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Test hooks (hidden CLI options); the defaults do nothing.
+
+    :param wire_noise: rounds of broken frames the guest sends before the workload.
+    :param crash: a value of :data:`guest.spec.CRASHES`: the guest crashes on purpose.
+    :param faults: host processes to kill during the run.
+    """
+
+    wire_noise: int = 0
+    crash: str = ""
+    faults: tuple[Fault, ...] = ()
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Validated inputs of one run.
+
+    :param run_dir: where logs and results go (default: a new directory in the run cache).
+    :param monitors: monitor processes to attach.
+    :param listen: host for the VMM's TCP endpoints (remote collectors).
+    """
+
+    vm: VmShape
+    scenario: Scenario = field(default_factory=Scenario)
+    limits: VerdictLimits = field(default_factory=VerdictLimits)
+    hooks: Hooks = field(default_factory=Hooks)
+    run_dir: Path | None = None
+    monitors: int = 1
+    monitor_interval_s: float = 0.1
+    listen: str | None = None
+
+    @property
+    def vm_timeout_s(self) -> float:
+        """The VM's hard timeout: given, or boot allowance plus a TCG-slow scenario."""
+        return self.vm.timeout_s or (BOOT_ALLOWANCE_S + self.scenario.duration_s * 3 + 30.0)
+
+    def guest_spec(self) -> guest_spec.RunSpec:
+        """The guest's run spec (validated: raises :class:`~guest.spec.SpecError`)."""
+        s, lim, h = self.scenario, self.limits, self.hooks
+        return guest_spec.RunSpec(
+            scenario=s.name,
+            duration=s.duration_s,
+            cgroups=s.cgroups,
+            workers=s.workers,
+            fairness=lim.fairness,
+            max_gap_ms=lim.max_gap_ms,
+            wire_noise=h.wire_noise,
+            crash=h.crash,
+        )

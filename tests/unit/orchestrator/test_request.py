@@ -1,0 +1,93 @@
+"""RunRequest: its four parts, the guest spec they make, the derived VM timeout."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from guest.spec import RunSpec, SpecError, parse_cmdline
+from orchestrator.faults import Fault
+from orchestrator.request import (
+    BOOT_ALLOWANCE_S,
+    Hooks,
+    RunRequest,
+    Scenario,
+    VerdictLimits,
+    VmShape,
+)
+from orchestrator.session import _cmdline
+from schedlab_shared.topology import Topology
+
+
+def _vm(**kw):
+    kernel = SimpleNamespace(vmlinuz=Path("/k/vmlinuz"), vmlinux=Path("/k/vmlinux"), version="7.2")
+    base = dict(
+        engine="qemu",
+        engine_reason="test",
+        kernel=kernel,
+        initrd=Path("/i.cpio"),
+        topology=Topology.parse("1,1,2,1"),
+    )
+    return VmShape(**{**base, **kw})
+
+
+def test_parts_become_the_guest_spec():
+    req = RunRequest(
+        vm=_vm(),
+        scenario=Scenario(duration_s=1.5, cgroups=3, workers=4),
+        limits=VerdictLimits(fairness=0.5, max_gap_ms=250.0),
+        hooks=Hooks(wire_noise=2, crash="init", faults=(Fault("collector", 1.0),)),
+    )
+    assert req.guest_spec() == RunSpec(
+        scenario="cgroup-spinners",
+        duration=1.5,
+        cgroups=3,
+        workers=4,
+        fairness=0.5,
+        max_gap_ms=250.0,
+        wire_noise=2,
+        crash="init",
+    )
+
+
+def test_defaults_are_the_guest_defaults():
+    spec = RunRequest(vm=_vm()).guest_spec()
+    defaults = RunSpec("cgroup-spinners")
+    assert (spec.fairness, spec.max_gap_ms, spec.wire_noise, spec.crash) == (
+        defaults.fairness,
+        defaults.max_gap_ms,
+        defaults.wire_noise,
+        defaults.crash,
+    )
+
+
+def test_cmdline_carries_the_spec_and_vm_extras():
+    req = RunRequest(
+        vm=_vm(engine="kvm", extra_cmdline=("foo=1",)), scenario=Scenario(duration_s=0.5, workers=3)
+    )
+    line = _cmdline(req)
+    assert parse_cmdline(line) == req.guest_spec()
+    words = line.split()
+    assert "foo=1" in words and "quiet" in words  # kvm engine: quiet console
+    assert "quiet" not in _cmdline(RunRequest(vm=_vm())).split()
+
+
+def test_vm_timeout_given_or_derived():
+    assert RunRequest(vm=_vm(timeout_s=12.0)).vm_timeout_s == 12.0
+    derived = RunRequest(vm=_vm(), scenario=Scenario(duration_s=10.0)).vm_timeout_s
+    assert derived == BOOT_ALLOWANCE_S + 10.0 * 3 + 30.0
+
+
+def test_a_bad_scenario_is_rejected_when_the_spec_is_built():
+    with pytest.raises(SpecError, match="schedlab.workers"):
+        RunRequest(vm=_vm(), scenario=Scenario(workers=0)).guest_spec()
+
+
+def test_parts_are_frozen():
+    req = RunRequest(vm=_vm())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        req.scenario.duration_s = 9.0  # type: ignore[misc]
+    assert req.vm_timeout_s > 0
