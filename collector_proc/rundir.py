@@ -14,24 +14,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from schedlab_shared import run_layout
+from schedlab_shared.run_layout import STREAM_FILES
+
 __all__ = ("FILES", "STREAM_FILES", "Checkpoint", "RunFiles")
 
-# Stream name -> file holding its raw bytes.
-STREAM_FILES = {
-    "console": "console.log",  # COM1: the kernel's console, boot log included
-    "diag": "diag.log",  # COM2: crash diagnostics
-    "hvc0": "hvc0.log",  # virtio-console port 0
-    "bulk": "bulk.raw",  # the guest wire frames, as received
-}
-FILES = (
-    *STREAM_FILES.values(),
-    "guest-stdout.log",
-    "guest-stderr.log",
-    "kernel.log",  # the guest kernel's log (DUMP frames from /dev/kmsg), whatever the console
-    "dumps.log",  # answers to dump requests, each under a header
-    "messages.jsonl",
-)
-CHECKPOINT = "collector-state.json"
+# The names are the run directory's layout (schedlab_shared.run_layout), read by others.
+FILES = run_layout.COLLECTOR_FILES
+CHECKPOINT = run_layout.COLLECTOR_STATE
 
 
 @dataclass

@@ -21,7 +21,9 @@ from schedlab_shared.bus import vmm as vmm_proto
 from schedlab_shared.bus.client import BusClient, Publisher, recv_event, subscriber
 from schedlab_shared.bus.codec import BusError, Status
 from schedlab_shared.bus.server import ControlServer
+from schedlab_shared.bus.vmm import Stream, VmState
 from schedlab_shared.exitcodes import ProcExit
+from schedlab_shared.run_layout import BULK, DUMPS, GUEST_STDERR, GUEST_STDOUT, KERNEL_LOG, MESSAGES
 
 from .rundir import STREAM_FILES, RunFiles
 
@@ -56,7 +58,7 @@ class Collector:
         self.cp = self.files.checkpoint
         self.expected = {name: self.cp.next_seq.get(name, 0) for name in STREAM_FILES}
         self.vmm = BusClient(self.ctx, vm_ctl, timeout_s=2.0)
-        self.sub = subscriber(self.ctx, vm_pub, f"vm.{vm_id}.stream.", topics.vm_state(vm_id))
+        self.sub = subscriber(self.ctx, vm_pub, topics.stream_prefix(vm_id), topics.vm_state(vm_id))
         self.pub = Publisher(self.ctx, pub)
         self.server = ControlServer(
             self.ctx, ctl, {proto.CollectorStatus: self._on_status, proto.Messages: self._on_messages}
@@ -67,13 +69,13 @@ class Collector:
             if hasattr(self.decoder.stats, key):  # counters carried over from the checkpoint
                 setattr(self.decoder.stats, key, int(value))
         # Refill what was buffered but undecoded at the checkpoint: it yields no frames again.
-        self.decoder.feed(self.files.read_range("bulk.raw", self.cp.decoder_consumed))
+        self.decoder.feed(self.files.read_range(BULK, self.cp.decoder_consumed))
         self._terminate = False
         self._vmm_seen = time.monotonic()
         self._saved_key: tuple[Any, ...] | None = None  # state of the last checkpoint written
 
     def _load_messages(self) -> list[dict[str, Any]]:
-        raw = self.files.read_range("messages.jsonl", 0)
+        raw = self.files.read_range(MESSAGES, 0)
         return [json.loads(line) for line in raw.splitlines() if line.strip()]
 
     # --- control ---
@@ -98,7 +100,7 @@ class Collector:
     # --- stream processing ---
     def _process(self, name: str, data: bytes) -> None:
         self.files.append(STREAM_FILES[name], data)
-        if name == "bulk":
+        if name == Stream.BULK:
             for frame in self.decoder.feed(data):
                 self._on_frame(frame)
         self.expected[name] += 1
@@ -110,15 +112,15 @@ class Collector:
             "index": len(self.messages), "type": kind, "host_time": time.time(), "offset": frame.offset,
         }
         if frame.type in (FrameType.STDOUT, FrameType.STDERR):
-            name = "guest-stdout.log" if frame.type is FrameType.STDOUT else "guest-stderr.log"
+            name = GUEST_STDOUT if frame.type is FrameType.STDOUT else GUEST_STDERR
             self.files.append(name, payload["data"])
             record["bytes"] = len(payload["data"])
         elif frame.type is FrameType.DUMP:
             source = str(payload["source"])
             if source == "kmsg":
-                self.files.append("kernel.log", payload["data"])
+                self.files.append(KERNEL_LOG, payload["data"])
             else:
-                self.files.append("dumps.log", f"=== {source} ===\n".encode() + payload["data"] + b"\n")
+                self.files.append(DUMPS, f"=== {source} ===\n".encode() + payload["data"] + b"\n")
             record["payload"] = {"source": source}
             record["bytes"] = len(payload["data"])
         else:
@@ -129,7 +131,7 @@ class Collector:
             self.cp.result = record["payload"]
         elif frame.type is FrameType.EXIT:
             self.cp.exit_code = int(payload["code"])
-        self.files.append("messages.jsonl", json.dumps(record).encode() + b"\n")
+        self.files.append(MESSAGES, json.dumps(record).encode() + b"\n")
         self.messages.append(record)
         self.pub.publish(
             topics.guest(self.vm_id, kind),
@@ -157,9 +159,10 @@ class Collector:
                 return
 
     def _on_event(self, topic: str, body: dict[str, Any]) -> None:
-        if topic.endswith(".state"):
+        parsed = topics.parse(topic)
+        if parsed is None or parsed.channel != topics.STREAM or parsed.vm_id != self.vm_id:
             return  # state is fetched by request in _poll_status, never inferred from events
-        name = topic.rsplit(".", 1)[-1]
+        name = parsed.name
         if name not in self.expected:
             return
         chunk = vmm_proto.StreamChunk(int(body["seq"]), body["data"])
@@ -174,7 +177,7 @@ class Collector:
         for name in STREAM_FILES:
             if self.expected[name] < int(st.streams.get(name, 0)):
                 self._catch_up(name, int(st.streams[name]))
-        if st.state == "exited" and not self.cp.complete:
+        if st.state == VmState.EXITED and not self.cp.complete:
             self.cp.vm_exited = True
             self.cp.vm_exit_reason, self.cp.vm_exit_detail = st.exit_reason, st.exit_detail
             if all(self.expected[n] >= int(st.streams.get(n, 0)) for n in STREAM_FILES):

@@ -60,7 +60,7 @@ class Com2:
 
     def panic(self, text: str) -> None:
         """Write ``text`` as ``PANIC: `` lines (the host extracts crash text by that prefix)."""
-        self.write("".join(f"PANIC: {ln}\n" for ln in text.splitlines() or [""]))
+        self.write("".join(f"{wire.PANIC_PREFIX}{ln}\n" for ln in text.splitlines() or [""]))
 
 
 class BulkChannel:

@@ -19,10 +19,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("CMD_DUMP", "CMD_SHUTDOWN", "ControlReader")
+__all__ = ("CMD_DUMP", "CMD_SHUTDOWN", "DUMP_REQUEST", "SHUTDOWN_REQUEST", "ControlReader")
 
 CMD_SHUTDOWN = ord("S")
 CMD_DUMP = ord("D")
+# The same commands as the host writes them to the console port (vmm.ConsoleWrite).
+SHUTDOWN_REQUEST = bytes((CMD_SHUTDOWN,))
+DUMP_REQUEST = bytes((CMD_DUMP,))
 _POLL_MS = 200
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.01, 1.0
 

@@ -39,6 +39,7 @@ __all__ = (
     "LOG_LEVELS",
     "MAGIC",
     "MAX_FRAME",
+    "PANIC_PREFIX",
     "REQUIRED_FIELDS",
     "STDIO_CHUNK",
     "VERSION",
@@ -61,6 +62,8 @@ MAX_FRAME = 1 << 20
 #: Largest STDOUT/STDERR chunk the guest sends in one frame.
 STDIO_CHUNK = 64 * 1024
 LOG_LEVELS = ("debug", "info", "warning", "error")
+#: Starts every line of crash text the guest init writes to COM2; the host extracts it so.
+PANIC_PREFIX = "PANIC: "
 
 
 class FrameType(enum.IntEnum):

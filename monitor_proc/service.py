@@ -24,7 +24,9 @@ from schedlab_shared.bus import vmm as vmm_proto
 from schedlab_shared.bus.client import BusClient, Publisher
 from schedlab_shared.bus.codec import BusError
 from schedlab_shared.bus.server import ControlServer
+from schedlab_shared.bus.vmm import VmState
 from schedlab_shared.exitcodes import ProcExit
+from schedlab_shared.run_layout import monitor_file
 
 __all__ = ("Monitor",)
 
@@ -49,8 +51,8 @@ class Monitor:
         self.collector = BusClient(self.ctx, collector_ctl, timeout_s=2.0)
         self.pub = Publisher(self.ctx, pub)
         self.server = ControlServer(self.ctx, ctl, {proto.MonitorStatus: self._on_status})
-        self.out_path = Path(run_dir) / f"monitor-{name}.jsonl"
-        self.state = "waiting"
+        self.out_path = Path(run_dir) / monitor_file(name)
+        self.state = proto.MonitorState.WAITING
         self.samples = 0
         self.errors = 0
         self.last_error = ""
@@ -75,7 +77,7 @@ class Monitor:
         while not self._terminate:
             try:
                 st = self.vmm.request(vmm_proto.Status_())
-                if st.state == "exited":
+                if st.state == VmState.EXITED:
                     return None
                 cst = self.collector.request(collector_proto.CollectorStatus())
                 last_ok = time.monotonic()
@@ -110,20 +112,20 @@ class Monitor:
         signal.signal(signal.SIGINT, self._on_signal)
         try:
             # Symbols and BTF load while the guest boots; sampling waits for SYS_RDY.
-            status = self._wait_until(lambda st, _cst: st.state == "running")
+            status = self._wait_until(lambda st, _cst: st.state == VmState.RUNNING)
             if status is None:
                 return ProcExit.SIGNALLED if self._terminate else ProcExit.DONE
             prog = self._open_program(status)
             self._memory = prog.memory
             if self._wait_until(lambda _st, cst: bool(cst.sys_rdy)) is None:
                 return ProcExit.SIGNALLED if self._terminate else ProcExit.DONE
-            self.state = "sampling"
+            self.state = proto.MonitorState.SAMPLING
             return self._sample_loop(prog, status.started_at)
         except BusError as exc:
             log.error("lost the VM: %s", exc)
             return ProcExit.LOST
         finally:
-            self.state = "stopped"
+            self.state = proto.MonitorState.STOPPED
             if self._memory is not None:
                 self._memory.close()
             self.vmm.close()
@@ -143,7 +145,7 @@ class Monitor:
             log.warning("status check: %s", exc)
             return False
         self._vmm_ok = time.monotonic()
-        return st.state == "exited"
+        return st.state == VmState.EXITED
 
     def _sample_loop(self, prog: Any, started_at: float) -> ProcExit:
         next_check = 0.0

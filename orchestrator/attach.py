@@ -16,11 +16,13 @@ from pathlib import Path
 import click
 import zmq
 
+from guest import control as guest_control
 from schedlab_shared.bus import collector as collector_proto
 from schedlab_shared.bus import monitor as monitor_proto
 from schedlab_shared.bus import vmm as vmm_proto
 from schedlab_shared.bus.client import BusClient
 from schedlab_shared.bus.codec import BusError, to_body
+from schedlab_shared.bus.vmm import STREAMS, Stream, VmState
 from schedlab_shared.exitcodes import RunExit
 
 from .endpoints import AttachError, Endpoints, load_endpoints
@@ -77,16 +79,16 @@ def status_cmd(ep: Endpoints) -> None:
 @attach_group.command("dump")
 @click.pass_obj
 def dump_cmd(ep: Endpoints) -> None:
-    """Ask the guest for a dump (control byte D); it arrives as a DUMP message."""
-    _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(b"D"))
+    """Ask the guest for a dump (a control byte on its console); it arrives as a DUMP message."""
+    _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(guest_control.DUMP_REQUEST))
     click.echo("dump requested")
 
 
 @attach_group.command("shutdown")
 @click.pass_obj
 def shutdown_cmd(ep: Endpoints) -> None:
-    """Ask the guest to stop its test, report and power off (control byte S)."""
-    _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(b"S"))
+    """Ask the guest to stop its test, report and power off (a control byte on its console)."""
+    _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(guest_control.SHUTDOWN_REQUEST))
     click.echo("shutdown requested")
 
 
@@ -126,7 +128,7 @@ def collect_cmd(ep: Endpoints, out_dir: str) -> None:
 
 
 @attach_group.command("console")
-@click.option("--stream", default="console", show_default=True, help="console, diag, hvc0 or bulk")
+@click.option("--stream", default=Stream.CONSOLE.value, show_default=True, type=click.Choice([s.value for s in STREAMS]))
 @click.pass_obj
 def console_cmd(ep: Endpoints, stream: str) -> None:
     """Print a guest stream from its start, following it until the VM exits."""
@@ -141,7 +143,7 @@ def console_cmd(ep: Endpoints, stream: str) -> None:
                 seq = s + 1
             sys.stdout.flush()
             if not reply.chunks:
-                if client.request(vmm_proto.Status_()).state == "exited" and seq >= reply.next_seq:
+                if client.request(vmm_proto.Status_()).state == VmState.EXITED and seq >= reply.next_seq:
                     return
                 time.sleep(0.2)
     except BusError as exc:

@@ -12,9 +12,9 @@ import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-__all__ = ("Endpoints", "ENDPOINTS_FILE", "AttachError", "load_endpoints")
+from schedlab_shared.run_layout import ENDPOINTS
 
-ENDPOINTS_FILE = "endpoints.json"
+__all__ = ("Endpoints", "AttachError", "load_endpoints")
 
 
 class AttachError(Exception):
@@ -52,16 +52,16 @@ class Endpoints:
         )
 
     def write(self, run_dir: Path) -> None:
-        (run_dir / ENDPOINTS_FILE).write_text(json.dumps(asdict(self), indent=2))
+        (run_dir / ENDPOINTS).write_text(json.dumps(asdict(self), indent=2))
 
 
 def load_endpoints(run_dir: Path) -> Endpoints:
-    path = run_dir / ENDPOINTS_FILE
+    path = run_dir / ENDPOINTS
     try:
         d = json.loads(path.read_text())
         d["monitors"] = [tuple(m) for m in d.get("monitors", [])]
         return Endpoints(**d)
     except FileNotFoundError:
-        raise AttachError(f"{run_dir}: no {ENDPOINTS_FILE}; is this a schedlab run directory?") from None
+        raise AttachError(f"{run_dir}: no {ENDPOINTS}; is this a schedlab run directory?") from None
     except (ValueError, TypeError) as exc:
         raise AttachError(f"{path}: unreadable ({exc})") from None

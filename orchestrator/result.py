@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guest.wire import PANIC_PREFIX
+from schedlab_shared import run_layout
+from schedlab_shared.bus.vmm import ExitReason
+
 __all__ = ("Timings", "RunOutcome", "load_monitor_samples", "check_rq_clocks", "build_result")
 
 
@@ -44,16 +48,16 @@ class RunOutcome:
 
 
 def load_monitor_samples(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Samples per monitor instance from ``monitor-<name>.jsonl`` (a torn last line is skipped)."""
+    """Samples per monitor instance from its samples file (a torn last line is skipped)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(run_dir.glob("monitor-*.jsonl")):
+    for name, path in run_layout.monitor_files(run_dir).items():
         samples = []
         for line in path.read_text().splitlines():
             try:
                 samples.append(json.loads(line))
             except json.JSONDecodeError:
                 continue
-        out[path.stem.removeprefix("monitor-")] = samples
+        out[name] = samples
     return out
 
 
@@ -87,9 +91,9 @@ def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
 
 
 def collect_evidence(run_dir: Path) -> dict[str, list[str]]:
-    """Crash text from COM2 (``PANIC:`` lines) and the end of the kernel console."""
-    panic = [ln for ln in _tail_lines(run_dir / "diag.log", 200) if ln.startswith("PANIC: ")]
-    return {"panic": panic[:40], "console_tail": _tail_lines(run_dir / "console.log", 30)}
+    """Crash text from COM2 (the guest init's PANIC lines) and the end of the kernel console."""
+    panic = [ln for ln in _tail_lines(run_dir / run_layout.DIAG, 200) if ln.startswith(PANIC_PREFIX)]
+    return {"panic": panic[:40], "console_tail": _tail_lines(run_dir / run_layout.CONSOLE, 30)}
 
 
 def _workers(guest_result: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -104,13 +108,13 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
     nr_cpus = int(o.topology.get("cpus", 0))
     mon_ok, mon_reason = check_rq_clocks(primary, nr_cpus)
     infra = list(o.errors)
-    if o.vm_exit_reason == "error":
+    if o.vm_exit_reason == ExitReason.ERROR:
         infra.append(f"VM engine failed: {o.vm_exit_detail}")
     evidence = collect_evidence(o.run_dir)
-    if o.guest_result is None and o.vm_exit_reason == "guest-exit":
+    if o.guest_result is None and o.vm_exit_reason == ExitReason.GUEST_EXIT:
         if evidence["panic"]:
             first = next((ln for ln in evidence["panic"] if "Error" in ln), evidence["panic"][0])
-            infra.append(f"the guest's PID 1 crashed: {first.removeprefix('PANIC: ').strip()}")
+            infra.append(f"the guest's PID 1 crashed: {first.removeprefix(PANIC_PREFIX).strip()}")
         else:
             infra.append("the guest exited without a test result (see guest-stderr.log, diag.log)")
     reasons: list[str] = list(infra)
@@ -119,7 +123,7 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
         reasons.append(f"guest verdict: {o.guest_result.get('reason', 'failed')}")
     if o.guest_result is not None and o.guest_exit_code != 0:
         reasons.append(f"guest exit code {o.guest_exit_code}")
-    if o.vm_exit_reason not in ("guest-exit", "error"):
+    if o.vm_exit_reason not in (ExitReason.GUEST_EXIT, ExitReason.ERROR):
         reasons.append(f"VM exit: {o.vm_exit_reason or 'unknown'} {o.vm_exit_detail}".strip())
     if not mon_ok:
         reasons.append(mon_reason)

@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 
+from schedlab_shared import run_layout
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 
@@ -73,6 +74,6 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2))
-    (session.run_dir / "result.json").write_text(json.dumps(result, indent=2))
+    (session.run_dir / run_layout.RESULT).write_text(json.dumps(result, indent=2))
     console.print(f"done in {time.monotonic() - t0:.1f} s", highlight=False)
     return code

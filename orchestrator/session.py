@@ -7,7 +7,6 @@ and Ctrl-C alike.
 
 from __future__ import annotations
 
-import glob
 import os
 import secrets
 import shutil
@@ -22,15 +21,18 @@ from typing import Any
 import msgpack
 import zmq
 
+from guest import control as guest_control
 from guest import spec as guest_spec
+from schedlab_shared import run_layout
 from schedlab_shared.bus import collector as collector_proto
 from schedlab_shared.bus import vmm as vmm_proto
 from schedlab_shared.bus.client import BusClient
 from schedlab_shared.bus.codec import BusError
+from schedlab_shared.bus.vmm import ExitReason, VmState
 from schedlab_shared.cache import runs_dir
 from schedlab_shared.exitcodes import RunExit
-from vmm_proc.config import VmConfig
-from vmm_proc.engines.qemu import RUNTIME_DIR_ENV
+from schedlab_shared.guest_ram import run_leftovers
+from schedlab_shared.vm_config import RUNTIME_DIR_ENV, VmConfig
 
 from .endpoints import Endpoints
 from .faults import Fault
@@ -91,18 +93,18 @@ class RunSession:
         )
         path = self.runtime / "vm.msgpack"
         path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
-        (self.run_dir / "vm-config.json").write_text(__import__("json").dumps(cfg.to_dict(), indent=2))
+        (self.run_dir / run_layout.VM_CONFIG).write_text(__import__("json").dumps(cfg.to_dict(), indent=2))
         return path
 
     def _programs(self, vm_config: Path) -> list[Program]:
         py, ep, rd = sys.executable, self.endpoints, str(self.run_dir)
         progs = [
             Program("vmm", [py, "-m", "vmm_proc", "--config", str(vm_config), "--ctl", ep.vmm_ctl,
-                            "--pub", ep.vmm_pub], self.run_dir / "vmm_proc.log", restart=False,
+                            "--pub", ep.vmm_pub], self.run_dir / run_layout.process_log("vmm"), restart=False,
                     env={RUNTIME_DIR_ENV: str(self.runtime)}),
             Program("collector", [py, "-m", "collector_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
                                   "--vm-pub", ep.vmm_pub, "--run-dir", rd, "--ctl", ep.collector_ctl,
-                                  "--pub", ep.collector_pub], self.run_dir / "collector_proc.log"),
+                                  "--pub", ep.collector_pub], self.run_dir / run_layout.process_log("collector")),
         ]
         vmlinux = self.req.vm.kernel.vmlinux
         for i, (ctl, pub) in enumerate(ep.monitors):
@@ -112,7 +114,7 @@ class RunSession:
                     "--ctl", ctl, "--pub", pub, "--name", name, "--interval", str(self.req.monitor_interval_s)]
             if self.req.vm.kernel.system_map:
                 argv += ["--system-map", str(self.req.vm.kernel.system_map)]
-            progs.append(Program(name, argv, self.run_dir / f"{name}_proc.log"))
+            progs.append(Program(name, argv, self.run_dir / run_layout.process_log(name)))
         return progs
 
     # --- the run ---
@@ -176,7 +178,7 @@ class RunSession:
             if time.monotonic() > deadline and not timed_out:
                 timed_out = True
                 self.outcome.errors.append("the run did not complete in time; VM stopped")
-                self._stop_vm("timeout")
+                self._stop_vm(ExitReason.TIMEOUT)
                 deadline = time.monotonic() + _DRAIN_GRACE_S
             elif time.monotonic() > deadline:
                 raise RunError("processes did not drain after the VM was stopped")
@@ -207,7 +209,7 @@ class RunSession:
         for name, failed in (("vmm", ("EXITED", "FATAL", "BACKOFF")), ("collector", ("FATAL",))):
             info = self.supervisor.info(name)
             if info["statename"] in failed and info["exitstatus"] != 0:
-                text = (self.run_dir / f"{name}_proc.log").read_text(errors="replace")
+                text = (self.run_dir / run_layout.process_log(name)).read_text(errors="replace")
                 last = text.strip().splitlines()[-1:] or [""]
                 raise RunError(f"{name}_proc failed (exit {info['exitstatus']}): {last[0]}")
 
@@ -230,7 +232,7 @@ class RunSession:
         if "SYS_RDY" in times and "RESULT" in times:
             o.timings.test_ms = (times["RESULT"] - times["SYS_RDY"]) * 1000
 
-    def _stop_vm(self, reason: str) -> None:
+    def _stop_vm(self, reason: ExitReason) -> None:
         try:
             self.vmm.request(vmm_proto.Stop(reason))
         except BusError:
@@ -238,17 +240,17 @@ class RunSession:
 
     # --- teardown ---
     def _stop_guest_gracefully(self, wait_s: float = 3.0) -> None:
-        """Ask the guest to shut down (control byte S on its console port), then the VM."""
+        """Ask the guest to shut down (a control byte on its console port), then the VM."""
         try:
-            if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state != "running":
+            if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state != VmState.RUNNING:
                 return
-            self.vmm.request(vmm_proto.ConsoleWrite(b"S"), timeout_s=1.0)
+            self.vmm.request(vmm_proto.ConsoleWrite(guest_control.SHUTDOWN_REQUEST), timeout_s=1.0)
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
-                if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state == "exited":
+                if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state == VmState.EXITED:
                     return
                 time.sleep(0.1)
-            self.vmm.request(vmm_proto.Stop("stopped"), timeout_s=1.0)
+            self.vmm.request(vmm_proto.Stop(ExitReason.STOPPED), timeout_s=1.0)
         except BusError:
             pass  # the VMM is gone or busy: supervisor's stop below ends it anyway
 
@@ -265,7 +267,7 @@ class RunSession:
                     getattr(self, client).close()
             self.ctx.term()
             shutil.rmtree(self.runtime, ignore_errors=True)
-            (self.run_dir / "endpoints.json").unlink(missing_ok=True)  # the run is no longer live
+            (self.run_dir / run_layout.ENDPOINTS).unlink(missing_ok=True)  # the run is no longer live
             # The VMM unlinks guest RAM itself; this covers a VMM that was killed.
-            for path in glob.glob(f"/dev/shm/schedlab-{self.run_id}*"):
+            for path in run_leftovers(self.run_id):
                 os.unlink(path)

@@ -21,6 +21,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from schedlab_shared.exitcodes import ProcExit
 from schedlab_shared.parentdeath import die_with_parent
+from schedlab_shared.run_layout import SUPERVISORD_LOG
 
 __all__ = ("Program", "Supervisor", "SupervisorError")
 
@@ -95,7 +96,7 @@ chmod=0700
 
 [supervisord]
 nodaemon=true
-logfile={log_dir / 'supervisord.log'}
+logfile={log_dir / SUPERVISORD_LOG}
 logfile_maxbytes=0
 pidfile={self.runtime_dir / 'supervisord.pid'}
 childlogdir={log_dir}

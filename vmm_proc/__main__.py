@@ -11,8 +11,8 @@ import msgpack
 from schedlab_shared.exitcodes import ProcExit
 from schedlab_shared.parentdeath import die_with_parent
 from schedlab_shared.profiling import maybe_profile
+from schedlab_shared.vm_config import VmConfig
 
-from .config import VmConfig
 from .engines.base import EngineError
 
 

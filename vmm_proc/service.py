@@ -23,10 +23,11 @@ from schedlab_shared.bus import vmm as proto
 from schedlab_shared.bus.client import Publisher
 from schedlab_shared.bus.codec import BusError, Status
 from schedlab_shared.bus.server import ControlServer
+from schedlab_shared.bus.vmm import STREAMS, ExitReason, VmState
 from schedlab_shared.exitcodes import ProcExit
+from schedlab_shared.vm_config import VmConfig
 
-from .config import VmConfig
-from .engines.base import STREAMS, Engine, EngineError, ExitReason
+from .engines.base import Engine, EngineError
 from .streamlog import ReplayGone, StreamLog
 
 __all__ = ("VmmService", "make_engine")
@@ -65,7 +66,7 @@ class VmmService:
             },
         )
         self.logs = {name: StreamLog() for name in STREAMS}
-        self.state = "starting"
+        self.state = VmState.STARTING
         self.started_at = 0.0
         self.exit_reason = ""
         self.exit_detail = ""
@@ -108,12 +109,12 @@ class VmmService:
             reason = ExitReason(msg.reason)
         except ValueError:
             raise BusError(Status.BAD_MESSAGE, f"unknown stop reason {msg.reason!r}") from None
-        if self.state == "running":
+        if self.state is VmState.RUNNING:
             self.engine.stop(reason)
         return proto.Empty()
 
     def _on_console_write(self, msg: proto.ConsoleWrite) -> proto.Empty:
-        if self.state != "running":
+        if self.state is not VmState.RUNNING:
             raise BusError(Status.NOT_ALLOWED, f"the VM is {self.state}")
         self.engine.send_console(msg.data)
         return proto.Empty()
@@ -146,11 +147,11 @@ class VmmService:
                 seq = self.logs[a].append(b)
                 self.pub.publish(topics.stream(self.config.run_id, a), proto.StreamChunk(seq, b))
             elif kind == "exit":
-                self.state = "exited"
+                self.state = VmState.EXITED
                 self.exit_reason, self.exit_detail = str(a), b
                 log.info("VM exited: %s (%s)", a, b)
                 self.pub.publish(
-                    topics.vm_state(self.config.run_id), proto.VmStateEvent("exited", str(a), b)
+                    topics.vm_state(self.config.run_id), proto.VmStateEvent(VmState.EXITED, str(a), b)
                 )
 
     def run(self, install_signals: bool = True) -> ProcExit:
@@ -161,8 +162,8 @@ class VmmService:
         try:
             self.started_at = time.time()
             self.engine.start()
-            self.state = "running"
-            self.pub.publish(topics.vm_state(self.config.run_id), proto.VmStateEvent("running"))
+            self.state = VmState.RUNNING
+            self.pub.publish(topics.vm_state(self.config.run_id), proto.VmStateEvent(VmState.RUNNING))
             return self._loop()
         finally:
             self.engine.close()
@@ -188,11 +189,11 @@ class VmmService:
                     except BlockingIOError:
                         pass
             self._drain_inbox()
-            if self.state == "exited":
+            if self.state is VmState.EXITED:
                 exited_at = exited_at or time.monotonic()
                 if time.monotonic() - exited_at > self.linger_s:
                     break
-        if self.state != "exited":
+        if self.state is not VmState.EXITED:
             self.engine.stop(ExitReason.STOPPED)
             return ProcExit.SIGNALLED
         return ProcExit.DONE

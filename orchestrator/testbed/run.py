@@ -48,6 +48,7 @@ from orchestrator.testbed.qemu_argv import (
     VirtfsShare,
     qemu_argv,
 )
+from schedlab_shared import kernel_console
 
 __all__ = ("QEMU_ENV", "TestbedError", "TestbedResult", "prune_stale_jobs", "run_in_testbed")
 
@@ -314,9 +315,6 @@ def _failure(a: _Attempt, qemu_err: Path) -> str:
     return f"L1 stopped without reporting CMD's exit status (qemu exited {a.returncode}{tail})"
 
 
-_OOPS_MARKERS = (b"Oops:", b"BUG:", b"general protection fault", b"Kernel panic")
-
-
 def l1_oops(console_log: Path) -> str | None:
     """The first line of L1's console that says its kernel oopsed, if any."""
     try:
@@ -324,7 +322,7 @@ def l1_oops(console_log: Path) -> str | None:
     except OSError:
         return None
     for line in data.splitlines():
-        if any(m in line for m in _OOPS_MARKERS):
+        if kernel_console.is_oops(line):
             return line.decode(errors="replace").strip()[:200]
     return None
 

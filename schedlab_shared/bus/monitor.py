@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import enum
+
 from .codec import Message, message
 
-__all__ = ("Sample", "MonitorStatusReply", "MonitorStatus")
+__all__ = ("MonitorState", "Sample", "MonitorStatusReply", "MonitorStatus")
+
+
+class MonitorState(enum.StrEnum):
+    """``MonitorStatusReply.state``."""
+
+    WAITING = "waiting"  # for the VM to run and the guest to send SYS_RDY
+    SAMPLING = "sampling"
+    STOPPED = "stopped"
 
 
 @message("monitor.sample")
@@ -19,7 +29,7 @@ class Sample(Message):
 
 @message("monitor.status.reply")
 class MonitorStatusReply(Message):
-    """``{state, samples, errors, last_error}``; state: waiting | sampling | stopped."""
+    """``{state, samples, errors, last_error}``; ``state`` is a MonitorState."""
 
     state: str
     samples: int

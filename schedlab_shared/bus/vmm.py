@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from .codec import Message, message
 
 __all__ = (
+    "STREAMS", "Stream", "VmState", "ExitReason",
     "StatusReply", "Status_", "Stop", "ConsoleWrite", "ReplayReply", "Replay",
-    "StreamChunk", "VmStateEvent", "Empty",
+    "StreamChunk", "VmStateEvent", "Empty", "layout_regions",
 )
+
+
+class Stream(enum.StrEnum):
+    """Byte streams every engine delivers, by name on the bus (topics, replays, status)."""
+
+    CONSOLE = "console"  # COM1: the kernel console
+    DIAG = "diag"  # COM2: crash diagnostics (the guest init's PANIC: lines)
+    HVC0 = "hvc0"  # virtio-console port 0 (guest /dev/hvc0)
+    BULK = "bulk"  # the guest wire frames (guest.wire)
+
+
+STREAMS: tuple[Stream, ...] = tuple(Stream)
+
+
+class VmState(enum.StrEnum):
+    """``StatusReply.state`` and ``VmStateEvent.state``; only ever moves forward."""
+
+    STARTING = "starting"
+    RUNNING = "running"
+    EXITED = "exited"
+
+
+class ExitReason(enum.StrEnum):
+    """Why the VM is gone: ``StatusReply.exit_reason``, ``Stop.reason``, ``VmStateEvent.reason``."""
+
+    GUEST_EXIT = "guest-exit"  # the guest rebooted/powered off on its own
+    TIMEOUT = "timeout"  # the VMM stopped it at the deadline
+    CRASH = "crash"  # kernel panic, triple fault, emulation failure
+    STOPPED = "stopped"  # a stop request from the bus
+    ERROR = "error"  # the engine itself failed (QEMU died, KVM error)
 
 
 @message("empty")
@@ -21,7 +53,7 @@ class Empty(Message):
 class StatusReply(Message):
     """``{state, engine, run_id, started_at, layout, streams, exit_reason, exit_detail}``.
 
-    ``state`` is "starting", "running" or "exited"; ``started_at`` is host wall-clock seconds
+    ``state`` is a VmState; ``exit_reason`` an ExitReason once exited; ``started_at`` is host wall-clock seconds
     at VM start; ``layout`` lists guest RAM regions ``{gpa, size, path, offset}``; ``streams``
     maps each stream name to its next sequence number.
     """
@@ -43,9 +75,10 @@ class Status_(Message):
 
 @message("vmm.stop", reply=Empty)
 class Stop(Message):
-    """Request ``{reason}``: stop the VM (idempotent). The exit follows as a VmStateEvent."""
+    """Request ``{reason}`` (an ExitReason): stop the VM (idempotent). The exit follows as a
+    VmStateEvent."""
 
-    reason: str = "stopped"
+    reason: str = ExitReason.STOPPED.value
 
 
 @message("vmm.console_write", reply=Empty)
@@ -86,7 +119,8 @@ class StreamChunk(Message):
 
 @message("vmm.state")
 class VmStateEvent(Message):
-    """Event ``{state, reason, detail}`` on topic ``vm.<id>.state``."""
+    """Event ``{state, reason, detail}`` on topic ``vm.<id>.state``: a VmState, and the
+    ExitReason once exited."""
 
     state: str
     reason: str = ""

@@ -12,7 +12,7 @@ from schedlab_shared.bus import vmm as proto
 from schedlab_shared.bus.client import Publisher
 from schedlab_shared.bus.codec import BusError, Status
 from schedlab_shared.bus.server import ControlServer
-from vmm_proc.engines.base import STREAMS
+from schedlab_shared.bus.vmm import STREAMS
 from vmm_proc.streamlog import ReplayGone, StreamLog
 
 

@@ -7,22 +7,11 @@ engine may call them from vCPU or reader threads.
 
 from __future__ import annotations
 
-import enum
 from typing import Any, Protocol
 
-__all__ = ("STREAMS", "ExitReason", "EngineHooks", "Engine", "EngineError")
+from schedlab_shared.bus.vmm import ExitReason
 
-# Byte streams every engine delivers: COM1 kernel console, COM2 crash diagnostics,
-# virtio-console port 0 (guest /dev/hvc0) and the bulk port (guest wire frames).
-STREAMS = ("console", "diag", "hvc0", "bulk")
-
-
-class ExitReason(enum.StrEnum):
-    GUEST_EXIT = "guest-exit"  # the guest rebooted/powered off on its own
-    TIMEOUT = "timeout"  # the VMM stopped it at the deadline
-    CRASH = "crash"  # kernel panic, triple fault, emulation failure
-    STOPPED = "stopped"  # a stop request from the bus
-    ERROR = "error"  # the engine itself failed (QEMU died, KVM error)
+__all__ = ("EngineHooks", "Engine", "EngineError")
 
 
 class EngineError(Exception):
@@ -31,7 +20,7 @@ class EngineError(Exception):
 
 class EngineHooks(Protocol):
     def stream(self, name: str, data: bytes) -> None:
-        """Bytes the guest emitted on stream ``name`` (one of STREAMS), in order."""
+        """Bytes the guest emitted on stream ``name`` (one of ``schedlab_shared.bus.vmm.STREAMS``), in order."""
 
     def exited(self, reason: ExitReason, detail: str) -> None:
         """The VM is gone; called exactly once."""

@@ -17,21 +17,19 @@ import tempfile
 import threading
 import time
 
+from schedlab_shared import kernel_console
+from schedlab_shared.bus.vmm import ExitReason
 from schedlab_shared.parentdeath import die_with_parent
+from schedlab_shared.vm_config import RUNTIME_DIR_ENV, VmConfig
 
-from ..config import VmConfig
-from .base import EngineError, EngineHooks, ExitReason
+from .base import EngineError, EngineHooks
 from .qemu_argv import QemuSockets, qemu_argv, ram_regions
 
 __all__ = ("QemuEngine",)
 
 log = logging.getLogger(__name__)
-RUNTIME_DIR_ENV = "SCHEDLAB_RUNTIME_DIR"
 _CONNECT_TIMEOUT_S = 10.0
 _TAIL_BYTES = 32 << 10
-# Only the kernel's own panic on COM1 is a crash; our init's "PANIC:" lines on COM2 are
-# evidence the orchestrator judges (the VM itself then exits cleanly).
-_PANIC_MARKERS = (b"Kernel panic - not syncing",)
 
 
 def _die_with_parent() -> None:
@@ -152,9 +150,10 @@ class QemuEngine:
     def _exit_reason(self, rc: int) -> tuple[ExitReason, str]:
         if self._stop_reason is not None:
             return self._stop_reason, f"stopped by the VMM (QEMU status {rc})"
-        tail = bytes(self._console_tail)
-        if any(m in tail for m in _PANIC_MARKERS):
-            line = next((ln for ln in tail.splitlines() if any(m in ln for m in _PANIC_MARKERS)), b"")
+        # Only the kernel's own panic on COM1 is a crash; our init's PANIC lines on COM2 are
+        # evidence the orchestrator judges (the VM itself then exits cleanly).
+        line = kernel_console.panic_line(bytes(self._console_tail).splitlines())
+        if line is not None:
             return ExitReason.CRASH, line.decode(errors="replace").strip()
         if rc == 0:
             return ExitReason.GUEST_EXIT, "the guest rebooted (QEMU -no-reboot)"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from schedlab_shared.guest_ram import node_path
 from schedlab_shared.topology import Topology
-
-from ..config import VmConfig
+from schedlab_shared.vm_config import VmConfig
 
 __all__ = ("QemuSockets", "qemu_argv", "ram_regions", "BULK_PORT_NAME")
 
@@ -40,7 +40,7 @@ def ram_regions(config: VmConfig) -> list[dict]:
         {
             "gpa": i * per_node,
             "size": per_node,
-            "path": base if topo.nodes == 1 else f"{base}{i}",
+            "path": node_path(base, i, topo.nodes),
             "offset": 0,
         }
         for i in range(topo.nodes)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import uuid
 
+from schedlab_shared.guest_ram import ram_path
 from vmm_proc.kvm.system import Kvm
 from vmm_proc.kvm.vcpu import VcpuFd
 from vmm_proc.kvm.vm import VmFd
@@ -46,7 +47,7 @@ class MiniVm(Owned):
         try:
             self.kvm = Kvm.open()
             self.vm = self.kvm.create_vm()
-            path = f"/dev/shm/schedlab-{name}-{uuid.uuid4().hex[:12]}-mem"
+            path = ram_path(f"{name}-{uuid.uuid4().hex[:12]}")
             self.mem = GuestMemory.create(path, mem_size)
             for slot, r in enumerate(self.mem.regions):
                 self.vm.set_user_memory_region(slot, r.gpa, r.size, r.host_addr)

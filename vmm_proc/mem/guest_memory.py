@@ -13,6 +13,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any
 
+from schedlab_shared.guest_ram import SHM_PREFIX
 from vmm_proc.mem._ffi import MAP_FAILED, ffi, lib
 from vmm_proc.mem.access import GuestMemoryError
 from vmm_proc.mem.owned import Finalized
@@ -22,13 +23,11 @@ __all__ = (
     "MemoryRegion",
     "PCI_HOLE_START",
     "PCI_HOLE_END",
-    "SHM_PREFIX",
     "split_ram",
 )
 
 PCI_HOLE_START = 3 << 30  # 3 GiB: RAM stops here for the 32-bit MMIO window
 PCI_HOLE_END = 4 << 30
-SHM_PREFIX = "schedlab-"  # every /dev/shm file this project creates starts so
 _PAGE = mmap.PAGESIZE
 
 

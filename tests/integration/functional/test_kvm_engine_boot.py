@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
+from schedlab_shared.bus.vmm import ExitReason
 from schedlab_shared.topology import Topology
+from schedlab_shared.vm_config import VmConfig
 from tests.framework.prereq import require
-from vmm_proc.config import VmConfig
-from vmm_proc.engines.base import ExitReason
 from vmm_proc.engines.kvm import KvmEngine
 
 pytestmark = [pytest.mark.kvm, pytest.mark.slow, pytest.mark.in_testbed]

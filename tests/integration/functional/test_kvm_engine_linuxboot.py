@@ -8,10 +8,11 @@ import uuid
 
 import pytest
 
+from schedlab_shared.bus.vmm import ExitReason
 from schedlab_shared.topology import Topology
+from schedlab_shared.vm_config import VmConfig
 from tests.framework.microguest import assemble, require_kvm, require_tools
-from vmm_proc.config import VmConfig
-from vmm_proc.engines.base import EngineError, ExitReason
+from vmm_proc.engines.base import EngineError
 from vmm_proc.engines.kvm.engine import KvmEngine
 from vmm_proc.engines.kvm.linux_boot import LinuxBoot
 

@@ -1,7 +1,7 @@
 import pytest
 
 from schedlab_shared.topology import Topology
-from vmm_proc.config import VmConfig
+from schedlab_shared.vm_config import VmConfig
 from vmm_proc.engines.qemu_argv import BULK_PORT_NAME, QemuSockets, qemu_argv, ram_regions
 
 SOCKS = QemuSockets("/r/com1", "/r/com2", "/r/hvc0", "/r/bulk")

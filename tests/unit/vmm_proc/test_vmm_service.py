@@ -12,10 +12,10 @@ import zmq
 from schedlab_shared.bus import vmm as proto
 from schedlab_shared.bus.client import BusClient, recv_event, subscriber
 from schedlab_shared.bus.codec import BusError, Status
+from schedlab_shared.bus.vmm import ExitReason
 from schedlab_shared.exitcodes import ProcExit
+from schedlab_shared.vm_config import VmConfig
 from vmm_proc import service as service_mod
-from vmm_proc.config import VmConfig
-from vmm_proc.engines.base import ExitReason
 
 
 class FakeEngine:

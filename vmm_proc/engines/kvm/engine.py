@@ -11,8 +11,10 @@ import logging
 import threading
 from typing import Any
 
-from vmm_proc.config import VmConfig
-from vmm_proc.engines.base import EngineError, EngineHooks, ExitReason
+from schedlab_shared import kernel_console
+from schedlab_shared.bus.vmm import ExitReason
+from schedlab_shared.vm_config import VmConfig
+from vmm_proc.engines.base import EngineError, EngineHooks
 from vmm_proc.engines.kvm.boot_plan import Boot, BootPlan
 from vmm_proc.engines.kvm.console_tail import ConsoleTail
 from vmm_proc.engines.kvm.device_manager import DeviceManager
@@ -33,11 +35,6 @@ __all__ = ("KvmEngine",)
 
 log = logging.getLogger(__name__)
 
-# Console lines that change what a later reset or triple fault means.
-_CLEAN_MARK = b"reboot: "  # "reboot: Restarting system" / "Power down" / "System halted"
-# Userspace writes to the same UART interleave with printk, so one garbled line must not
-# hide a panic: x86 panic notifiers print "Kernel Offset:" after the panic line.
-_PANIC_MARKS = (b"Kernel panic - not syncing", b"Kernel Offset: ", b"---[ end Kernel panic")
 _BATCHED = frozenset({"console", "diag"})  # the UARTs: one byte per exit
 _JOIN_S = 5.0
 _CONTROL_S = 2.0
@@ -213,9 +210,10 @@ class KvmEngine:
     def _on_stream(self, name: str, data: bytes) -> None:
         if name == "console":
             for line in self._tail.feed(data):
-                if any(mark in line for mark in _PANIC_MARKS):
+                # Console lines that change what a later reset or triple fault means.
+                if kernel_console.is_panic(line):
                     self._shutdown.mark_panic(_message(line))
-                elif _CLEAN_MARK in line:
+                elif kernel_console.CLEAN_MARK in line:
                     self._shutdown.set(_message(line))
         if name in _BATCHED:
             self._batcher.write(name, data)

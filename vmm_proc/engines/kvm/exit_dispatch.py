@@ -11,7 +11,7 @@ import threading
 from collections import Counter
 from typing import Protocol
 
-from vmm_proc.engines.base import ExitReason
+from schedlab_shared.bus.vmm import ExitReason
 from vmm_proc.engines.kvm.pio_x86_64 import dispatch_pio
 from vmm_proc.engines.kvm.vcpu_control import VcpuStop
 from vmm_proc.kvm.exits import (

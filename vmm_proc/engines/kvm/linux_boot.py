@@ -11,6 +11,7 @@ import os
 import struct
 from dataclasses import dataclass
 
+from schedlab_shared.vm_config import VmConfig
 from vmm_proc.acpi.build import build_acpi_tables
 from vmm_proc.arch.x86_64.gdt import write_gdt
 from vmm_proc.arch.x86_64.layout import (
@@ -30,7 +31,6 @@ from vmm_proc.boot.bootparam import HDR_SETUP_DATA
 from vmm_proc.boot.cmdline import Cmdline
 from vmm_proc.boot.loader import LoaderError, load_initrd, load_kernel
 from vmm_proc.boot.params import build_e820, write_boot_params
-from vmm_proc.config import VmConfig
 from vmm_proc.engines.base import EngineError
 from vmm_proc.engines.kvm.boot_plan import BootPlan, MmioDevice, VcpuEntry
 from vmm_proc.mem.access import GuestMemoryAccess

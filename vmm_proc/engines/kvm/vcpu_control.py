@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from vmm_proc.engines.base import ExitReason
+from schedlab_shared.bus.vmm import ExitReason
 
 __all__ = ("VcpuEvent", "VcpuResponse", "VcpuReply", "VcpuState", "VcpuStop")
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Protocol
 
-from vmm_proc.engines.base import ExitReason
+from schedlab_shared.bus.vmm import ExitReason
 from vmm_proc.engines.kvm.vcpu_control import (
     VcpuEvent,
     VcpuReply,

@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
 from schedlab_shared.topology import Topology  # noqa: E402
+from schedlab_shared.vm_config import VmConfig  # noqa: E402
 from tests.unit.vmm_proc.boot.test_boot_in_qemu import _cpio  # noqa: E402
-from vmm_proc.config import VmConfig  # noqa: E402
 from vmm_proc.engines.kvm.engine import KvmEngine  # noqa: E402
 
 INIT = r"""#!/bin/busybox sh

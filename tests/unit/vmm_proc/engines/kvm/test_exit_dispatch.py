@@ -1,7 +1,7 @@
 """ExitDispatcher and dispatch_pio against a recording fake bus."""
 
+from schedlab_shared.bus.vmm import ExitReason
 from vmm_proc.devices.bus import Bus
-from vmm_proc.engines.base import ExitReason
 from vmm_proc.engines.kvm.exit_dispatch import ExitDispatcher, ShutdownLatch
 from vmm_proc.kvm.exits import (
     SYSTEM_EVENT_CRASH,

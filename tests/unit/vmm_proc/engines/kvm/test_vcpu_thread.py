@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from vmm_proc.engines.base import ExitReason
+from schedlab_shared.bus.vmm import ExitReason
 from vmm_proc.engines.kvm.vcpu_control import VcpuEvent, VcpuResponse, VcpuState, VcpuStop
 from vmm_proc.engines.kvm.vcpu_thread import VcpuThread, VcpuThreadError
 from vmm_proc.kvm.exits import Interrupted

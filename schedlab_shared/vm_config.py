@@ -1,13 +1,18 @@
-"""The VMM's configuration: a frozen value, built by the orchestrator, sent as a msgpack map."""
+"""What the orchestrator hands vmm_proc: the VmConfig (a msgpack file) and its environment."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from schedlab_shared.guest_ram import ram_path
 from schedlab_shared.topology import Topology
 
-__all__ = ("VmConfig",)
+__all__ = ("VmConfig", "RUNTIME_DIR_ENV")
+
+# The run's private runtime directory: vmm_proc puts its sockets there, and the
+# orchestrator removes it even when vmm_proc was SIGKILLed before its own cleanup.
+RUNTIME_DIR_ENV = "SCHEDLAB_RUNTIME_DIR"
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,7 @@ class VmConfig:
 
     @property
     def guest_ram_path(self) -> str:
-        return self.shm_path or f"/dev/shm/schedlab-{self.run_id}-mem"
+        return self.shm_path or ram_path(self.run_id)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
