@@ -1,7 +1,9 @@
-"""Guest -> host frame format on the virtio-console bulk port.
+"""Frame format on the virtio-console bulk port, both directions.
 
-This module is the whole contract between the guest init and the host collector; both
-import it, so it depends on the standard library and msgpack only.
+This module is the whole framing contract between the guest init and the host (collector
+and input sender); both import it, so it depends on the standard library and msgpack only.
+Guest -> host frames are the guest's reports; host -> guest frames carry the run's inputs
+after SYS_RDY (:mod:`guest.transfer` defines their sequence and bounds).
 
 A frame is a 12-byte header followed by a msgpack map::
 
@@ -48,6 +50,8 @@ __all__ = (
     "Frame",
     "FrameDecoder",
     "FrameType",
+    "GUEST_TO_HOST",
+    "HOST_TO_GUEST",
     "WireError",
     "decode_frame",
     "encode_frame",
@@ -77,6 +81,20 @@ class FrameType(enum.IntEnum):
     RESULT = 6  #: passed, reason, plus the scenario's structured result
     EXIT = 7  #: code: the guest's final exit status
     DUMP = 8  #: source (what was read), data (bytes)
+    # Guest -> host replies to host frames: 32-63.
+    INPUTS_ACK = 32  #: ok, error, files: the guest's verdict on the run's inputs
+    # Host -> guest (the run's inputs, guest.transfer): 64-127.
+    RUN = 64  #: doc: the run document (guest.rundoc), always the first host frame
+    FILE_BEGIN = 65  #: index, kind, name, mode, size, sha256 of the next file
+    FILE_CHUNK = 66  #: index, offset, data (bytes)
+    FILE_END = 67  #: index: the file is complete
+
+
+#: Frame types the host sends; the guest accepts only these, the host only the others.
+HOST_TO_GUEST = frozenset(
+    {FrameType.RUN, FrameType.FILE_BEGIN, FrameType.FILE_CHUNK, FrameType.FILE_END}
+)
+GUEST_TO_HOST = frozenset(set(FrameType) - HOST_TO_GUEST)
 
 
 class ExitCode(enum.IntEnum):
@@ -88,7 +106,7 @@ class ExitCode(enum.IntEnum):
 
     OK = 0  #: the test ran and passed
     TEST_FAILED = 1  #: the test ran and its verdict failed
-    BAD_SPEC = 2  #: the schedlab.* command line was invalid
+    BAD_SPEC = 2  #: the run's inputs (run document, files) were invalid or did not arrive
     BAD_IMAGE = 3  #: the initramfs sentinel was missing or did not match (truncated image)
     SETUP_FAILED = 4  #: mounts, cgroups or workers could not be set up
     SHUTDOWN = 5  #: the host asked for shutdown before the test finished
@@ -104,6 +122,18 @@ REQUIRED_FIELDS: dict[FrameType, dict[str, type]] = {
     FrameType.RESULT: {"passed": bool, "reason": str},
     FrameType.EXIT: {"code": int},
     FrameType.DUMP: {"source": str, "data": bytes},
+    FrameType.INPUTS_ACK: {"ok": bool, "error": str, "files": list},
+    FrameType.RUN: {"doc": dict},
+    FrameType.FILE_BEGIN: {
+        "index": int,
+        "kind": str,
+        "name": str,
+        "mode": int,
+        "size": int,
+        "sha256": str,
+    },
+    FrameType.FILE_CHUNK: {"index": int, "offset": int, "data": bytes},
+    FrameType.FILE_END: {"index": int},
 }
 
 
@@ -216,10 +246,15 @@ def encode_frame(ftype: FrameType | int, payload: dict[str, Any]) -> bytes:
 _TYPES = {int(t): t for t in FrameType}  # a dict lookup is cheaper than FrameType(raw) per frame
 
 
-def _decode_payload(ftype_raw: int, body: bytes | bytearray | memoryview, offset: int = 0) -> Frame:
+def _decode_payload(
+    ftype_raw: int,
+    body: bytes | bytearray | memoryview,
+    offset: int = 0,
+    accept: frozenset[FrameType] | None = None,
+) -> Frame:
     """Type and payload checks of a frame whose framing and crc are already valid."""
     ftype = _TYPES.get(ftype_raw)
-    if ftype is None:
+    if ftype is None or (accept is not None and ftype not in accept):
         raise WireError("unknown_type", f"type byte {ftype_raw}")
     try:
         payload = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
@@ -230,10 +265,11 @@ def _decode_payload(ftype_raw: int, body: bytes | bytearray | memoryview, offset
     return Frame(ftype, payload, offset, HEADER_SIZE + len(body))
 
 
-def decode_frame(data: bytes) -> Frame:
+def decode_frame(data: bytes, accept: frozenset[FrameType] | None = None) -> Frame:
     """Strictly decode exactly one frame.
 
     :param data: the frame's bytes, nothing before or after.
+    :param accept: the frame types allowed (default: all); others are ``unknown_type``.
     :raises WireError: on any violation; ``kind`` says which.
     """
     if len(data) < HEADER_SIZE:
@@ -253,7 +289,7 @@ def decode_frame(data: bytes) -> Frame:
     body = data[HEADER_SIZE:end]
     if binascii.crc32(body, binascii.crc32(data[:8])) != crc:
         raise WireError("bad_crc", "crc mismatch")
-    return _decode_payload(ftype_raw, body)
+    return _decode_payload(ftype_raw, body, 0, accept)
 
 
 class FrameDecoder:
@@ -270,9 +306,17 @@ class FrameDecoder:
     :param start_offset: stream offset of the first byte fed (to resume from a checkpoint
         of :attr:`consumed` and :attr:`pending`).
     :param max_frame: payload size cap; lower it only in tests.
+    :param accept: the frame types of this direction (:data:`GUEST_TO_HOST` or
+        :data:`HOST_TO_GUEST`; default: all); others count as ``unknown_type``.
     """
 
-    def __init__(self, start_offset: int = 0, max_frame: int = MAX_FRAME) -> None:
+    def __init__(
+        self,
+        start_offset: int = 0,
+        max_frame: int = MAX_FRAME,
+        accept: frozenset[FrameType] | None = None,
+    ) -> None:
+        self._accept = accept
         self._buf = bytearray()
         self._base = start_offset  # stream offset of _buf[0]
         self._max = max_frame
@@ -361,7 +405,7 @@ class FrameDecoder:
             self.stats.bad_crc += 1
             return 1
         try:
-            return _decode_payload(ftype_raw, body, self._base + pos)
+            return _decode_payload(ftype_raw, body, self._base + pos, self._accept)
         except WireError as e:
             setattr(self.stats, e.kind, getattr(self.stats, e.kind) + 1)
             return HEADER_SIZE + length

@@ -39,6 +39,13 @@ SAMPLES = {
     },
     FrameType.EXIT: {"code": -3},
     FrameType.DUMP: {"source": "/proc/schedstat", "data": b"version 15\n"},
+    FrameType.INPUTS_ACK: {"ok": True, "error": "", "files": [{"name": "scx_simple"}]},
+    FrameType.RUN: {"doc": {"version": 1}},
+    FrameType.FILE_BEGIN: {
+        "index": 0, "kind": "lib", "name": "a", "mode": 0o644, "size": 3, "sha256": "0" * 64,
+    },
+    FrameType.FILE_CHUNK: {"index": 0, "offset": 0, "data": b"abc"},
+    FrameType.FILE_END: {"index": 0},
 }
 
 
@@ -218,6 +225,20 @@ _payloads = {
     ),
     FrameType.EXIT: st.fixed_dictionaries({"code": st.integers(-(2**31), 2**31)}),
     FrameType.DUMP: st.fixed_dictionaries({"source": _text, "data": st.binary(max_size=100)}),
+    FrameType.INPUTS_ACK: st.fixed_dictionaries(
+        {"ok": st.booleans(), "error": _text, "files": st.lists(_text, max_size=3)}
+    ),
+    FrameType.RUN: st.fixed_dictionaries(
+        {"doc": st.dictionaries(_text, st.integers(0, 2**32), max_size=3)}
+    ),
+    FrameType.FILE_BEGIN: st.fixed_dictionaries(
+        {"index": st.integers(0, 300), "kind": _text, "name": _text, "mode": st.integers(0, 511),
+         "size": st.integers(0, 2**40), "sha256": _text}
+    ),
+    FrameType.FILE_CHUNK: st.fixed_dictionaries(
+        {"index": st.integers(0, 300), "offset": st.integers(0, 2**40), "data": st.binary(max_size=300)}
+    ),
+    FrameType.FILE_END: st.fixed_dictionaries({"index": st.integers(0, 300)}),
 }
 valid_frames = st.sampled_from(list(FrameType)).flatmap(
     lambda t: _payloads[t].map(lambda p, t=t: (t, p))
