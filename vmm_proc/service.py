@@ -62,6 +62,7 @@ class VmmService:
                 proto.Status_: self._on_status,
                 proto.Stop: self._on_stop,
                 proto.ConsoleWrite: self._on_console_write,
+                proto.BulkWrite: self._on_bulk_write,
                 proto.Replay: self._on_replay,
             },
         )
@@ -118,6 +119,20 @@ class VmmService:
             raise BusError(Status.NOT_ALLOWED, f"the VM is {self.state}")
         self.engine.send_console(msg.data)
         return proto.Empty()
+
+    def _on_bulk_write(self, msg: proto.BulkWrite) -> proto.BulkWriteReply:
+        if self.state is not VmState.RUNNING:
+            raise BusError(Status.NOT_ALLOWED, f"the VM is {self.state}")
+        if len(msg.data) > proto.MAX_BULK_WRITE:
+            raise BusError(
+                Status.BAD_MESSAGE, f"{len(msg.data)} bytes > {proto.MAX_BULK_WRITE} in one write"
+            )
+        wait = min(max(0.0, float(msg.timeout_s)), proto.MAX_BULK_WAIT_S)
+        try:
+            accepted = self.engine.send_bulk(msg.data, wait)
+        except EngineError as exc:
+            raise BusError(Status.NOT_ALLOWED, str(exc)) from None
+        return proto.BulkWriteReply(accepted, self.engine.bulk_pending())
 
     def _on_replay(self, msg: proto.Replay) -> proto.ReplayReply:
         lg = self.logs.get(msg.stream)

@@ -9,9 +9,15 @@ from .codec import Message, message
 
 __all__ = (
     "STREAMS", "Stream", "VmState", "ExitReason",
-    "StatusReply", "Status_", "Stop", "ConsoleWrite", "ReplayReply", "Replay",
-    "StreamChunk", "VmStateEvent", "Empty", "layout_regions",
+    "StatusReply", "Status_", "Stop", "ConsoleWrite", "BulkWrite", "BulkWriteReply",
+    "MAX_BULK_WRITE", "MAX_BULK_WAIT_S", "ReplayReply", "Replay", "StreamChunk", "VmStateEvent",
+    "Empty", "layout_regions",
 )
+
+#: Largest ``data`` of one BulkWrite; a bigger one is a bad request.
+MAX_BULK_WRITE = 1 << 20
+#: Longest wait the VMM grants one BulkWrite (its loop serves nothing else meanwhile).
+MAX_BULK_WAIT_S = 0.5
 
 
 class Stream(enum.StrEnum):
@@ -86,6 +92,31 @@ class ConsoleWrite(Message):
     """Request ``{data}``: host-to-guest bytes on the console port (guest /dev/hvc0)."""
 
     data: bytes
+
+
+@message("vmm.bulk_write.reply")
+class BulkWriteReply(Message):
+    """``{accepted, pending}``: bytes of the request taken, and bytes the VMM holds for the
+    guest that it has not taken yet (this request's and earlier ones')."""
+
+    accepted: int
+    pending: int
+
+
+@message("vmm.bulk_write", reply=BulkWriteReply)
+class BulkWrite(Message):
+    """Request ``{data, timeout_s}``: host-to-guest bytes on the bulk port (guest
+    /dev/vport0p1, the port the guest's frames come from).
+
+    Flow-controlled: the VMM holds a bounded amount for the guest (the device's buffer or
+    the QEMU chardev socket's), takes what fits, and waits up to ``timeout_s`` (capped at
+    MAX_BULK_WAIT_S) for the guest to make room for the rest. ``accepted`` may be less than
+    ``len(data)``, 0 when the guest is not reading; the client sends the rest again. NOT_ALLOWED
+    unless the VM is running; BAD_MESSAGE for more than MAX_BULK_WRITE bytes.
+    """
+
+    data: bytes
+    timeout_s: float = 0.2
 
 
 @message("vmm.replay.reply")

@@ -38,6 +38,14 @@ class Engine(Protocol):
     def send_console(self, data: bytes) -> None:
         """Host-to-guest bytes on the console port (guest /dev/hvc0)."""
 
+    def send_bulk(self, data: bytes, timeout_s: float) -> int:
+        """Host-to-guest bytes on the bulk port, flow-controlled: take what fits in the
+        engine's bounded buffer, waiting up to ``timeout_s`` for room; return how many were
+        taken (raise EngineError if the port is gone)."""
+
+    def bulk_pending(self) -> int:
+        """Host-to-guest bulk bytes taken but not yet read by the guest's driver."""
+
     def stop(self, reason: ExitReason) -> None:
         """Stop the VM (idempotent, bounded in time); ``exited`` follows."""
 

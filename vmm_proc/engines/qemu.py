@@ -6,14 +6,17 @@ at startup and not one early boot byte is lost. QEMU dies with us (PR_SET_PDEATH
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import select
 import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import termios
 import threading
 import time
 
@@ -48,6 +51,7 @@ class QemuEngine:
         self._conns: dict[str, socket.socket] = {}
         self._stop_reason: ExitReason | None = None
         self._lock = threading.Lock()
+        self._bulk_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._console_tail = bytearray()  # the last _TAIL_BYTES of COM1: where panics show
         self._stderr = b""
@@ -173,6 +177,43 @@ class QemuEngine:
         if conn is None:
             raise EngineError("the console port is not connected")
         conn.sendall(data)
+
+    def send_bulk(self, data: bytes, timeout_s: float) -> int:
+        """Into the bulk chardev's socket. QEMU reads it only while the guest has the port
+        open and receive buffers posted (virtio-serial's can_read), so the socket's send
+        buffer is the bound and its fullness the backpressure."""
+        conn = self._conns.get("bulk")
+        if conn is None:
+            raise EngineError("the bulk port is not connected")
+        view = memoryview(data)
+        sent = 0
+        deadline = time.monotonic() + timeout_s
+        room = select.poll()
+        room.register(conn, select.POLLOUT)
+        with self._bulk_lock:  # one writer at a time keeps requests' bytes in order
+            while sent < len(view):
+                try:
+                    sent += conn.send(view[sent:], socket.MSG_DONTWAIT)
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError as exc:
+                    raise EngineError(f"bulk port write failed: {exc.strerror or exc}") from None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                room.poll(left * 1000 + 1)
+        return sent
+
+    def bulk_pending(self) -> int:
+        conn = self._conns.get("bulk")
+        if conn is None:
+            return 0
+        try:  # SIOCOUTQ: what QEMU has not read yet (with the kernel's per-skb overhead)
+            buf = fcntl.ioctl(conn.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        except OSError:
+            return 0
+        return int.from_bytes(buf, "little")
 
     def stop(self, reason: ExitReason) -> None:
         with self._lock:

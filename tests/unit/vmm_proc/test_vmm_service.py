@@ -24,6 +24,8 @@ class FakeEngine:
     def __init__(self, hooks) -> None:  # noqa: ANN001
         self.hooks = hooks
         self.console: list[bytes] = []
+        self.bulk = bytearray()
+        self.bulk_waits: list[float] = []
         self.stopped: list[ExitReason] = []
 
     def start(self) -> None:
@@ -39,6 +41,15 @@ class FakeEngine:
 
     def send_console(self, data: bytes) -> None:
         self.console.append(data)
+
+    def send_bulk(self, data: bytes, timeout_s: float) -> int:
+        self.bulk_waits.append(timeout_s)
+        take = min(len(data), 1000 - len(self.bulk))  # a guest that never reads: 1000 fit
+        self.bulk += data[:take]
+        return take
+
+    def bulk_pending(self) -> int:
+        return len(self.bulk)
 
     def stop(self, reason: ExitReason) -> None:
         self.stopped.append(reason)
@@ -133,3 +144,23 @@ def test_exit_is_published(vmm) -> None:  # noqa: ANN001
         assert events[-1] == ("vm.u1.state", proto.VmStateEvent("exited", "stopped", "stopped by test"))
     finally:
         sub.close(0)
+
+
+def test_bulk_write_is_bounded_and_flow_controlled(vmm) -> None:  # noqa: ANN001
+    svc, client, engines, *_ = vmm
+    _wait(lambda: client.request(proto.Status_()).state == "running")
+    r = client.request(proto.BulkWrite(b"a" * 600, timeout_s=0.1))
+    assert (r.accepted, r.pending) == (600, 600)
+    r = client.request(proto.BulkWrite(b"b" * 600, timeout_s=30.0))
+    assert (r.accepted, r.pending) == (400, 1000)  # the rest is the client's to resend
+    r = client.request(proto.BulkWrite(b"c", timeout_s=float("nan")))
+    assert r.accepted == 0
+    assert engines[0].bulk_waits == [0.1, proto.MAX_BULK_WAIT_S, 0.0]  # waits are capped
+    with pytest.raises(BusError) as e:
+        client.request(proto.BulkWrite(b"x" * (proto.MAX_BULK_WRITE + 1)))
+    assert e.value.status is Status.BAD_MESSAGE
+    client.request(proto.Stop("stopped"))
+    _wait(lambda: client.request(proto.Status_()).state == "exited")
+    with pytest.raises(BusError) as e2:
+        client.request(proto.BulkWrite(b"late"))
+    assert e2.value.status is Status.NOT_ALLOWED

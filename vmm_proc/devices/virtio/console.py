@@ -15,6 +15,11 @@ Control protocol (include/uapi/linux/virtio_console.h; host side as QEMU does it
 
 Guest-to-host data goes to the port's sink as soon as the guest notifies; Linux busy-waits
 for control and hvc buffers to be used, so the engine must run :meth:`process_queue` promptly.
+
+Host-to-guest data (:meth:`VirtioConsole.send`) is held per port up to ``rx_limit`` bytes and
+copied into the receive buffers the driver posts (Linux posts PAGE_SIZE buffers and re-posts
+each one it has read), in order, never more than a buffer's writable length. A host writer
+that finds the port full waits in :meth:`VirtioConsole.wait_room` until the guest consumed some.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import logging
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -160,6 +166,7 @@ class VirtioConsole:
         self.num_queues = 2 * (self.nports + 1)
         self.queue_max_size = self.config.queue_size
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)  # host bytes delivered: room to send
         self._ctx: VirtioContext | None = None
         self._rx = [bytearray() for _ in range(self.nports)]
         self._log_budget = LogBudget()
@@ -245,6 +252,20 @@ class VirtioConsole:
             self._host_kick(lambda ctx: self._port_rx(ctx, port))
         return n
 
+    def wait_room(self, port: int, timeout_s: float) -> bool:
+        """Wait until ``port`` holds less than ``rx_limit`` host bytes, at most ``timeout_s``.
+
+        :return: whether there is room now.
+        """
+        deadline = time.monotonic() + timeout_s
+        with self._room:
+            while len(self._rx[port]) >= self.config.rx_limit:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._room.wait(left)
+            return True
+
     def pending(self, port: int) -> int:
         """Host bytes for ``port`` still waiting for guest buffers."""
         with self._lock:
@@ -311,6 +332,7 @@ class VirtioConsole:
             self.metrics.rx(port, n)
             used = True
         if used:
+            self._room.notify_all()
             ctx.signal_if_needed(qi)
 
     # -- control queues ------------------------------------------------------------------------

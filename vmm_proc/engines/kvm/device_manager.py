@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Protocol
 
@@ -36,6 +37,7 @@ I8042_PORT = 0x60
 I8042_IRQ = 1
 UART_PORTS = 8
 PIO_LIMIT = 1 << 16
+BULK_PORT = 1  # virtio-console port 1: the guest's org.schedlab.bulk
 
 Stream = Callable[[str, bytes], None]
 
@@ -152,6 +154,25 @@ class DeviceManager:
         if self.console is None:
             return 0
         return self.console.send(0, data)
+
+    def send_bulk(self, data: bytes, timeout_s: float) -> int:
+        """Queue host-to-guest bytes on the bulk port (console port 1), waiting up to
+        ``timeout_s`` for the guest to make room; returns how many were accepted."""
+        console = self.console
+        if console is None:
+            return 0
+        view = memoryview(data)
+        sent = 0
+        deadline = time.monotonic() + timeout_s
+        while True:
+            sent += console.send(BULK_PORT, view[sent:])
+            left = deadline - time.monotonic()
+            if sent == len(view) or left <= 0 or not console.wait_room(BULK_PORT, left):
+                return sent
+
+    def bulk_pending(self) -> int:
+        """Host bytes on the bulk port that the guest has not taken yet."""
+        return self.console.pending(BULK_PORT) if self.console is not None else 0
 
     def _flush_virtio(self) -> None:
         # Buffers the guest queued without a notification we saw still reach their stream.

@@ -122,6 +122,15 @@ class KvmEngine:
                     len(data),
                 )
 
+    def send_bulk(self, data: bytes, timeout_s: float) -> int:
+        """Host-to-guest bytes on the bulk port, bounded by the device's ``rx_limit``."""
+        if self._devices is None:
+            raise EngineError("kvm engine: the VM has no devices")
+        return self._devices.send_bulk(data, timeout_s)
+
+    def bulk_pending(self) -> int:
+        return self._devices.bulk_pending() if self._devices is not None else 0
+
     def stop(self, reason: ExitReason = ExitReason.STOPPED) -> None:
         """Stop the VM (idempotent); returns once ``exited`` was delivered or teardown timed out."""
         self._begin_stop(reason, f"stop requested ({reason.value})")

@@ -1,6 +1,8 @@
 """virtio-console multiport: Linux's control handshake, data both ways, bounds, hostile driver."""
 
+import os
 import struct
+import threading
 import time
 
 import pytest
@@ -11,6 +13,7 @@ from vmm_proc.devices.virtio import console as c
 from vmm_proc.devices.virtio import mmio as m
 from vmm_proc.devices.virtio.console import ConsoleConfig, VirtioConsole
 from vmm_proc.devices.virtio.mmio import VirtioMmio
+from vmm_proc.devices.virtio.queue import VIRTQ_DESC_F_WRITE
 
 CTRL = struct.Struct("<IHH")
 NAME = "org.schedlab.bulk"
@@ -82,19 +85,19 @@ class Guest:
         self.drv.notify(c.CONTROL_RX_QUEUE)
         return msgs
 
-    def add_port(self, port):
+    def add_port(self, port, buffers=4):
         """add_port(): fill its receive queue, then PORT_READY."""
-        for _ in range(4):
+        for _ in range(buffers):
             self.q[c.rx_queue(port)].add(writable=[256])
         self.drv.notify(c.rx_queue(port))
         self.send_ctrl(port, c.VIRTIO_CONSOLE_PORT_READY, 1)
 
-    def handshake(self):
+    def handshake(self, bulk_buffers=4):
         self.probe()
         msgs = self.ctrl_msgs()
         assert [(p, e) for p, e, *_ in msgs] == [(0, c.VIRTIO_CONSOLE_PORT_ADD), (1, 1)]
         for port in (0, 1):
-            self.add_port(port)
+            self.add_port(port, 4 if port == 0 else bulk_buffers)
         return self.ctrl_msgs()
 
     def write_port(self, port, data):
@@ -323,3 +326,132 @@ def test_host_send_and_guest_notify_concurrently():
     with lock:
         got.extend(g.received(1))
     assert bytes(got) == payload
+
+
+# -- host -> guest on the bulk port (port 1): the run's inputs ----------------------------
+
+PAGE = 4096
+
+
+class LinuxRx:
+    """Port 1's receive queue as drivers/char/virtio_console.c keeps it: PAGE_SIZE buffers
+    (fill_queue), each re-posted once its data was read (add_inbuf)."""
+
+    def __init__(self, g, port=1, n=16):
+        self.g, self.qi = g, c.rx_queue(port)
+        self.q = g.q[self.qi]
+        self.bufs = {}
+        for _ in range(n):
+            head = self.q._free.pop(0)
+            self.bufs[head] = self.q.alloc(PAGE)
+            self.q.write_desc(head, self.bufs[head], PAGE, VIRTQ_DESC_F_WRITE)
+            self.q.publish(head)
+        g.drv.notify(self.qi)
+
+    def drain(self):
+        out = []
+        end = self.q.used_idx()
+        while self.q.last_used != end:
+            slot = self.q.last_used % self.q.size
+            head, length = struct.unpack("<II", self.g.mem.read(self.q.used_ring + 4 + 8 * slot, 8))
+            self.q.last_used = (self.q.last_used + 1) & 0xFFFF
+            assert head in self.bufs and length <= PAGE  # never past the driver's buffer
+            out.append(self.g.mem.read(self.bufs[head], length))
+            self.q.publish(head)
+        self.g.drv.notify(self.qi)
+        return b"".join(out)
+
+
+def bulk_guest(config=None, buffers=0):
+    g = Guest(config)
+    g.handshake(bulk_buffers=buffers)
+    g.send_ctrl(1, c.VIRTIO_CONSOLE_PORT_OPEN, 1)  # PID 1 opened /dev/vport0p1
+    return g
+
+
+def test_bulk_stream_reaches_the_guest_whole_through_page_buffers():
+    g = bulk_guest(ConsoleConfig(rx_limit=64 << 10))
+    rx = LinuxRx(g)
+    data = os.urandom(2 << 20)
+    got, sent = bytearray(), 0
+    for _ in range(10_000):
+        sent += g.dev.send(1, data[sent : sent + 100_000])
+        assert g.dev.pending(1) <= 64 << 10  # bounded however much the host offers
+        got += rx.drain()
+        if len(got) == len(data):
+            break
+    assert bytes(got) == data and g.dev.pending(1) == 0
+    assert g.out[1] == bytearray() and g.received(0) == b""  # nothing leaked to other paths
+
+
+def test_wait_room_blocks_until_the_guest_reads():
+    g = bulk_guest(ConsoleConfig(rx_limit=8192))
+    rx = LinuxRx(g, n=1)
+    assert g.dev.send(1, b"a" * 20000) == 8192  # 4 KiB went to the one buffer at once
+    assert g.dev.pending(1) == 4096 and g.dev.wait_room(1, 0.0)
+    assert g.dev.send(1, b"b" * 20000) == 4096
+    t0 = time.monotonic()
+    assert not g.dev.wait_room(1, 0.05) and time.monotonic() - t0 >= 0.05
+    got = bytearray()
+    reader = threading.Timer(0.1, lambda: got.extend(rx.drain()))
+    reader.start()
+    t0 = time.monotonic()
+    assert g.dev.wait_room(1, 5.0)
+    assert 0.05 < time.monotonic() - t0 < 4
+    reader.join()
+    assert bytes(got) == b"a" * 4096
+
+
+def test_hostile_rx_buffer_without_writable_space_loses_nothing():
+    g = bulk_guest()
+    g.q[c.rx_queue(1)].add(readable=[b"device-readable only"])  # no room to write into
+    assert g.dev.send(1, b"payload") == 7
+    used = g.q[c.rx_queue(1)].used()
+    assert [u.length for u in used] == [0] and g.dev.pending(1) == 7
+    assert not g.drv.r32(m.STATUS) & m.STATUS_DEVICE_NEEDS_RESET
+    g.q[c.rx_queue(1)].add(writable=[PAGE])
+    g.drv.notify(c.rx_queue(1))
+    assert g.received(1) == b"payload"
+
+
+def test_hostile_huge_rx_buffer_gets_only_what_is_pending():
+    g = bulk_guest()
+    q = g.q[c.rx_queue(1)]
+    head = q._free.pop(0)
+    addr = q.alloc(64)
+    g.mem.write(addr + 64, b"untouched")
+    q.write_desc(head, addr, 4 << 20, VIRTQ_DESC_F_WRITE)  # 4 MiB of room for 64 bytes
+    q.publish(head)
+    g.dev.send(1, b"x" * 64)
+    g.drv.notify(c.rx_queue(1))
+    end = q.used_idx()
+    _, length = struct.unpack("<II", g.mem.read(q.used_ring + 4 + 8 * ((end - 1) % q.size), 8))
+    assert length == 64 and g.mem.read(addr, 64) == b"x" * 64
+    assert g.mem.read(addr + 64, 9) == b"untouched"
+    # One claiming 4 GiB runs past guest RAM: refused whole (the queue probes both ends).
+    head = q._free.pop(0)
+    q.write_desc(head, addr, 0xFFFF_FFFF, VIRTQ_DESC_F_WRITE)
+    q.publish(head)
+    g.dev.send(1, b"y" * 64)
+    assert g.drv.r32(m.STATUS) & m.STATUS_DEVICE_NEEDS_RESET
+    assert g.mem.read(addr, 64) == b"x" * 64
+
+
+def test_broken_device_bounds_the_host_and_never_blocks_it():
+    g = bulk_guest(ConsoleConfig(rx_limit=1000))
+    rxq = g.q[c.rx_queue(1)]
+    rxq.write_desc(20, 0xFFFF_FFFF_0000, 64, VIRTQ_DESC_F_WRITE)  # outside guest RAM
+    rxq.publish(20)
+    g.dev.send(1, b"boom")
+    assert g.drv.r32(m.STATUS) & m.STATUS_DEVICE_NEEDS_RESET
+    assert g.dev.send(1, b"y" * 5000) == 996  # held, bounded, nothing raised
+    t0 = time.monotonic()
+    assert not g.dev.wait_room(1, 0.05) and time.monotonic() - t0 < 2
+
+
+def test_bulk_input_waits_for_the_guest_to_open_the_port():
+    g = Guest()
+    g.handshake(bulk_buffers=0)
+    LinuxRx(g)
+    assert g.dev.send(1, b"early run document") == 18
+    assert g.received(1) == b"" and g.dev.pending(1) == 18  # Linux would drop it: held

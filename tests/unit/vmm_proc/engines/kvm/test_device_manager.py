@@ -77,3 +77,16 @@ def test_close_is_idempotent_and_closes_eventfds():
     dm.close()
     assert all(e.fd == -1 for e in evts)
     assert not dm.io_thread._thread.is_alive()
+
+
+def test_send_bulk_is_bounded_and_waits_for_room():
+    import time
+
+    dm, _, _, _, _ = make()
+    dm.add_virtio_console(FakeGuestMemory(1 << 20))
+    limit = dm.console.config.rx_limit
+    t0 = time.monotonic()
+    assert dm.send_bulk(b"z" * (limit + 5000), 0.1) == limit  # no driver reads: the bound
+    assert time.monotonic() - t0 >= 0.1 and dm.bulk_pending() == limit
+    assert dm.send_bulk(b"more", 0.0) == 0
+    dm.close()
