@@ -75,6 +75,7 @@ class VmmService:
         self._inbox_lock = threading.Lock()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._terminate = False
+        self._bulk_offset = 0  # host-to-guest bulk bytes the engine took
         self.engine = make_engine(config, self)
 
     # --- EngineHooks, thread-safe: queue and wake the loop ---
@@ -127,12 +128,22 @@ class VmmService:
             raise BusError(
                 Status.BAD_MESSAGE, f"{len(msg.data)} bytes > {proto.MAX_BULK_WRITE} in one write"
             )
+        if msg.offset > self._bulk_offset:
+            raise BusError(
+                Status.BAD_MESSAGE,
+                f"bulk write at offset {msg.offset}, but only {self._bulk_offset} bytes were taken",
+            )
+        # A resend after a lost reply: skip what an earlier try already took.
+        skip = min(len(msg.data), self._bulk_offset - msg.offset) if msg.offset >= 0 else 0
         wait = min(max(0.0, float(msg.timeout_s)), proto.MAX_BULK_WAIT_S)
-        try:
-            accepted = self.engine.send_bulk(msg.data, wait)
-        except EngineError as exc:
-            raise BusError(Status.NOT_ALLOWED, str(exc)) from None
-        return proto.BulkWriteReply(accepted, self.engine.bulk_pending())
+        taken = 0
+        if skip < len(msg.data):
+            try:
+                taken = self.engine.send_bulk(msg.data[skip:], wait)
+            except EngineError as exc:
+                raise BusError(Status.NOT_ALLOWED, str(exc)) from None
+        self._bulk_offset += taken
+        return proto.BulkWriteReply(skip + taken, self._bulk_offset, self.engine.bulk_pending())
 
     def _on_replay(self, msg: proto.Replay) -> proto.ReplayReply:
         lg = self.logs.get(msg.stream)

@@ -96,26 +96,33 @@ class ConsoleWrite(Message):
 
 @message("vmm.bulk_write.reply")
 class BulkWriteReply(Message):
-    """``{accepted, pending}``: bytes of the request taken, and bytes the VMM holds for the
-    guest that it has not taken yet (this request's and earlier ones')."""
+    """``{accepted, offset, pending}``: bytes of this request's ``data`` now taken (counting
+    those an earlier try already took), the stream offset after everything taken so far,
+    and bytes the VMM holds that the guest has not read yet."""
 
     accepted: int
+    offset: int
     pending: int
 
 
 @message("vmm.bulk_write", reply=BulkWriteReply)
 class BulkWrite(Message):
-    """Request ``{data, timeout_s}``: host-to-guest bytes on the bulk port (guest
+    """Request ``{data, offset, timeout_s}``: host-to-guest bytes on the bulk port (guest
     /dev/vport0p1, the port the guest's frames come from).
 
     Flow-controlled: the VMM holds a bounded amount for the guest (the device's buffer or
     the QEMU chardev socket's), takes what fits, and waits up to ``timeout_s`` (capped at
-    MAX_BULK_WAIT_S) for the guest to make room for the rest. ``accepted`` may be less than
-    ``len(data)``, 0 when the guest is not reading; the client sends the rest again. NOT_ALLOWED
-    unless the VM is running; BAD_MESSAGE for more than MAX_BULK_WRITE bytes.
+    MAX_BULK_WAIT_S) for the guest to make room for the rest; ``accepted`` may be less than
+    ``len(data)``, 0 when the guest is not reading, and the client sends the rest again.
+
+    ``offset`` is the stream offset of ``data[0]`` (bytes taken before it on this VM's bulk
+    input): bytes the VMM already took are skipped, so resending after a lost reply is safe;
+    an offset beyond what was taken is a gap (BAD_MESSAGE). ``-1`` appends unchecked.
+    NOT_ALLOWED unless the VM is running; BAD_MESSAGE for more than MAX_BULK_WRITE bytes.
     """
 
     data: bytes
+    offset: int = -1
     timeout_s: float = 0.2
 
 

@@ -149,12 +149,12 @@ def test_exit_is_published(vmm) -> None:  # noqa: ANN001
 def test_bulk_write_is_bounded_and_flow_controlled(vmm) -> None:  # noqa: ANN001
     svc, client, engines, *_ = vmm
     _wait(lambda: client.request(proto.Status_()).state == "running")
-    r = client.request(proto.BulkWrite(b"a" * 600, timeout_s=0.1))
-    assert (r.accepted, r.pending) == (600, 600)
-    r = client.request(proto.BulkWrite(b"b" * 600, timeout_s=30.0))
-    assert (r.accepted, r.pending) == (400, 1000)  # the rest is the client's to resend
+    r = client.request(proto.BulkWrite(b"a" * 600, offset=0, timeout_s=0.1))
+    assert (r.accepted, r.offset, r.pending) == (600, 600, 600)
+    r = client.request(proto.BulkWrite(b"b" * 600, offset=600, timeout_s=30.0))
+    assert (r.accepted, r.offset, r.pending) == (400, 1000, 1000)  # the rest: resend it
     r = client.request(proto.BulkWrite(b"c", timeout_s=float("nan")))
-    assert r.accepted == 0
+    assert (r.accepted, r.offset) == (0, 1000)
     assert engines[0].bulk_waits == [0.1, proto.MAX_BULK_WAIT_S, 0.0]  # waits are capped
     with pytest.raises(BusError) as e:
         client.request(proto.BulkWrite(b"x" * (proto.MAX_BULK_WRITE + 1)))
@@ -164,3 +164,16 @@ def test_bulk_write_is_bounded_and_flow_controlled(vmm) -> None:  # noqa: ANN001
     with pytest.raises(BusError) as e2:
         client.request(proto.BulkWrite(b"late"))
     assert e2.value.status is Status.NOT_ALLOWED
+
+
+def test_bulk_write_resent_after_a_lost_reply_is_not_duplicated(vmm) -> None:  # noqa: ANN001
+    svc, client, engines, *_ = vmm
+    _wait(lambda: client.request(proto.Status_()).state == "running")
+    client.request(proto.BulkWrite(b"0123456789", offset=0))
+    r = client.request(proto.BulkWrite(b"0123456789abc", offset=0))  # the same bytes again
+    assert (r.accepted, r.offset) == (13, 13) and bytes(engines[0].bulk) == b"0123456789abc"
+    r = client.request(proto.BulkWrite(b"9abc", offset=9))  # wholly taken before
+    assert (r.accepted, r.offset) == (4, 13) and len(engines[0].bulk) == 13
+    with pytest.raises(BusError) as e:
+        client.request(proto.BulkWrite(b"gap", offset=20))
+    assert e.value.status is Status.BAD_MESSAGE and "only 13 bytes" in e.value.reason
