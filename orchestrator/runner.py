@@ -32,7 +32,7 @@ def _fail(message: str) -> int:
 def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> tuple[Any, Path]:  # noqa: ANN001
     """Resolve the kernel (fetching the default if needed) and build the initramfs."""
     from .initramfs.builder import build_initramfs
-    from .kernel.artifacts import resolve_kernel
+    from .kernel.resolve import resolve_kernel
 
     kernel = resolve_kernel(kernel_spec, progress=progress)
     modules = []

@@ -1,15 +1,14 @@
-"""Kernel artifacts: what a schedlab run needs from a kernel, and how ``--kernel`` resolves.
+"""Kernel artifacts: what a schedlab run needs from a kernel, cached or a user's image.
 
 A cached kernel lives in ``kernels_dir()/<version>/`` with ``vmlinuz``, ``vmlinux``,
 ``config``, ``modules/`` and ``meta.json`` (written by :mod:`orchestrator.kernel.fetch`).
+How ``--kernel`` picks one is :mod:`orchestrator.kernel.resolve`.
 
->>> k = resolve_kernel(None)                 # newest cached default kernel (fetched if none)
+>>> k = load_cached(kernels_dir() / "7.2.13+deb14-cloud-amd64")
 >>> k.has_sched_ext, k.hz
 (True, 250)
->>> resolve_kernel("/boot/vmlinuz-6.1.0-18-amd64").version
+>>> user_kernel("/boot/vmlinuz-6.1.0-18-amd64").version
 '6.1.0-18-amd64'
->>> resolve_kernel("7.2.13+deb14-cloud-amd64").root
-PosixPath('/root/.cache/schedlab/kernels/7.2.13+deb14-cloud-amd64')
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +24,10 @@ from typing import Any
 from orchestrator.kernel.image import ImageError, extract_vmlinux, is_bzimage, is_elf, parse_bzimage
 from schedlab_shared.cache import cache_root, kernels_dir
 
-__all__ = ("KernelArtifacts", "KernelError", "list_cached", "load_cached", "parse_config",
-           "resolve_kernel")
+__all__ = ("FETCH_HINT", "KernelArtifacts", "KernelError", "list_cached", "load_cached",
+           "parse_config", "user_kernel")
 
-_VERSION_RE = re.compile(r"^\d+\.\d+[\w.+~-]*$")
-_FETCH_HINT = "run `schedlab kernel fetch`"
+FETCH_HINT = "run `schedlab kernel fetch`"
 
 
 class KernelError(RuntimeError):
@@ -108,10 +105,10 @@ def load_cached(root: Path) -> KernelArtifacts:
     try:
         meta = json.loads((root / "meta.json").read_text())
     except (OSError, ValueError) as exc:
-        raise KernelError(f"{root}: incomplete kernel cache ({exc}); {_FETCH_HINT}") from exc
+        raise KernelError(f"{root}: incomplete kernel cache ({exc}); {FETCH_HINT}") from exc
     vmlinuz = root / "vmlinuz"
     if not vmlinuz.is_file():
-        raise KernelError(f"{root}: vmlinuz missing; delete the folder and {_FETCH_HINT}")
+        raise KernelError(f"{root}: vmlinuz missing; delete the folder and {FETCH_HINT}")
     vmlinux = root / "vmlinux"
     modules = root / "modules"
     return KernelArtifacts(
@@ -166,7 +163,8 @@ def _beside(image: Path, names: list[str]) -> Path | None:
     return None
 
 
-def _user_kernel(spec: str) -> KernelArtifacts:
+def user_kernel(spec: str) -> KernelArtifacts:
+    """The artifacts of a user's kernel image (``--kernel PATH``): a bzImage or an ELF vmlinux."""
     image = Path(spec).expanduser()
     if not image.exists():
         raise KernelError(f"--kernel {spec}: no such file; pass a vmlinuz/bzImage path, a cached "
@@ -185,7 +183,7 @@ def _user_kernel(spec: str) -> KernelArtifacts:
         version, vmlinuz, vmlinux = None, image, image
     else:
         raise KernelError(f"--kernel {spec}: not a Linux kernel image (no bzImage header, not an "
-                          f"ELF); pass a vmlinuz/bzImage or {_FETCH_HINT}")
+                          f"ELF); pass a vmlinuz/bzImage or {FETCH_HINT}")
     version = version or re.sub(r"^(vmlinuz|vmlinux|bzImage)-?", "", image.name) or image.name
     config = _beside(image, ["config", ".config", f"config-{version}"])
     if config is None and image.parent.name == "boot":
@@ -198,32 +196,3 @@ def _user_kernel(spec: str) -> KernelArtifacts:
         config=_read_config(config), modules_dir=modules,
         system_map=_real_system_map(system_map) if system_map else None,
         meta={"source": "user", "path": str(image)})
-
-
-def resolve_kernel(spec: str | None, fetch_if_missing: bool = True,
-                   progress: Callable[[str, str], None] | None = None) -> KernelArtifacts:
-    """Turn a ``--kernel`` value into artifacts.
-
-    :param spec: None for the newest cached default kernel; a path to a vmlinuz/bzImage or an
-        ELF vmlinux; or a version string of a cached kernel.
-    :param fetch_if_missing: with ``spec=None`` and an empty cache, fetch the default kernel.
-    :param progress: passed to :func:`orchestrator.kernel.fetch.fetch_default`.
-    :return: the artifacts; raises :class:`KernelError` with a one-line message otherwise.
-    """
-    if spec is None:
-        cached = [k for k in list_cached() if k.meta.get("source") == "debian-sid"] or list_cached()
-        if cached:
-            return cached[-1]
-        if not fetch_if_missing:
-            raise KernelError(f"no kernel in {kernels_dir()}; {_FETCH_HINT}")
-        from orchestrator.kernel.fetch import fetch_default
-
-        return fetch_default(progress=progress)
-    if "/" in spec or spec.startswith(("~", ".")) or not _VERSION_RE.match(spec):
-        return _user_kernel(spec)
-    root = kernels_dir() / spec
-    if not (root / "meta.json").is_file():
-        have = ", ".join(k.version for k in list_cached()) or "none"
-        raise KernelError(f"--kernel {spec}: no such cached kernel (cached: {have}); "
-                          f"{_FETCH_HINT} or pass a vmlinuz path")
-    return load_cached(root)

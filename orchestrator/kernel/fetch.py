@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from orchestrator.kernel.apt import AptError, PrivateApt
 from orchestrator.kernel.artifacts import (
     KernelArtifacts,
     KernelError,
@@ -37,6 +36,7 @@ from orchestrator.kernel.artifacts import (
 )
 from orchestrator.kernel.image import ImageError, extract_vmlinux
 from orchestrator.kernel.modules import ModuleError, write_modules_dep
+from orchestrator.private_apt import AptError, PrivateApt
 from schedlab_shared.cache import kernels_dir
 
 __all__ = ("DEFAULT_META_PACKAGE", "DEFAULT_SUITE", "META_FLAGS", "Progress", "fetch_default",

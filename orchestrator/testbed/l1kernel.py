@@ -29,7 +29,7 @@ from pathlib import Path
 
 from elftools.elf.elffile import ELFFile
 
-from orchestrator.testbed.private_apt import AptError, PrivateApt, debian_mirror
+from orchestrator.private_apt import AptError, PrivateApt
 from schedlab_shared.cache import tools_dir
 
 __all__ = (
@@ -197,8 +197,8 @@ def _load_manifest(base: Path) -> L1Kernel | None:
 
 def _fetch(base: Path, log: Callable[[str], None]) -> L1Kernel:
     try:
-        apt = PrivateApt(base / "apt", f"deb {debian_mirror()} {_SUITE} main")
-        apt.update()
+        apt = PrivateApt(_SUITE, base / "apt")
+        apt.update(force=True)  # fetching means finding the newest: fresh lists
         package, version = apt.newest(_PACKAGE_RE, _PACKAGE_PREFIX)
         log(f"testbed: fetching L1 kernel {package} {version}")
         with tempfile.TemporaryDirectory(prefix="fetch-", dir=base) as tmp:

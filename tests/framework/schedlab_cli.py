@@ -52,7 +52,8 @@ def leftovers(run_id: str) -> list[str]:
 
 def default_kernel_or_skip():  # noqa: ANN201 - KernelArtifacts
     """The cached default kernel (fetching it under CI), or a skip with the reason locally."""
-    from orchestrator.kernel.artifacts import KernelError, resolve_kernel
+    from orchestrator.kernel.artifacts import KernelError
+    from orchestrator.kernel.resolve import resolve_kernel
 
     from .prereq import require
 

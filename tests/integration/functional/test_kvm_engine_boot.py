@@ -35,7 +35,8 @@ class Hooks:
 @pytest.fixture(scope="module")
 def guest_inputs():
     from orchestrator.initramfs.builder import build_initramfs
-    from orchestrator.kernel.artifacts import KernelError, resolve_kernel
+    from orchestrator.kernel.artifacts import KernelError
+    from orchestrator.kernel.resolve import resolve_kernel
     from vmm_proc.probe import probe
 
     result = probe()

@@ -10,8 +10,8 @@ from orchestrator.kernel.artifacts import (
     KernelError,
     list_cached,
     parse_config,
-    resolve_kernel,
 )
+from orchestrator.kernel.resolve import resolve_kernel
 
 
 @pytest.fixture()

@@ -83,7 +83,7 @@ def test_unknown_and_builtin_names(tree):
 
 
 def test_real_tree(real_vmlinuz):
-    from orchestrator.kernel.artifacts import resolve_kernel
+    from orchestrator.kernel.resolve import resolve_kernel
 
     k = resolve_kernel(str(real_vmlinuz)) if "dev-kernel" in str(real_vmlinuz) else \
         resolve_kernel(real_vmlinuz.parent.name)

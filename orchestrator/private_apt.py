@@ -2,8 +2,9 @@
 
 The sources list, package lists, package cache, dpkg status and preferences all live under
 one directory (default ``tools_dir()/apt-<suite>``); the Debian mirror host is the one
-the machine already uses (``/etc/apt/sources.list.d/debian.sources`` or
-``/etc/apt/sources.list``), with ``http://deb.debian.org/debian`` as the fallback.
+the machine already uses (only *read* from ``/etc/apt/sources.list.d/*.sources``,
+``*.list`` or ``/etc/apt/sources.list``), with ``http://deb.debian.org/debian`` as the
+fallback. Both the default kernel's fetch and the testbed's L1 kernel use it.
 
 >>> apt = PrivateApt("sid")
 >>> apt.update()                       # no network if the lists are already there
@@ -11,12 +12,16 @@ the machine already uses (``/etc/apt/sources.list.d/debian.sources`` or
 ['linux-image-7.2.13+deb14-cloud-amd64']
 >>> apt.download("linux-binary-7.2.13+deb14-cloud-amd64", Path("/tmp/dl"))
 PosixPath('/tmp/dl/linux-binary-7.2.13+deb14-cloud-amd64_7.2.13-1_amd64.deb')
+>>> PrivateApt("bookworm-backports").newest(re.compile("linux-image-6[.]12[.][0-9]+-amd64"),
+...                                        "linux-image-6.12.")
+('linux-image-6.12.95-amd64', '6.12.95-1~bpo12+1')
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import shutil
@@ -27,11 +32,11 @@ from pathlib import Path
 
 from schedlab_shared.cache import tools_dir
 
-__all__ = ("AptError", "PrivateApt", "system_mirror")
+__all__ = ("AptError", "PrivateApt", "compare_versions", "system_mirror")
 
 _DEFAULT_MIRROR = "http://deb.debian.org/debian"
-_DEB822 = Path("/etc/apt/sources.list.d/debian.sources")
-_ONE_LINE = Path("/etc/apt/sources.list")
+_SOURCES_D = Path("/etc/apt/sources.list.d")
+_SOURCES_LIST = Path("/etc/apt/sources.list")
 _UPDATE_TIMEOUT = 600
 _DOWNLOAD_TIMEOUT = 1800
 
@@ -40,41 +45,53 @@ class AptError(RuntimeError):
     """An apt command failed; the message carries its last error line."""
 
 
-def _mirror_from_deb822(text: str) -> str | None:
+def _deb822_mirrors(text: str) -> list[str]:
+    """URIs of deb822 stanzas serving a plain Debian suite (not only -security)."""
+    found: list[str] = []
     for stanza in re.split(r"\n\s*\n", text):
         fields: dict[str, str] = {}
         for line in stanza.splitlines():
             if ":" in line and not line.startswith(("#", " ", "\t")):
                 key, _, value = line.partition(":")
                 fields[key.strip().lower()] = value.strip()
-        suites = fields.get("suites", "")
-        if "deb" in fields.get("types", "").split() and "security" not in suites:
-            uris = fields.get("uris", "").split()
-            if uris:
-                return uris[0]
-    return None
+        suites = fields.get("suites", "").split()
+        if "deb" not in fields.get("types", "").split() or not suites:
+            continue
+        if all(s.endswith("-security") for s in suites):
+            continue
+        found.extend(fields.get("uris", "").split())
+    return found
 
 
-def _mirror_from_one_line(text: str) -> str | None:
+def _one_line_mirrors(text: str) -> list[str]:
+    found = []
     for line in text.splitlines():
-        words = re.sub(r"\[[^]]*\]", "", line).split()
-        if len(words) >= 3 and words[0] == "deb" and "security" not in words[2]:
-            return words[1]
-    return None
+        words = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+        if len(words) >= 3 and words[0] == "deb" and not words[2].endswith("-security"):
+            found.append(words[1])
+    return found
 
 
-def system_mirror() -> str:
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def system_mirror(sources_d: Path = _SOURCES_D, sources_list: Path = _SOURCES_LIST) -> str:
     """The Debian mirror URL the machine's own apt configuration uses.
 
-    :return: e.g. ``http://deb.debian.org/debian``; the public default if none is found.
+    :return: e.g. ``http://deb.debian.org/debian`` (no trailing slash); the public default
+        if no plain http(s) Debian source is configured.
     """
-    for path, parse in ((_DEB822, _mirror_from_deb822), (_ONE_LINE, _mirror_from_one_line)):
-        try:
-            found = parse(path.read_text())
-        except OSError:
-            continue
-        if found:
-            return found.rstrip("/")
+    parts = sorted(sources_d.glob("*.sources")) if sources_d.is_dir() else []
+    lists = sorted(sources_d.glob("*.list")) if sources_d.is_dir() else []
+    candidates = [uri for path in parts for uri in _deb822_mirrors(_read(path))]
+    candidates += [uri for path in (sources_list, *lists) for uri in _one_line_mirrors(_read(path))]
+    for uri in candidates:
+        if uri.startswith(("http://", "https://")):
+            return uri.rstrip("/")
     return _DEFAULT_MIRROR
 
 
@@ -99,6 +116,18 @@ def _depends_names(field: str) -> list[str]:
         if name:
             names.append(name)
     return names
+
+
+def compare_versions(a: str, b: str) -> int:
+    """Debian version ordering (``dpkg --compare-versions``): -1, 0 or 1."""
+    for op, result in (("lt", -1), ("eq", 0)):
+        if subprocess.run(["dpkg", "--compare-versions", a, op, b], check=False).returncode == 0:
+            return result
+    return 1
+
+
+def _compare_first(x: tuple[str, str], y: tuple[str, str]) -> int:
+    return compare_versions(x[0], y[0])
 
 
 class PrivateApt:
@@ -219,3 +248,30 @@ class PrivateApt:
         if not debs:
             raise AptError(f"apt-get download {pkg} produced no .deb in {dest}")
         return debs[-1]
+
+    def package_names(self, prefix: str) -> list[str]:
+        """Real and virtual package names starting with ``prefix``."""
+        with self._locked():
+            return sorted(self._run("apt-cache", ["pkgnames", prefix]).split())
+
+    def candidate_version(self, pkg: str) -> str | None:
+        """The version apt would download, or None for a purely virtual name."""
+        try:
+            return self.show(pkg).get("Version")
+        except AptError:
+            return None
+
+    def newest(self, pattern: re.Pattern[str], prefix: str) -> tuple[str, str]:
+        """The (package, version) with the highest version among names matching ``pattern``.
+
+        :param prefix: what every matching name starts with (narrows the name listing).
+        :raises AptError: no real package matches.
+        """
+        found: list[tuple[str, str]] = []
+        for name in self.package_names(prefix):
+            if pattern.fullmatch(name) and (ver := self.candidate_version(name)):
+                found.append((ver, name))
+        if not found:
+            raise AptError(f"no package matching {pattern.pattern} in {self.mirror} {self.suite}")
+        ver, name = max(found, key=functools.cmp_to_key(_compare_first))
+        return name, ver
