@@ -1,7 +1,8 @@
 """schedlab guest: the Python PID 1 that runs inside the VM, and its wire contract.
 
-Kept import-free: the guest starts under TCG emulation, and the host imports only
-:mod:`guest.wire` and :mod:`guest.spec`.
+Kept import-free: the guest starts under TCG emulation, and the host imports only the
+contract modules :mod:`guest.wire`, :mod:`guest.control` and :mod:`guest.spec` (stdlib and
+msgpack only; ``tests/integration/style/test_imports.py`` holds both sides to that).
 
 API summary
 -----------
@@ -14,7 +15,8 @@ API summary
     bad_version, garbage_bytes, truncated_bytes; ``as_dict()``).
     ``Frame(type, payload, offset, size)`` (a named tuple); ``FrameType`` SYS_RDY, PHASE,
     STDOUT, STDERR, LOG, RESULT, EXIT, DUMP; ``ExitCode`` (the EXIT frame's ``code``);
-    ``REQUIRED_FIELDS``; ``MAX_FRAME``; ``STDIO_CHUNK``; ``LOG_LEVELS``.
+    ``REQUIRED_FIELDS``; ``MAX_FRAME``; ``STDIO_CHUNK``; ``LOG_LEVELS``; ``PANIC_PREFIX``
+    (starts each crash-text line the init writes to COM2).
 ``guest.spec`` (run spec from ``schedlab.*`` kernel command-line keys; stdlib only)
     ``KEY_*`` constants, ``RunSpec`` (validated named tuple), ``parse_cmdline(text) ->
     RunSpec`` (raises ``SpecError`` with ``.key``), ``to_cmdline(spec) -> list[str]``.
@@ -26,5 +28,6 @@ API summary
 
 Run-time imports avoid typing, pathlib, dataclasses and re: under TCG they cost seconds.
 
-Host -> guest control bytes on ``/dev/hvc0``: ``b"S"`` shut down now, ``b"D"`` dump.
+Host -> guest control bytes on ``/dev/hvc0`` (:mod:`guest.control`): ``SHUTDOWN_REQUEST``
+(``b"S"``) shut down now, ``DUMP_REQUEST`` (``b"D"``) dump.
 """

@@ -22,17 +22,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pub", required=True)
     ap.add_argument("--name", default="monitor", help="instance name (several may attach)")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between samples")
+    ap.add_argument("--max-samples", type=int, default=0, help="stop after this many (0: VM exit)")
     args = ap.parse_args(argv)
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="monitor_proc %(levelname)s %(message)s")
     from .service import Monitor
 
     with maybe_profile(f"monitor_proc-{args.name}"):
-        return Monitor(
+        mon = Monitor(
             vm_id=args.vm_id, vm_ctl=args.vm_ctl, collector_ctl=args.collector_ctl,
             vmlinux=args.vmlinux, run_dir=args.run_dir, ctl=args.ctl, pub=args.pub,
             name=args.name, interval_s=args.interval, system_map=args.system_map,
-        ).run()
+            max_samples=args.max_samples,
+        )
+        code = mon.run()
+    logging.info("%s: %d samples, %d errors (%s)", args.name, mon.samples, mon.errors, code.name)
+    return code
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """``schedlab attach RUN_DIR ...``: act on a live run from another terminal (or host).
 
 The run's ``endpoints.json`` says where its processes listen; it exists while the run is
-live. Extra monitors and collectors attached this way follow the VM exactly as the
-supervised ones do, and stop when it exits.
+live. Extra monitors and collectors attached this way are the same ``monitor_proc`` and
+``collector_proc`` processes the run supervises, started as children of this command: they
+follow the VM, stop when it exits, and stop with this command (Ctrl-C is forwarded).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import click
 import zmq
 
 from guest import control as guest_control
+from schedlab_shared import run_layout
 from schedlab_shared.bus import collector as collector_proto
 from schedlab_shared.bus import monitor as monitor_proto
 from schedlab_shared.bus import vmm as vmm_proto
@@ -26,6 +28,7 @@ from schedlab_shared.bus.vmm import STREAMS, Stream, VmState
 from schedlab_shared.exitcodes import RunExit
 
 from .endpoints import AttachError, Endpoints, load_endpoints
+from .foreground import python_module, run_foreground
 
 __all__ = ("attach_group",)
 
@@ -92,6 +95,19 @@ def shutdown_cmd(ep: Endpoints) -> None:
     click.echo("shutdown requested")
 
 
+def _run_attached(what: str, module: str, *args: str) -> None:
+    """Run one more ``module`` process in the foreground with private control endpoints."""
+    with tempfile.TemporaryDirectory(prefix="schedlab-attach-") as tmp:
+        code = run_foreground(python_module(module, *args, "--ctl", f"ipc://{tmp}/ctl",
+                                            "--pub", f"ipc://{tmp}/pub"))
+    if code == RunExit.INTERRUPTED:
+        click.echo(f"schedlab: {what} interrupted and stopped", err=True)
+    elif code != 0:
+        click.echo(f"schedlab: {what} ended with {module} exit status {code} (see above)", err=True)
+        code = RunExit.ERROR
+    sys.exit(code)
+
+
 @attach_group.command("monitor")
 @click.option("--name", required=True, help="instance name: samples go to monitor-NAME.jsonl")
 @click.option("--interval", default=0.1, show_default=True, type=float)
@@ -99,16 +115,16 @@ def shutdown_cmd(ep: Endpoints) -> None:
 @click.pass_obj
 def monitor_cmd(ep: Endpoints, name: str, interval: float, samples: int) -> None:
     """Attach one more monitor to the live VM, in the foreground."""
-    from monitor_proc.service import Monitor
-
-    with tempfile.TemporaryDirectory(prefix="schedlab-attach-") as tmp:
-        mon = Monitor(vm_id=ep.run_id, vm_ctl=ep.vmm_ctl, collector_ctl=ep.collector_ctl,
-                      vmlinux=ep.vmlinux, run_dir=ep.run_dir, ctl=f"ipc://{tmp}/ctl",  # type: ignore[attr-defined]
-                      pub=f"ipc://{tmp}/pub", name=name, interval_s=interval,
-                      system_map=ep.system_map or None, max_samples=samples)
-        code = mon.run()
-    click.echo(f"monitor {name}: {mon.samples} samples, {mon.errors} errors")
-    sys.exit(int(code))
+    try:
+        run_layout.monitor_file(name)
+    except ValueError as exc:
+        _fail(f"--name: {exc}")
+    args = ["--vm-id", ep.run_id, "--vm-ctl", ep.vmm_ctl, "--collector-ctl", ep.collector_ctl,
+            "--vmlinux", ep.vmlinux, "--run-dir", ep.run_dir, "--name", name,  # type: ignore[attr-defined]
+            "--interval", str(interval), "--max-samples", str(samples)]
+    if ep.system_map:
+        args += ["--system-map", ep.system_map]
+    _run_attached(f"monitor {name}", "monitor_proc", *args)
 
 
 @attach_group.command("collect")
@@ -117,14 +133,8 @@ def monitor_cmd(ep: Endpoints, name: str, interval: float, samples: int) -> None
 @click.pass_obj
 def collect_cmd(ep: Endpoints, out_dir: str) -> None:
     """Run one more collector (e.g. on another host) into OUT_DIR until the VM is drained."""
-    from collector_proc.service import Collector
-
-    with tempfile.TemporaryDirectory(prefix="schedlab-attach-") as tmp:
-        col = Collector(ep.run_id, ep.vmm_ctl, ep.vmm_pub, out_dir, f"ipc://{tmp}/ctl", f"ipc://{tmp}/pub",
-                        stop_when_complete=True)
-        code = col.run()
-    click.echo(f"collector: {'complete' if col.cp.complete else 'incomplete'} in {out_dir}")
-    sys.exit(int(code))
+    _run_attached("collector", "collector_proc", "--vm-id", ep.run_id, "--vm-ctl", ep.vmm_ctl,
+                  "--vm-pub", ep.vmm_pub, "--run-dir", out_dir, "--stop-when-complete")
 
 
 @attach_group.command("console")

@@ -6,11 +6,18 @@ A CPL0 micro-guest loop tells hardware KVM (milliseconds) from an emulating /dev
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from schedlab_shared.kvm_probe import ProbeResult
 
 __all__ = ("EngineChoice", "EngineChoiceError", "choose_engine")
 
 ENGINES = ("auto", "kvm", "qemu")
+# An emulating /dev/kvm answers within seconds (FACTS §3); a hung one must not hang the run.
+_PROBE_TIMEOUT_S = 60.0
 
 
 class EngineChoiceError(Exception):
@@ -24,13 +31,23 @@ class EngineChoice:
     reason: str
 
 
-def _probe():  # noqa: ANN202 - vmm_proc.probe.ProbeResult
-    from vmm_proc.probe import probe
+def run_probe(timeout_s: float = _PROBE_TIMEOUT_S) -> ProbeResult:
+    """Run ``python -m vmm_proc.probe --json`` as a child: /dev/kvm is vmm_proc's to open."""
+    argv = [sys.executable, "-m", "vmm_proc.probe", "--json"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, check=False)
+    except subprocess.TimeoutExpired:
+        return ProbeResult("unavailable", None, f"the KVM probe did not answer in {timeout_s:g} s")
+    except OSError as exc:
+        return ProbeResult("unavailable", None, f"the KVM probe did not start: {exc}")
+    try:
+        return ProbeResult.from_json(out.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        err = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        return ProbeResult("unavailable", None, f"the KVM probe failed (exit {out.returncode}): {err}")
 
-    return probe()
 
-
-def choose_engine(requested: str, probe=_probe) -> EngineChoice:  # noqa: ANN001
+def choose_engine(requested: str, probe: Callable[[], ProbeResult] = run_probe) -> EngineChoice:
     if requested not in ENGINES:
         raise EngineChoiceError(f"--engine {requested!r}: choose one of {', '.join(ENGINES)}")
     result = probe()

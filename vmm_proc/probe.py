@@ -11,20 +11,15 @@ hypervisor of the dev machines ~2100 ns. Hardware-class speed selects the KVM en
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
 import time
-from dataclasses import dataclass
-from typing import Literal
 
+from schedlab_shared.kvm_probe import ProbeResult
 from vmm_proc.kvm.errors import KvmError
 from vmm_proc.kvm.exits import Hlt, IoOut
 from vmm_proc.kvm.minivm import CODE_ADDR, MiniVm
 
-__all__ = ("ProbeResult", "classify", "main", "probe")
-
-Kind = Literal["hardware", "emulated", "unavailable"]
+__all__ = ("classify", "main", "probe")
 
 # Above this many ns per iteration CPL0 code is emulated: 10x the KVM-in-TCG testbed,
 # 20x under the emulating host.
@@ -37,21 +32,6 @@ SHORT_PASSES = 3
 _MARK_PORT = 0x10
 # Real mode: out 0x10,al; 1: dec ecx; jnz 1b; out 0x10,al; hlt
 LOOP_CODE = bytes.fromhex("e610664975fce610f4")
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """What the probe found.
-
-    :param kind: "hardware" (KVM engine usable), "emulated" (CPL0 emulated: use QEMU TCG),
-        or "unavailable" (no usable /dev/kvm).
-    :param ns_per_iteration: measured cost of one CPL0 loop iteration, if measured.
-    :param reason: one human-readable sentence.
-    """
-
-    kind: Kind
-    ns_per_iteration: float | None
-    reason: str
 
 
 def classify(ns_per_iteration: float | None, error: str = "") -> ProbeResult:
@@ -114,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = probe()
     if args.json:
-        print(json.dumps(dataclasses.asdict(result)))
+        print(result.to_json())
     else:
         print(f"{result.kind}: {result.reason}")
     return 0

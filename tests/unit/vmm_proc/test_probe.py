@@ -3,9 +3,10 @@ import os
 
 import pytest
 
+from schedlab_shared.kvm_probe import ProbeResult
 from tests.framework.microguest import require_kvm
 from vmm_proc import probe as probe_mod
-from vmm_proc.probe import HARDWARE_MAX_NS, ProbeResult, classify, probe
+from vmm_proc.probe import HARDWARE_MAX_NS, classify, probe
 
 
 @pytest.mark.parametrize(

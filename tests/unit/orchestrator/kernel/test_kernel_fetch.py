@@ -12,8 +12,8 @@ import pytest
 from test_kernel_image import FAKE_ELF, make_bzimage
 
 from orchestrator.kernel.artifacts import KernelError
-from orchestrator.kernel.resolve import resolve_kernel
 from orchestrator.kernel.fetch import fetch_default
+from orchestrator.kernel.resolve import resolve_kernel
 
 REL = "7.9.1+deb14-cloud-amd64"
 
