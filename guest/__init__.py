@@ -1,8 +1,9 @@
 """schedlab guest: the Python PID 1 that runs inside the VM, and its wire contract.
 
 Kept import-free: the guest starts under TCG emulation, and the host imports only the
-contract modules :mod:`guest.wire`, :mod:`guest.control` and :mod:`guest.spec` (stdlib and
-msgpack only; ``tests/integration/style/test_imports.py`` holds both sides to that).
+contract modules :mod:`guest.wire`, :mod:`guest.control`, :mod:`guest.spec`,
+:mod:`guest.rundoc` and :mod:`guest.transfer` (stdlib and msgpack only;
+``tests/integration/style/test_imports.py`` holds both sides to that).
 
 API summary
 -----------
