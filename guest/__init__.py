@@ -15,7 +15,8 @@ API summary
     ``stats`` (``DecoderStats``: frames, bad_crc, oversize, unknown_type, bad_payload,
     bad_version, garbage_bytes, truncated_bytes; ``as_dict()``).
     ``Frame(type, payload, offset, size)`` (a named tuple); ``FrameType`` SYS_RDY, PHASE,
-    STDOUT, STDERR, LOG, RESULT, EXIT, DUMP; ``ExitCode`` (the EXIT frame's ``code``);
+    STDOUT, STDERR, LOG, RESULT, EXIT, DUMP, SCHED_LOG, SCHED_ATTACH, SCHED_EXIT,
+    SCHED_STOP (:mod:`guest.scx`); ``ExitCode`` (the EXIT frame's ``code``);
     ``REQUIRED_FIELDS``; ``MAX_FRAME``; ``STDIO_CHUNK``; ``LOG_LEVELS``; ``PANIC_PREFIX``
     (starts each crash-text line the init writes to COM2).
 ``guest.spec`` (run spec from ``schedlab.*`` kernel command-line keys; stdlib only)
@@ -24,6 +25,9 @@ API summary
 ``guest.init``
     ``main()``: the PID-1 entry point (``/init`` runs ``from guest.init import main; main()``);
     ``Init(system, root, pid1, ...)`` for tests.
+``guest.scx``
+    a sched_ext scheduler under test: ``SchedulerRun`` (spawn, attach, watch, stop) and
+    the exit parsers the host uses too; see its package docstring.
 ``guest.workload``, ``guest.cgroups``, ``guest.verdict``
     the ``cgroup-spinners`` scenario: cgroup setup, spinning workers, pass/fail verdict.
 

@@ -81,6 +81,11 @@ class FrameType(enum.IntEnum):
     RESULT = 6  #: passed, reason, plus the scenario's structured result
     EXIT = 7  #: code: the guest's final exit status
     DUMP = 8  #: source (what was read), data (bytes)
+    # Guest -> host, the sched_ext lifecycle (guest.scx): 20-31.
+    SCHED_LOG = 20  #: stream (stdout|stderr), data, seq, dropped (bytes so far), eof
+    SCHED_ATTACH = 21  #: status, attached, ops, message, attach_ms, pid, exit_status
+    SCHED_EXIT = 22  #: t_ns (CLOCK_BOOTTIME), trigger (died|disabled), exit, exit_status
+    SCHED_STOP = 23  #: status, detached, killed, problems, exit_status, state, exit
     # Guest -> host replies to host frames: 32-63.
     INPUTS_ACK = 32  #: ok, error, files: the guest's verdict on the run's inputs
     # Host -> guest (the run's inputs, guest.transfer): 64-127.
@@ -134,6 +139,10 @@ REQUIRED_FIELDS: dict[FrameType, dict[str, type]] = {
     },
     FrameType.FILE_CHUNK: {"index": int, "offset": int, "data": bytes},
     FrameType.FILE_END: {"index": int},
+    FrameType.SCHED_LOG: {"stream": str, "data": bytes, "seq": int, "dropped": int, "eof": bool},
+    FrameType.SCHED_ATTACH: {"status": str, "attached": bool, "ops": str, "message": str},
+    FrameType.SCHED_EXIT: {"t_ns": int, "trigger": str},
+    FrameType.SCHED_STOP: {"status": str, "detached": bool, "killed": bool},
 }
 
 

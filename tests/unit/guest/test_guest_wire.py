@@ -46,6 +46,10 @@ SAMPLES = {
     },
     FrameType.FILE_CHUNK: {"index": 0, "offset": 0, "data": b"abc"},
     FrameType.FILE_END: {"index": 0},
+    FrameType.SCHED_LOG: {"stream": "stderr", "data": b"EXIT: x\n", "seq": 3, "dropped": 0, "eof": False},
+    FrameType.SCHED_ATTACH: {"status": "attached", "attached": True, "ops": "simple", "message": ""},
+    FrameType.SCHED_EXIT: {"t_ns": 9_000_000_000, "trigger": "disabled", "exit": None},
+    FrameType.SCHED_STOP: {"status": "clean", "detached": True, "killed": False, "problems": []},
 }
 
 
@@ -239,6 +243,24 @@ _payloads = {
         {"index": st.integers(0, 300), "offset": st.integers(0, 2**40), "data": st.binary(max_size=300)}
     ),
     FrameType.FILE_END: st.fixed_dictionaries({"index": st.integers(0, 300)}),
+    FrameType.SCHED_LOG: st.fixed_dictionaries(
+        {
+            "stream": st.sampled_from(["stdout", "stderr"]),
+            "data": st.binary(max_size=200),
+            "seq": st.integers(0, 2**32),
+            "dropped": st.integers(0, 2**40),
+            "eof": st.booleans(),
+        }
+    ),
+    FrameType.SCHED_ATTACH: st.fixed_dictionaries(
+        {"status": _text, "attached": st.booleans(), "ops": _text, "message": _text}
+    ),
+    FrameType.SCHED_EXIT: st.fixed_dictionaries(
+        {"t_ns": st.integers(0, 2**63), "trigger": st.sampled_from(["died", "disabled"])}
+    ),
+    FrameType.SCHED_STOP: st.fixed_dictionaries(
+        {"status": _text, "detached": st.booleans(), "killed": st.booleans()}
+    ),
 }
 valid_frames = st.sampled_from(list(FrameType)).flatmap(
     lambda t: _payloads[t].map(lambda p, t=t: (t, p))
