@@ -114,7 +114,10 @@ def test_kinds_table_matches_the_7_2_reasons():
     [
         ("EXIT: scx_bpf_error (test triggering error)", ("scx_bpf_error", "test triggering error")),
         ("EXIT: unregistered from user space\n", ("unregistered from user space", "")),
-        ("EXIT: runtime error (ops.init() failed (-22))", ("runtime error", "ops.init() failed (-22)")),
+        (
+            "EXIT: runtime error (ops.init() failed (-22))",
+            ("runtime error", "ops.init() failed (-22)"),
+        ),
         (
             "EXIT: runnable task stall (kworker/0:1[42] failed to run for 5.012s)",
             ("runnable task stall", "kworker/0:1[42] failed to run for 5.012s"),

@@ -44,10 +44,14 @@ def test_normalize_drops_what_changes_per_iteration():
     a = normalize("12: (bf) r1 = r7                      ; R1_w=scalar(id=3,smin=0,smax=0)")
     b = normalize("40: (bf) r1 = r7  ; R1_w=scalar(id=9,smin=0,smax=7)")
     assert a == b == "(bf) r1 = r7"
-    assert normalize("16: (ad) if r7 < r8 goto pc-5 17: R7_w=1 R8=40") == "(ad) if r7 < r8 goto pc-5"
+    assert (
+        normalize("16: (ad) if r7 < r8 goto pc-5 17: R7_w=1 R8=40") == "(ad) if r7 < r8 goto pc-5"
+    )
     assert normalize("3041: frame1: R0_w=scalar()") == normalize("7: R0=1 R6=ctx()") == "<state>"
     assert normalize("from 16 to 12: R1_w=scalar()") == "<state>"
-    assert normalize("9: (15) if r7 == 0x0 goto pc+1  ; frame1: R7=0") == "(15) if r7 == 0x0 goto pc+1"
+    assert (
+        normalize("9: (15) if r7 == 0x0 goto pc+1  ; frame1: R7=0") == "(15) if r7 == 0x0 goto pc+1"
+    )
     assert normalize("; x = 1; R is not a register here") == "; x = 1; R is not a register here"
     assert normalize("  libbpf: failed  ") == "libbpf: failed"
 
