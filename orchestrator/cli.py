@@ -95,6 +95,9 @@ def _register_subcommands() -> None:
     cli.add_command(attach_group, "attach")
 
     cli.add_command(bench_group, "bench")
+    from .scheduler.cli import scheduler_group
+
+    cli.add_command(scheduler_group, "scheduler")
 
 
 _register_subcommands()
