@@ -14,7 +14,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.kernel.artifacts import KernelArtifacts, KernelError, resolve_kernel
+from orchestrator.kernel.artifacts import KernelArtifacts, KernelError
+from orchestrator.kernel.resolve import resolve_kernel
 from orchestrator.scheduler.cache import BuildCache, ensure_built, list_built, load_built
 from orchestrator.scheduler.errors import SchedulerError
 from orchestrator.scheduler.examples import EXAMPLES

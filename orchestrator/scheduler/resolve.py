@@ -6,8 +6,9 @@
   found (:func:`orchestrator.initramfs.elfdeps.resolve_libraries`) and packed; a script's
   ``#!`` interpreter must exist in the guest image (there is no shell there).
 
-Files follow the transfer's layout (``guest.rundoc`` on the ``xfer`` branch): a file of
-kind K named N is installed at ``/run/schedlab/inputs/K/N``. The binary is kind
+Files are :class:`orchestrator.inputs.HostFile` (the transfer's input): a file of kind K
+named N is installed at ``/run/schedlab/inputs/K/N`` (:func:`guest.rundoc.install_path`);
+:meth:`SchedulerLaunch.rundoc_scheduler` is the run document's ``scheduler``. The binary is kind
 ``scheduler`` under its own name (its comm: stall messages name it); its libraries are kind
 ``lib`` under their sonames, found through ``LD_LIBRARY_PATH`` (never over the image's own
 ``/lib``, which PID 1 has mapped). The dynamic loader must be the image's own. Bad input
@@ -18,6 +19,7 @@ raises :class:`ResolveError`: one line.
 ('/run/schedlab/inputs/scheduler/scx_qmap', '-t', '20')
 >>> [(f.kind, f.name) for f in launch.files][:2]
 [('scheduler', 'scx_qmap'), ('lib', 'libc.so.6')]
+>>> inputs = prepare(spec, files=launch.files, scheduler=launch.rundoc_scheduler())
 """
 
 from __future__ import annotations
@@ -32,8 +34,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guest import rundoc
 from orchestrator.initramfs.elfdeps import ElfDepsError, elf_deps, resolve_libraries
 from orchestrator.initramfs.pyruntime import GUEST_PYTHON
+from orchestrator.inputs import HostFile
 from orchestrator.kernel.artifacts import KernelArtifacts
 from orchestrator.scheduler.cache import BuildCache, ensure_built
 from orchestrator.scheduler.definition import EEVDF, SchedulerDef
@@ -41,55 +45,33 @@ from orchestrator.scheduler.errors import DefinitionError, ResolveError
 from orchestrator.scheduler.examples import EXAMPLES, builtin_names
 
 __all__ = (
-    "GUEST_INPUTS_DIR",
-    "GuestFile",
+    "KIND_LIB",
+    "KIND_SCHEDULER",
     "SchedulerLaunch",
     "guest_interpreters",
     "resolve_scheduler",
     "split_sched_args",
 )
 
-#: Where transferred files land in the guest; equal to ``guest.rundoc.INPUTS_DIR``.
-GUEST_INPUTS_DIR = "/run/schedlab/inputs"
 KIND_SCHEDULER = "scheduler"
 KIND_LIB = "lib"
-_GUEST_LIB = f"{GUEST_INPUTS_DIR}/{KIND_LIB}"
+_GUEST_LIB = f"{rundoc.INPUTS_DIR}/{KIND_LIB}"
 #: Upper bound on what one scheduler may ask the transfer to carry.
-MAX_PAYLOAD_BYTES = 256 * 2**20
+MAX_PAYLOAD_BYTES = rundoc.MAX_TOTAL_BYTES
 _ELF_MAGIC = b"\x7fELF"
 _MAX_SHEBANG = 256  # BINPRM_BUF_SIZE since Linux 5.1
 
 Ensure = Callable[..., BuildCache]
 
 
-@dataclass(frozen=True)
-class GuestFile:
-    """One file to place in the guest before the scheduler starts.
-
-    :param host: where to read it on the host.
-    :param kind: ``scheduler`` (the executable) or ``lib`` (a shared library).
-    :param name: its file name in the guest (a soname for a library).
-    :param mode: permission bits to give it.
-    """
-
-    host: Path
-    kind: str
-    name: str
-    mode: int = 0o755
-
-    @property
-    def guest(self) -> str:
-        """The absolute path it is installed at in the guest."""
-        return f"{GUEST_INPUTS_DIR}/{self.kind}/{self.name}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "host": str(self.host),
-            "kind": self.kind,
-            "name": self.name,
-            "mode": self.mode,
-            "guest": self.guest,
-        }
+def _file_dict(f: HostFile) -> dict[str, Any]:
+    return {
+        "host": str(f.path),
+        "kind": f.kind,
+        "name": f.name,
+        "mode": f.mode,
+        "guest": f.guest_path,
+    }
 
 
 @dataclass(frozen=True)
@@ -103,7 +85,7 @@ class SchedulerLaunch:
     origin: str
     argv: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
-    files: tuple[GuestFile, ...] = ()
+    files: tuple[HostFile, ...] = ()
     kernel: str | None = None  # the kernel an example was built for
 
     @property
@@ -112,7 +94,13 @@ class SchedulerLaunch:
 
     @property
     def total_bytes(self) -> int:
-        return sum(f.host.stat().st_size for f in self.files)
+        return sum(f.path.stat().st_size for f in self.files)
+
+    def rundoc_scheduler(self) -> rundoc.Scheduler:
+        """The run document's ``scheduler`` entry (empty for EEVDF)."""
+        if not self.argv:
+            return rundoc.Scheduler()
+        return rundoc.Scheduler(self.argv[0], tuple(self.argv[1:]))
 
     def to_dict(self) -> dict[str, Any]:
         """A plain structure (str/int/list/dict only) for msgpack or JSON."""
@@ -123,7 +111,7 @@ class SchedulerLaunch:
             "ops": d.ops,
             "argv": list(self.argv),
             "env": dict(self.env),
-            "files": [f.to_dict() for f in self.files],
+            "files": [_file_dict(f) for f in self.files],
             "kernel": self.kernel,
             "watchdog_timeout_s": d.watchdog_timeout_s,
             "sysctls": [[s.key, s.value] for s in d.sysctls],
@@ -160,7 +148,7 @@ def _guest_name(path: Path) -> str:
     return name if name[:1].isalnum() else f"s{name}"[:64]
 
 
-def _elf_files(spec: str, binary: Path, name: str) -> tuple[list[GuestFile], dict[str, str]]:
+def _elf_files(spec: str, binary: Path, name: str) -> tuple[list[HostFile], dict[str, str]]:
     try:
         deps = elf_deps(binary)
         if deps.machine != "EM_X86_64" or deps.elfclass != 64:
@@ -177,16 +165,16 @@ def _elf_files(spec: str, binary: Path, name: str) -> tuple[list[GuestFile], dic
             f"guest does not have (it has {_image_interp()}); link it against "
             f"this host's glibc or statically"
         )
-    files = [GuestFile(binary, KIND_SCHEDULER, name)]
+    files = [HostFile(KIND_SCHEDULER, binary, name, 0o755)]
     skip = {Path(deps.interp).name} if deps.interp else set()
     for soname, host in sorted(libs.items()):
         if soname not in skip:  # the loader's own soname resolves to the loaded loader
-            files.append(GuestFile(host.resolve(), KIND_LIB, soname))
+            files.append(HostFile(KIND_LIB, host.resolve(), soname, 0o644))
     env = {"LD_LIBRARY_PATH": _GUEST_LIB} if len(files) > 1 else {}
     return files, env
 
 
-def _script_files(spec: str, script: Path, head: bytes, name: str) -> list[GuestFile]:
+def _script_files(spec: str, script: Path, head: bytes, name: str) -> list[HostFile]:
     line = head[2:].split(b"\n", 1)[0].strip()
     interp = line.split(None, 1)[0].decode(errors="replace") if line else ""
     have = guest_interpreters()
@@ -196,7 +184,7 @@ def _script_files(spec: str, script: Path, head: bytes, name: str) -> list[Guest
             f"exist in the guest (it has {', '.join(sorted(have))}); change the "
             f"#! line or pass an ELF binary"
         )
-    return [GuestFile(script, KIND_SCHEDULER, name)]
+    return [HostFile(KIND_SCHEDULER, script, name, 0o755)]
 
 
 def _path_launch(spec: str, flags: Sequence[str], sched_args: Sequence[str]) -> SchedulerLaunch:
@@ -226,7 +214,8 @@ def _path_launch(spec: str, flags: Sequence[str], sched_args: Sequence[str]) -> 
         raise ResolveError(f"--scheduler {spec}: neither an ELF binary nor a #! script")
     definition = SchedulerDef(name=name, binary=str(path), description=f"user scheduler {path}")
     return _checked(
-        spec, SchedulerLaunch(definition, "path", (files[0].guest, *sched_args), env, tuple(files))
+        spec,
+        SchedulerLaunch(definition, "path", (files[0].guest_path, *sched_args), env, tuple(files)),
     )
 
 
@@ -254,7 +243,7 @@ def _example_launch(
     return _checked(
         name,
         SchedulerLaunch(
-            definition, "example", (files[0].guest, *tail), env, tuple(files), built.kernel
+            definition, "example", (files[0].guest_path, *tail), env, tuple(files), built.kernel
         ),
     )
 

@@ -2,7 +2,7 @@
 
 The tree comes from Debian's ``linux-source-<major.minor>`` package (a 164 MB ``.deb``
 holding ``usr/src/linux-source-X.Y.tar.xz``) through the private apt state of
-:mod:`orchestrator.kernel.apt`. Only :data:`SOURCE_MEMBERS` are extracted (about 6 MB,
+:mod:`orchestrator.private_apt`. Only :data:`SOURCE_MEMBERS` are extracted (about 6 MB,
 measured by tracing a full build); the ``.deb`` is deleted after. The tree lives in
 ``schedulers_dir()/source/linux-source-X.Y_<version>/`` and is never written by a build
 (``make O=`` puts every output elsewhere), so all kernels of that release share it.
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator.kernel.apt import AptError, PrivateApt
 from orchestrator.kernel.artifacts import KernelArtifacts
+from orchestrator.private_apt import AptError, PrivateApt
 from orchestrator.scheduler.errors import SourceError
 from schedlab_shared.cache import cache_root
 
@@ -65,7 +65,7 @@ _EXTRACT_TIMEOUT_S = 900.0
 
 
 class AptClient(Protocol):
-    """What this module needs of :class:`orchestrator.kernel.apt.PrivateApt`."""
+    """What this module needs of :class:`orchestrator.private_apt.PrivateApt`."""
 
     suite: str
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.initramfs.elfdeps import elf_deps
-from orchestrator.kernel.artifacts import resolve_kernel
+from orchestrator.kernel.resolve import resolve_kernel
 from orchestrator.scheduler.cache import ensure_built
 from orchestrator.scheduler.examples import EXAMPLE_NAMES, EXAMPLES
 from orchestrator.scheduler.hostrun import run_help, write_raw_btf
@@ -87,7 +87,7 @@ def test_build_every_example_then_hit(private_cache, tmp_path):
     launch = resolve_scheduler("scx_qmap", kernel, flags=["bpf-error"])
     assert (
         launch.argv[1:] == ("-e", "100")
-        and launch.files[0].host == again.schedulers["scx_qmap"].path
+        and launch.files[0].path == again.schedulers["scx_qmap"].path
     )
     print(
         f"figures: cold build {cold:.1f} s (phases {built.manifest['timings_s']}), "

@@ -12,10 +12,12 @@ from conftest import FakeBuilder, make_kernel
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
+from guest.rundoc import INPUTS_DIR as GUEST_INPUTS_DIR
+from guest.rundoc import Scheduler
+from orchestrator.inputs import prepare
 from orchestrator.scheduler.cache import ensure_built
 from orchestrator.scheduler.errors import ResolveError
 from orchestrator.scheduler.resolve import (
-    GUEST_INPUTS_DIR,
     guest_interpreters,
     resolve_scheduler,
     split_sched_args,
@@ -49,16 +51,16 @@ def test_system_binary_with_its_libraries(tmp_path):
     link.symlink_to(SYSTEM_BINARY)
     launch = resolve_scheduler(str(link), None, sched_args=["-l", "/"])
     exe, *libs = launch.files
-    assert (exe.kind, exe.name, exe.host) == ("scheduler", "my_sched", SYSTEM_BINARY.resolve())
+    assert (exe.kind, exe.name, exe.path) == ("scheduler", "my_sched", SYSTEM_BINARY.resolve())
     assert launch.argv == (f"{GUEST_INPUTS_DIR}/scheduler/my_sched", "-l", "/")
     assert launch.origin == "path" and launch.definition.ops is None
     names = [f.name for f in libs]
     assert "libc.so.6" in names and len(names) == len(set(names))
     assert not any(n.startswith("ld-linux") for n in names)
     for lib in libs:  # each is the real file whose SONAME is the name the loader asks for
-        assert lib.kind == "lib" and lib.host.is_file() and not lib.host.is_symlink()
-        assert _soname(lib.host) == lib.name
-        assert lib.guest == f"{GUEST_INPUTS_DIR}/lib/{lib.name}" and lib.mode == 0o755
+        assert lib.kind == "lib" and lib.path.is_file() and not lib.path.is_symlink()
+        assert _soname(lib.path) == lib.name
+        assert lib.guest_path == f"{GUEST_INPUTS_DIR}/lib/{lib.name}" and lib.mode == 0o644
     assert launch.env == {"LD_LIBRARY_PATH": f"{GUEST_INPUTS_DIR}/lib"}
     plain = launch.to_dict()
     assert msgpack.unpackb(msgpack.packb(plain)) == json.loads(json.dumps(plain))
@@ -183,7 +185,7 @@ def test_example_is_built_on_first_use(cache, tmp_path):
     assert launch.origin == "example" and launch.definition.ops == "qmap"
     exe = launch.files[0]
     assert (exe.kind, exe.name) == ("scheduler", "scx_qmap")
-    assert exe.host == cache / "schedulers" / kernel.version / "bin/scx_qmap"
+    assert exe.path == cache / "schedulers" / kernel.version / "bin/scx_qmap"
     assert launch.argv == (f"{GUEST_INPUTS_DIR}/scheduler/scx_qmap", "-t", "20", "-v")
     assert "libc.so.6" in [f.name for f in launch.files[1:]]
     assert launch.to_dict()["watchdog_timeout_s"] == 5.0
@@ -216,3 +218,21 @@ def test_split_sched_args():
     assert split_sched_args(None) == () and split_sched_args("") == ()
     with pytest.raises(ResolveError, match="--sched-args"):
         split_sched_args('-c "unterminated')
+
+
+def test_launch_feeds_the_transfer(tmp_path):
+    """The transfer's own preparation accepts the files and argv as they are."""
+    from guest.spec import RunSpec
+
+    require(SYSTEM_BINARY.is_file(), f"{SYSTEM_BINARY} missing")
+    launch = resolve_scheduler(str(SYSTEM_BINARY), None, sched_args=["-v"])
+    inputs = prepare(
+        RunSpec("cgroup-spinners"), files=launch.files, scheduler=launch.rundoc_scheduler()
+    )
+    doc = inputs.doc
+    assert doc["scheduler"] == {"path": launch.argv[0], "args": ["-v"]}
+    assert [(f["kind"], f["name"]) for f in doc["files"]] == [
+        (f.kind, f.name) for f in launch.files
+    ]
+    assert doc["files"][0]["mode"] == 0o755 and inputs.paths[0] == SYSTEM_BINARY.resolve()
+    assert resolve_scheduler("eevdf", None).rundoc_scheduler() == Scheduler()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import make_kernel
 
-from orchestrator.kernel.apt import AptError
+from orchestrator.private_apt import AptError
 from orchestrator.scheduler.errors import SourceError
 from orchestrator.scheduler.source import (
     SOURCE_MEMBERS,
