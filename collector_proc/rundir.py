@@ -1,9 +1,12 @@
 """The collector's files in a run directory, and the checkpoint that makes restarts exact.
 
-Data files are only ever appended to. The checkpoint records, for one consistent moment,
-each file's length, each stream's next sequence number and the frame decoder's state. A
-restarted collector truncates every file to its checkpointed length and asks the VMM to
-replay from the checkpointed sequence numbers: nothing is lost and nothing is written twice.
+Data files are only ever appended to. The checkpoint records, for one consistent moment
+(between two chunks, never inside one), each file's length, each stream's next sequence
+number and the frame decoder's state. It is replaced atomically (write a temporary file,
+then rename over the old one), so a SIGKILL at any point leaves either the old or the new
+checkpoint. A restarted collector truncates every file to its checkpointed length and asks
+the VMM to replay from the checkpointed sequence numbers: nothing is lost and nothing is
+written twice.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from typing import Any, BinaryIO
 
 from schedlab_shared import run_layout
 from schedlab_shared.run_layout import STREAM_FILES
+
+from .crashpoint import crashpoint
 
 __all__ = ("FILES", "STREAM_FILES", "Checkpoint", "RunFiles")
 
@@ -38,6 +43,8 @@ class Checkpoint:
     vm_exit_detail: str = ""
     complete: bool = False
     gaps: int = 0  # chunks the VMM no longer retained when asked (counted, never silent)
+    rejected: int = 0  # frames refused after a valid crc (recorded in rejected.jsonl up to a bound)
+    internal_errors: int = 0  # frames the collector failed to handle (a bug; counted, skipped)
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
@@ -47,43 +54,72 @@ class Checkpoint:
 
 
 class RunFiles:
-    """Append-only writers for the collector's files, restored to a checkpoint on open."""
+    """Append-only writers for the collector's files, restored to a checkpoint on open.
+
+    :attr:`sizes` is each file's logical length (written bytes, buffered or not);
+    :meth:`rollback` cuts files back to an earlier :meth:`mark`.
+    """
 
     def __init__(self, run_dir: Path) -> None:
         self.dir = run_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_path = run_dir / CHECKPOINT
+        self._tmp = self.checkpoint_path.with_suffix(".tmp")
+        self._tmp.unlink(missing_ok=True)  # a save killed before its rename: never read
         self.checkpoint = (
             Checkpoint.load(self.checkpoint_path) if self.checkpoint_path.exists() else Checkpoint()
         )
         self._files: dict[str, BinaryIO] = {}
+        self.sizes: dict[str, int] = {}
         for name in FILES:
             path = run_dir / name
             f = open(path, "ab+")  # noqa: SIM115 - held for the process lifetime
-            f.truncate(self.checkpoint.lengths.get(name, 0))  # drop what the checkpoint missed
+            size = self.checkpoint.lengths.get(name, 0)
+            f.truncate(size)  # drop what the checkpoint missed
             f.seek(0, os.SEEK_END)
             self._files[name] = f
+            self.sizes[name] = size
 
     def append(self, name: str, data: bytes) -> None:
         self._files[name].write(data)
+        self.sizes[name] += len(data)
 
-    def read_range(self, name: str, start: int) -> bytes:
-        """Bytes of ``name`` from ``start`` to its end (used to refill the frame decoder)."""
-        f = self._files[name]
-        f.flush()
+    def mark(self) -> dict[str, int]:
+        """The current lengths, for :meth:`rollback`."""
+        return dict(self.sizes)
+
+    def rollback(self, mark: dict[str, int]) -> None:
+        """Cut every file back to its length at ``mark``."""
+        for name, size in mark.items():
+            if self.sizes[name] != size:
+                f = self._files[name]
+                f.flush()
+                f.truncate(size)
+                f.seek(0, os.SEEK_END)
+                self.sizes[name] = size
+
+    def read_range(self, name: str, start: int, end: int | None = None) -> bytes:
+        """Bytes of ``name`` from ``start`` to ``end`` (default: its end)."""
+        self._files[name].flush()
         with open(self.dir / name, "rb") as r:
             r.seek(start)
-            return r.read()
+            return r.read() if end is None else r.read(max(0, end - start))
 
     def save(self) -> None:
         """Flush the data, then atomically replace the checkpoint: data first, state second."""
-        for name, f in self._files.items():
+        for f in self._files.values():
             f.flush()
-            self.checkpoint.lengths[name] = f.tell()
-        tmp = self.checkpoint_path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            json.dump(asdict(self.checkpoint), f)
-        os.replace(tmp, self.checkpoint_path)
+        self.checkpoint.lengths = dict(self.sizes)
+        crashpoint("save.flushed")
+        text = json.dumps(asdict(self.checkpoint)).encode()
+        with open(self._tmp, "wb") as f:
+            f.write(text[: len(text) // 2])
+            f.flush()
+            crashpoint("save.tmp_half")  # a torn temporary file must never be read
+            f.write(text[len(text) // 2 :])
+        crashpoint("save.tmp_written")
+        os.replace(self._tmp, self.checkpoint_path)
+        crashpoint("save.replaced")
 
     def close(self) -> None:
         for f in self._files.values():

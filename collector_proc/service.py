@@ -6,26 +6,25 @@ subscriber) by replay requests, so each stream is written exactly once, in order
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import zmq
 
-from guest.wire import Frame, FrameDecoder, FrameType
 from schedlab_shared.bus import collector as proto
 from schedlab_shared.bus import topics
 from schedlab_shared.bus import vmm as vmm_proto
 from schedlab_shared.bus.client import BusClient, Publisher, recv_event, subscriber
 from schedlab_shared.bus.codec import BusError, Status
 from schedlab_shared.bus.server import ControlServer
-from schedlab_shared.bus.vmm import Stream, VmState
+from schedlab_shared.bus.vmm import VmState
 from schedlab_shared.exitcodes import ProcExit
-from schedlab_shared.run_layout import BULK, DUMPS, GUEST_STDERR, GUEST_STDOUT, KERNEL_LOG, MESSAGES
 
-from .rundir import STREAM_FILES, RunFiles
+from .ingest import Ingest
+from .rundir import STREAM_FILES
 
 __all__ = ("Collector",)
 
@@ -33,50 +32,31 @@ log = logging.getLogger("collector_proc")
 _STATUS_EVERY_S = 1.0
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 class Collector:
     def __init__(
         self, vm_id: str, vm_ctl: str, vm_pub: str, run_dir: str, ctl: str, pub: str,
         grace_s: float = 60.0, stop_when_complete: bool = False,
     ) -> None:
-        from pathlib import Path
-
         self.vm_id = vm_id
         self.grace_s = grace_s
         self.stop_when_complete = stop_when_complete  # attached collectors end with the VM
+        self.ingest = Ingest(Path(run_dir))
+        self.cp = self.ingest.cp
         self.ctx = zmq.Context()
-        self.files = RunFiles(Path(run_dir))
-        self.cp = self.files.checkpoint
-        self.expected = {name: self.cp.next_seq.get(name, 0) for name in STREAM_FILES}
         self.vmm = BusClient(self.ctx, vm_ctl, timeout_s=2.0)
         self.sub = subscriber(self.ctx, vm_pub, topics.stream_prefix(vm_id), topics.vm_state(vm_id))
         self.pub = Publisher(self.ctx, pub)
         self.server = ControlServer(
             self.ctx, ctl, {proto.CollectorStatus: self._on_status, proto.Messages: self._on_messages}
         )
-        self.messages = self._load_messages()
-        self.decoder = FrameDecoder(start_offset=self.cp.decoder_consumed)
-        for key, value in self.cp.decoder_stats.items():
-            if hasattr(self.decoder.stats, key):  # counters carried over from the checkpoint
-                setattr(self.decoder.stats, key, int(value))
-        # Refill what was buffered but undecoded at the checkpoint: it yields no frames again.
-        self.decoder.feed(self.files.read_range(BULK, self.cp.decoder_consumed))
         self._terminate = False
         self._vmm_seen = time.monotonic()
         self._saved_key: tuple[Any, ...] | None = None  # state of the last checkpoint written
 
-    def _load_messages(self) -> list[dict[str, Any]]:
-        raw = self.files.read_range(MESSAGES, 0)
-        return [json.loads(line) for line in raw.splitlines() if line.strip()]
+    @property
+    def expected(self) -> dict[str, int]:
+        """Next sequence number wanted per stream."""
+        return self.ingest.expected
 
     # --- control ---
     def _on_status(self, _msg: proto.CollectorStatus) -> proto.CollectorStatusReply:
@@ -87,56 +67,28 @@ class Collector:
             vm_exited=self.cp.vm_exited,
             complete=self.cp.complete,
             streams={n: {"next_seq": self.expected[n]} for n in STREAM_FILES},
-            decoder={**self.decoder.stats.as_dict(), "gaps": self.cp.gaps},
-            messages=len(self.messages),
+            decoder=self.ingest.counters(),
+            messages=self.ingest.message_count,
             vm_exit_reason=self.cp.vm_exit_reason,
             vm_exit_detail=self.cp.vm_exit_detail,
         )
 
     def _on_messages(self, msg: proto.Messages) -> proto.MessagesReply:
-        start = max(0, msg.from_index)
-        return proto.MessagesReply(self.messages[start : start + max(0, min(msg.limit, 10_000))])
+        return proto.MessagesReply(self.ingest.messages(msg.from_index, min(msg.limit, 10_000)))
 
     # --- stream processing ---
     def _process(self, name: str, data: bytes) -> None:
-        self.files.append(STREAM_FILES[name], data)
-        if name == Stream.BULK:
-            for frame in self.decoder.feed(data):
-                self._on_frame(frame)
-        self.expected[name] += 1
+        self.ingest.process(name, data)  # all of the chunk's effects, or none (then it raises)
+        self._publish()
 
-    def _on_frame(self, frame: Frame) -> None:
-        payload = frame.payload
-        kind = frame.type.name
-        record: dict[str, Any] = {
-            "index": len(self.messages), "type": kind, "host_time": time.time(), "offset": frame.offset,
-        }
-        if frame.type in (FrameType.STDOUT, FrameType.STDERR):
-            name = GUEST_STDOUT if frame.type is FrameType.STDOUT else GUEST_STDERR
-            self.files.append(name, payload["data"])
-            record["bytes"] = len(payload["data"])
-        elif frame.type is FrameType.DUMP:
-            source = str(payload["source"])
-            if source == "kmsg":
-                self.files.append(KERNEL_LOG, payload["data"])
-            else:
-                self.files.append(DUMPS, f"=== {source} ===\n".encode() + payload["data"] + b"\n")
-            record["payload"] = {"source": source}
-            record["bytes"] = len(payload["data"])
-        else:
-            record["payload"] = _jsonable(payload)
-        if frame.type is FrameType.SYS_RDY:
-            self.cp.sys_rdy = record["host_time"]
-        elif frame.type is FrameType.RESULT:
-            self.cp.result = record["payload"]
-        elif frame.type is FrameType.EXIT:
-            self.cp.exit_code = int(payload["code"])
-        self.files.append(MESSAGES, json.dumps(record).encode() + b"\n")
-        self.messages.append(record)
-        self.pub.publish(
-            topics.guest(self.vm_id, kind),
-            proto.GuestMessage(record["index"], kind, record.get("payload", {}), record["host_time"]),
-        )
+    def _publish(self) -> None:
+        """Announce the messages now in the files (a restart may announce some again: the
+        index lets consumers drop duplicates)."""
+        for rec in self.ingest.outbox:
+            kind = rec["type"]
+            msg = proto.GuestMessage(rec["index"], kind, rec.get("payload", {}), rec["host_time"])
+            self.pub.publish(topics.guest(self.vm_id, kind), msg)
+        self.ingest.outbox.clear()
 
     def _catch_up(self, name: str, target: int | None = None) -> None:
         """Replay ``name`` from the expected sequence number up to ``target`` (or its end)."""
@@ -181,10 +133,9 @@ class Collector:
             self.cp.vm_exited = True
             self.cp.vm_exit_reason, self.cp.vm_exit_detail = st.exit_reason, st.exit_detail
             if all(self.expected[n] >= int(st.streams.get(n, 0)) for n in STREAM_FILES):
-                for frame in self.decoder.finish():
-                    self._on_frame(frame)
-                self.cp.complete = True
-                log.info("all streams drained; decoder %s", self.decoder.stats.as_dict())
+                self.ingest.finish()
+                self._publish()
+                log.info("all streams drained; decoder %s", self.ingest.counters())
 
     def _state_key(self) -> tuple[Any, ...]:
         """What the checkpoint holds, cheaply: every append or decode also moves ``expected``
@@ -197,10 +148,7 @@ class Collector:
         key = self._state_key()
         if key == self._saved_key:
             return  # an idle status poll: rewriting the same checkpoint each second buys nothing
-        self.cp.next_seq = dict(self.expected)
-        self.cp.decoder_consumed = self.decoder.consumed
-        self.cp.decoder_stats = self.decoder.stats.as_dict()
-        self.files.save()
+        self.ingest.save()
         self._saved_key = key
 
     def _drain_events(self) -> None:
@@ -248,8 +196,8 @@ class Collector:
                     break
             return ProcExit.DONE if self.cp.complete else ProcExit.SIGNALLED
         finally:
-            self._save()
-            self.files.close()
+            self._save()  # between chunks: a chunk that raised was rolled back whole
+            self.ingest.close()
             for s in (self.sub,):
                 s.close(0)
             self.vmm.close()

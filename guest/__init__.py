@@ -1,8 +1,8 @@
 """schedlab guest: the Python PID 1 that runs inside the VM, and its wire contract.
 
 Kept import-free: the guest starts under TCG emulation, and the host imports only the
-contract modules :mod:`guest.wire`, :mod:`guest.control`, :mod:`guest.spec`,
-:mod:`guest.rundoc` and :mod:`guest.transfer` (stdlib and msgpack only;
+contract modules :mod:`guest.wire`, :mod:`guest.schema`, :mod:`guest.control`,
+:mod:`guest.spec`, :mod:`guest.rundoc` and :mod:`guest.transfer` (stdlib and msgpack only;
 ``tests/integration/style/test_imports.py`` holds both sides to that).
 
 API summary
@@ -13,12 +13,17 @@ API summary
     ``feed(data) -> list[Frame]``, ``finish() -> list[Frame]`` (rescans what is pending,
     counts the rest in ``stats.truncated_bytes``), ``pending: bytes``, ``consumed: int``,
     ``stats`` (``DecoderStats``: frames, bad_crc, oversize, unknown_type, bad_payload,
-    bad_version, garbage_bytes, truncated_bytes; ``as_dict()``).
+    bad_version, one counter per ``guest.schema.KINDS``, garbage_bytes, truncated_bytes;
+    ``as_dict()``), ``on_reject(offset, type_byte, WireError)`` callback.
     ``Frame(type, payload, offset, size)`` (a named tuple); ``FrameType`` SYS_RDY, PHASE,
     STDOUT, STDERR, LOG, RESULT, EXIT, DUMP, SCHED_LOG, SCHED_ATTACH, SCHED_EXIT,
     SCHED_STOP (:mod:`guest.scx`); ``ExitCode`` (the EXIT frame's ``code``);
-    ``REQUIRED_FIELDS``; ``MAX_FRAME``; ``STDIO_CHUNK``; ``LOG_LEVELS``; ``PANIC_PREFIX``
-    (starts each crash-text line the init writes to COM2).
+    ``SCHEMAS`` (each type's payload schema); ``check_payload(ftype, payload)``;
+    ``MAX_FRAME``; ``STDIO_CHUNK``; ``LOG_LEVELS``; ``PANIC_PREFIX`` (starts each crash-text
+    line the init writes to COM2).
+``guest.schema`` (payload schemas: shorthand ``{"field": str, "n": Opt(Int(0))}``, bounds
+    ``MAX_DEPTH``/``MAX_ITEMS``/``MAX_CONTAINERS``/``MAX_STR``, ``SchemaError`` with ``kind``
+    and ``field``; stdlib + msgpack only)
 ``guest.spec`` (run spec from ``schedlab.*`` kernel command-line keys; stdlib only)
     ``KEY_*`` constants, ``RunSpec`` (validated named tuple), ``parse_cmdline(text) ->
     RunSpec`` (raises ``SpecError`` with ``.key``), ``to_cmdline(spec) -> list[str]``.

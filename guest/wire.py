@@ -19,7 +19,13 @@ A frame is a 12-byte header followed by a msgpack map::
 (<FrameType.EXIT: 7>, {'code': 0})
 
 The host treats these bytes as untrusted: :class:`FrameDecoder` never raises on input,
-resynchronises on the magic after garbage, and keeps at most one frame buffered.
+resynchronises on the magic after garbage, and keeps at most one frame buffered. Each
+payload is checked against its type's entry in :data:`SCHEMAS` (see :mod:`guest.schema`)
+before the host uses it; a frame that fails is skipped and counted by reason.
+
+Adding a frame type is two lines: a member of :class:`FrameType` and its schema, e.g.
+``FrameType.XFER_DATA: {"id": Int(0), "data": bytes},`` in :data:`SCHEMAS` (the table
+test fails until both exist).
 """
 
 from __future__ import annotations
@@ -30,6 +36,18 @@ import struct
 from collections import namedtuple
 
 import msgpack
+
+from guest.schema import (
+    KINDS,
+    MAX_CONTAINERS,
+    MAX_ITEMS,
+    Int,
+    ListOf,
+    OneOf,
+    Opt,
+    SchemaError,
+    spec,
+)
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
@@ -42,7 +60,7 @@ __all__ = (
     "MAGIC",
     "MAX_FRAME",
     "PANIC_PREFIX",
-    "REQUIRED_FIELDS",
+    "SCHEMAS",
     "STDIO_CHUNK",
     "VERSION",
     "DecoderStats",
@@ -53,6 +71,7 @@ __all__ = (
     "GUEST_TO_HOST",
     "HOST_TO_GUEST",
     "WireError",
+    "check_payload",
     "decode_frame",
     "encode_frame",
 )
@@ -117,14 +136,33 @@ class ExitCode(enum.IntEnum):
     SHUTDOWN = 5  #: the host asked for shutdown before the test finished
 
 
-#: Required payload fields per type and their types. Extra fields are allowed.
-REQUIRED_FIELDS: dict[FrameType, dict[str, type]] = {
-    FrameType.SYS_RDY: {"kernel": str, "cpus": int, "boot_ns": int},
-    FrameType.PHASE: {"name": str, "t_ns": int},
+_WORKER = {
+    "cgroup": str,
+    "pid": Int(0),
+    "work_units": Int(0),
+    "cpu_time_ns": Int(0),
+    "max_gap_ms": float,
+    "error": Opt(str),
+}
+_CHECK = {"name": str, "passed": bool, "detail": str}
+_MODULE = {"name": str, "status": str, "error": str}
+
+#: The payload schema of each frame type (the shorthand of :mod:`guest.schema`): declared
+#: fields are checked, others allowed if they map to JSON. One line per type.
+SCHEMAS: dict[FrameType, Any] = {
+    FrameType.SYS_RDY: {
+        "kernel": str, "cpus": Int(1, 1 << 16), "boot_ns": Int(0), "main_ns": Opt(Int(0)),
+        "modules": Opt([_MODULE]),
+    },
+    FrameType.PHASE: {"name": str, "t_ns": Int(0)},
     FrameType.STDOUT: {"data": bytes},
     FrameType.STDERR: {"data": bytes},
-    FrameType.LOG: {"level": str, "msg": str},
-    FrameType.RESULT: {"passed": bool, "reason": str},
+    FrameType.LOG: {"level": OneOf(*LOG_LEVELS), "msg": str},
+    FrameType.RESULT: {
+        "passed": bool, "reason": str, "scenario": Opt(str), "stopped": Opt(bool), "spec": Opt({}),
+        "workers": Opt(ListOf(_WORKER, 1024)), "verdicts": Opt([_CHECK]),
+        "cgroups": Opt([{"cgroup": str}]),
+    },
     FrameType.EXIT: {"code": int},
     FrameType.DUMP: {"source": str, "data": bytes},
     FrameType.INPUTS_ACK: {"ok": bool, "error": str, "files": list},
@@ -144,25 +182,30 @@ REQUIRED_FIELDS: dict[FrameType, dict[str, type]] = {
     FrameType.SCHED_EXIT: {"t_ns": int, "trigger": str},
     FrameType.SCHED_STOP: {"status": str, "detached": bool, "killed": bool},
 }
+_compiled: dict[int, Any] = {}  # SCHEMAS compiled on first use (a later entry is seen too)
 
 
 class WireError(ValueError):
     """A frame that does not satisfy the contract.
 
     :param kind: which check failed, one of ``bad_magic``, ``bad_version``, ``oversize``,
-        ``truncated``, ``bad_crc``, ``unknown_type``, ``bad_payload``, ``trailing``.
+        ``truncated``, ``bad_crc``, ``unknown_type``, ``bad_payload`` (not a msgpack map),
+        ``trailing``, or a payload check's :data:`guest.schema.KINDS` (``bad_field``,
+        ``ext_type``, ``bad_key``, ``too_deep``, ``too_large``, ``non_finite``).
+    :param field: the payload field at fault (``workers[3].pid``), or ``""``.
     """
 
-    def __init__(self, kind: str, msg: str) -> None:
+    def __init__(self, kind: str, msg: str, field: str = "") -> None:
         super().__init__(f"{kind}: {msg}")
         self.kind = kind
+        self.field = field
 
 
 class Frame(namedtuple("Frame", "type payload offset size", defaults=(0, 0))):
     """One decoded frame (an immutable named tuple).
 
     :param type: the frame type (:class:`FrameType`).
-    :param payload: the decoded msgpack map (required fields checked).
+    :param payload: the decoded msgpack map (checked against :data:`SCHEMAS`).
     :param offset: stream offset of the frame's first byte (0 for :func:`decode_frame`).
     :param size: encoded size, header plus payload.
     """
@@ -175,7 +218,9 @@ class DecoderStats:
 
     Every byte fed ends up in exactly one of: a delivered frame, ``garbage_bytes`` (skipped
     while resynchronising, including rejected frames), or ``truncated_bytes`` (left over at
-    :meth:`FrameDecoder.finish`).
+    :meth:`FrameDecoder.finish`). Rejected frames are counted by reason: a header or crc
+    fault, an unknown type, a payload that is not a msgpack map (``bad_payload``) or one
+    that fails its schema (one counter per :data:`guest.schema.KINDS`).
     """
 
     FIELDS = (
@@ -185,6 +230,7 @@ class DecoderStats:
         "unknown_type",
         "bad_payload",
         "bad_version",
+        *KINDS,
         "garbage_bytes",
         "truncated_bytes",
     )
@@ -197,6 +243,12 @@ class DecoderStats:
         self.unknown_type = 0
         self.bad_payload = 0
         self.bad_version = 0
+        self.bad_field = 0  # the payload checks' KINDS, one counter each
+        self.ext_type = 0
+        self.bad_key = 0
+        self.too_deep = 0
+        self.too_large = 0
+        self.non_finite = 0
         self.garbage_bytes = 0
         self.truncated_bytes = 0
 
@@ -208,39 +260,39 @@ class DecoderStats:
         return "DecoderStats(" + ", ".join(f"{k}={v}" for k, v in self.as_dict().items()) + ")"
 
 
-def _check_fields(ftype: FrameType, payload: Any) -> None:
+def check_payload(ftype: FrameType, payload: Any) -> None:
+    """Check a payload against its type's schema.
+
+    :raises WireError: ``bad_payload`` if it is not a map, else the schema's kind, with the
+        field at fault.
+    """
     if not isinstance(payload, dict):
-        raise WireError(
-            "bad_payload", f"{ftype.name} payload is {type(payload).__name__}, not a map"
-        )
-    for name, want in REQUIRED_FIELDS[ftype].items():
-        if name not in payload:
-            raise WireError("bad_payload", f"{ftype.name} lacks field {name!r}")
-        val = payload[name]
-        # bool is an int subclass: an int field must not accept True, nor a bool field 1.
-        ok = isinstance(val, want) and (want is bool or not isinstance(val, bool))
-        if not ok:
-            raise WireError(
-                "bad_payload", f"{ftype.name}.{name} is {type(val).__name__}, want {want.__name__}"
-            )
-    if ftype is FrameType.LOG and payload["level"] not in LOG_LEVELS:
-        raise WireError("bad_payload", f"LOG level {payload['level']!r} not in {LOG_LEVELS}")
+        kind = type(payload).__name__
+        raise WireError("bad_payload", f"{ftype.name} payload is {kind}, not a map")
+    check = _compiled.get(ftype)
+    if check is None:
+        check = _compiled[ftype] = spec(SCHEMAS[ftype])
+    try:
+        check.check(payload, 0)
+    except SchemaError as e:
+        where = f"{ftype.name}.{e.field}" if e.path else ftype.name
+        raise WireError(e.kind, f"{where}: {e.why}", e.field) from None
 
 
 def encode_frame(ftype: FrameType | int, payload: dict[str, Any]) -> bytes:
     """Encode one frame.
 
     :param ftype: frame type.
-    :param payload: map holding at least the type's :data:`REQUIRED_FIELDS`.
+    :param payload: map satisfying the type's :data:`SCHEMAS` entry.
     :return: header + msgpack payload.
-    :raises WireError: unknown type, missing/mistyped field, unencodable value, or a payload
-        larger than :data:`MAX_FRAME`.
+    :raises WireError: unknown type, a payload its schema rejects, an unencodable value, or
+        a payload larger than :data:`MAX_FRAME`.
     """
     try:
         ftype = FrameType(ftype)
     except ValueError:
         raise WireError("unknown_type", f"type {ftype!r}") from None
-    _check_fields(ftype, payload)
+    check_payload(ftype, payload)
     try:
         body = msgpack.packb(payload, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as e:
@@ -255,6 +307,48 @@ def encode_frame(ftype: FrameType | int, payload: dict[str, Any]) -> bytes:
 _TYPES = {int(t): t for t in FrameType}  # a dict lookup is cheaper than FrameType(raw) per frame
 
 
+class _Limits:
+    """msgpack hooks that stop a payload early: a non-string key before the map is built
+    (int keys hash to themselves, so a hostile map could collide them all), an extension
+    type, or more lists and maps than :data:`guest.schema.MAX_CONTAINERS`."""
+
+    __slots__ = ("containers",)
+
+    def __init__(self) -> None:
+        self.containers = 0
+
+    def pairs(self, pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
+        self.containers += 1
+        if self.containers > MAX_CONTAINERS:
+            raise SchemaError("too_large", f"more than {MAX_CONTAINERS} lists and maps")
+        for k, _ in pairs:
+            if type(k) is not str:
+                why = f"map key {repr(k)[:40]} is {type(k).__name__}, not str"
+                raise SchemaError("bad_key", why)
+        return dict(pairs)
+
+    def items(self, items: list[Any]) -> list[Any]:
+        self.containers += 1
+        if self.containers > MAX_CONTAINERS:
+            raise SchemaError("too_large", f"more than {MAX_CONTAINERS} lists and maps")
+        return items
+
+
+def _ext(code: int, _data: bytes) -> Any:
+    raise SchemaError("ext_type", f"msgpack extension type {code} has no JSON form")
+
+
+def _unpack_error(ftype: FrameType, e: Exception) -> WireError:
+    text = str(e)
+    if isinstance(e, SchemaError):
+        return WireError(e.kind, f"{ftype.name}: {e.why}")
+    if isinstance(e, (msgpack.StackError, RecursionError)):
+        return WireError("too_deep", f"{ftype.name}: nested beyond msgpack's stack")
+    if "exceeds max_" in text:  # msgpack's max_array_len / max_map_len guard
+        return WireError("too_large", f"{ftype.name}: {text}")
+    return WireError("bad_payload", f"{ftype.name}: {type(e).__name__}: {text}")
+
+
 def _decode_payload(
     ftype_raw: int,
     body: bytes | bytearray | memoryview,
@@ -265,12 +359,16 @@ def _decode_payload(
     ftype = _TYPES.get(ftype_raw)
     if ftype is None or (accept is not None and ftype not in accept):
         raise WireError("unknown_type", f"type byte {ftype_raw}")
+    lim = _Limits()
     try:
-        payload = msgpack.unpackb(body, raw=False, use_list=True, strict_map_key=True)
+        payload = msgpack.unpackb(
+            body, raw=False, strict_map_key=False, object_pairs_hook=lim.pairs, list_hook=lim.items,
+            ext_hook=_ext, max_array_len=MAX_ITEMS, max_map_len=MAX_ITEMS,
+        )
     except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as e:
         # The guest is untrusted: any malformed msgpack is a rejected frame, not a crash.
-        raise WireError("bad_payload", f"{ftype.name}: {type(e).__name__}: {e}") from None
-    _check_fields(ftype, payload)
+        raise _unpack_error(ftype, e) from None
+    check_payload(ftype, payload)
     return Frame(ftype, payload, offset, HEADER_SIZE + len(body))
 
 
@@ -317,6 +415,9 @@ class FrameDecoder:
     :param max_frame: payload size cap; lower it only in tests.
     :param accept: the frame types of this direction (:data:`GUEST_TO_HOST` or
         :data:`HOST_TO_GUEST`; default: all); others count as ``unknown_type``.
+    :param on_reject: called as ``on_reject(offset, type_byte, error)`` for each frame whose
+        crc was valid but whose type or payload was rejected (``error`` is the
+        :class:`WireError`, with ``kind`` and ``field``), so the host can say why.
     """
 
     def __init__(
@@ -324,12 +425,14 @@ class FrameDecoder:
         start_offset: int = 0,
         max_frame: int = MAX_FRAME,
         accept: frozenset[FrameType] | None = None,
+        on_reject: Any = None,
     ) -> None:
         self._accept = accept
         self._buf = bytearray()
         self._base = start_offset  # stream offset of _buf[0]
         self._max = max_frame
         self._eof = False
+        self._on_reject = on_reject
         self.stats = DecoderStats()
 
     @property
@@ -417,4 +520,6 @@ class FrameDecoder:
             return _decode_payload(ftype_raw, body, self._base + pos, self._accept)
         except WireError as e:
             setattr(self.stats, e.kind, getattr(self.stats, e.kind) + 1)
+            if self._on_reject is not None:
+                self._on_reject(self._base + pos, ftype_raw, e)
             return HEADER_SIZE + length

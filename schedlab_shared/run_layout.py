@@ -23,6 +23,7 @@ __all__ = (
     "KERNEL_LOG",
     "DUMPS",
     "MESSAGES",
+    "REJECTED",
     "COLLECTOR_FILES",
     "COLLECTOR_STATE",
     "RESULT",
@@ -54,6 +55,7 @@ GUEST_STDERR = "guest-stderr.log"  # its stderr (STDERR frames)
 KERNEL_LOG = "kernel.log"  # the guest kernel's log (DUMP frames of /dev/kmsg), any console
 DUMPS = "dumps.log"  # answers to dump requests, each under a header
 MESSAGES = "messages.jsonl"  # one decoded guest frame per line
+REJECTED = "rejected.jsonl"  # guest frames refused (type, field, why), the first 1000
 COLLECTOR_FILES: tuple[str, ...] = (
     *STREAM_FILES.values(),
     GUEST_STDOUT,
@@ -61,6 +63,7 @@ COLLECTOR_FILES: tuple[str, ...] = (
     KERNEL_LOG,
     DUMPS,
     MESSAGES,
+    REJECTED,
 )
 COLLECTOR_STATE = "collector-state.json"  # the collector's checkpoint over COLLECTOR_FILES
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from guest.noise import HOSTILE, real_marker
 from tests.framework.prereq import require
 from tests.framework.run_checks import assert_complete_run as _assert_complete_run
 from tests.framework.schedlab_cli import default_kernel_or_skip, leftovers, run_cli
@@ -52,16 +54,34 @@ def test_bigger_topology(kernel, tmp_path: Path) -> None:  # noqa: ANN001
     _assert_complete_run(run.result, cpus=2)
 
 
-def test_corrupt_and_truncated_frames_are_counted_and_skipped(kernel, tmp_path: Path) -> None:  # noqa: ANN001
-    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--wire-noise", "4",
+def test_corrupt_truncated_and_hostile_frames_are_counted_and_skipped(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    rounds = 4
+    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--wire-noise", str(rounds),
                    "--run-dir", str(tmp_path / "run")], tmp_path)
     assert run.code == 0, run.stderr[-2000:]
     result = run.result
     run_dir = _assert_complete_run(result, cpus=2)
     d = result["decoder"]
-    assert d["bad_crc"] >= 4 and d["unknown_type"] == 4 and d["oversize"] >= 4 and d["garbage_bytes"] > 0
+    assert d["bad_crc"] >= rounds and d["unknown_type"] == rounds and d["oversize"] >= rounds
+    assert d["garbage_bytes"] > 0
+    # Valid msgpack the host must refuse: each reason counted, the run unharmed.
+    for kind, n in Counter(k for k, _, _ in HOSTILE).items():
+        assert d[kind] == rounds * n, kind
+    assert d["internal_errors"] == 0 and d["rejected"] == rounds * (len(HOSTILE) + 1)
+    log = (run_dir / "supervisord.log").read_text()
+    assert log.count("spawned: 'collector'") == 1, "the collector died on guest input"
+    rejected = [json.loads(x) for x in (run_dir / "rejected.jsonl").read_text().splitlines()]
+    assert {(r["type"], r["kind"], r["field"]) for r in rejected} >= {
+        ("RESULT", "bad_field", "workers[0].work_units"), ("LOG", "too_large", "msg"), ("PHASE", "non_finite", "f"),
+    }
     msgs = [json.loads(line) for line in (run_dir / "messages.jsonl").read_text().splitlines()]
-    assert any(m["type"] == "LOG" and "wire noise" in m["payload"]["msg"] for m in msgs)
+    assert [m["index"] for m in msgs] == list(range(len(msgs))) and d["frames"] == len(msgs)
+    logs = [m["payload"]["msg"] for m in msgs if m["type"] == "LOG"]
+    # Every real frame sent right after a hostile one arrived, in order.
+    markers = [x for x in logs if x.startswith("noise ")]
+    assert markers == [real_marker(i, k) for i in range(rounds) for k in range(len(HOSTILE))]
+    assert any("wire noise" in x for x in logs)
+    assert result["guest"]["result"]["reason"] != "forged" and result["guest"]["exit_code"] == 0
 
 
 def test_kernel_panic_is_a_failure_with_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001

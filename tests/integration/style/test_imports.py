@@ -20,10 +20,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 PROCESS_PACKAGES = ("vmm_proc", "monitor_proc", "collector_proc", "orchestrator", "guest")
 SHARED = "schedlab_shared"
-# The guest modules the host must read: frames, control bytes, the run spec and document,
-# the host -> guest transfer of a run's inputs, how a sched_ext scheduler ended.
+# The guest modules the host must read: frames and their payload schemas, control bytes,
+# the run spec and document, the host -> guest transfer of a run's inputs, how a sched_ext
+# scheduler ended.
 GUEST_CONTRACTS = frozenset(
-    {"guest.wire", "guest.control", "guest.spec", "guest.rundoc", "guest.transfer"}
+    {"guest.wire", "guest.schema", "guest.control", "guest.spec", "guest.rundoc", "guest.transfer"}
     | {"guest.scx", "guest.scx.exit_parse", "guest.scx.verifier_log", "guest.scx.outcomes"}
 )
 # What exists inside the VM besides the standard library (orchestrator/initramfs/pyruntime).

@@ -35,7 +35,9 @@ SAMPLES = {
         "passed": False,
         "reason": "starved",
         "scenario": "cgroup-spinners",
-        "workers": [{"cgroup": "cg0", "pid": 7, "work_units": 0}],
+        "workers": [
+            {"cgroup": "cg0", "pid": 7, "work_units": 0, "cpu_time_ns": 5, "max_gap_ms": 1.5}
+        ],
     },
     FrameType.EXIT: {"code": -3},
     FrameType.DUMP: {"source": "/proc/schedstat", "data": b"version 15\n"},
@@ -71,8 +73,8 @@ def test_round_trip_every_type(ftype):
     assert f.size == len(data)
 
 
-def test_every_type_has_required_fields():
-    assert set(wire.REQUIRED_FIELDS) == set(FrameType)
+def test_every_type_has_a_schema_and_a_sample():
+    assert set(wire.SCHEMAS) == set(FrameType) == set(SAMPLES)
 
 
 def test_header_layout_is_the_documented_one():
@@ -93,13 +95,19 @@ def test_header_layout_is_the_documented_one():
         (FrameType.RESULT, {"passed": 1, "reason": ""}),
         (FrameType.STDOUT, {"data": "text, not bytes"}),
         (FrameType.LOG, {"level": "loud", "msg": "x"}),
-        (FrameType.PHASE, ["not", "a", "map"]),
         (FrameType.EXIT, {"code": 0, "x": object()}),
+        (FrameType.RESULT, {"passed": True, "reason": "", "workers": [{"cgroup": "c"}]}),
     ],
 )
-def test_encode_rejects_bad_payload(ftype, payload):
+def test_encode_rejects_bad_field(ftype, payload):
     with pytest.raises(WireError) as e:
         encode_frame(ftype, payload)
+    assert e.value.kind == "bad_field"
+
+
+def test_encode_rejects_a_payload_that_is_not_a_map():
+    with pytest.raises(WireError) as e:
+        encode_frame(FrameType.PHASE, ["not", "a", "map"])
     assert e.value.kind == "bad_payload"
 
 
@@ -137,8 +145,10 @@ def test_decode_frame_strict_errors():
     assert _kind(raw_frame(7, b"\xc1")) == "bad_payload"  # 0xc1 is never valid msgpack
     assert _kind(raw_frame(7, msgpack.packb({"code": 1}) + b"\x00")) == "bad_payload"
     assert _kind(raw_frame(7, msgpack.packb([1]))) == "bad_payload"
-    assert _kind(raw_frame(7, msgpack.packb({1: 2}))) == "bad_payload"
-    assert _kind(raw_frame(5, msgpack.packb({"level": "info", "msg": b"\xff"}))) == "bad_payload"
+    assert _kind(raw_frame(7, msgpack.packb({1: 2}))) == "bad_key"
+    assert _kind(raw_frame(5, msgpack.packb({"level": "info", "msg": b"\xff"}))) == "bad_field"
+    bad_utf8 = b"\x82\xa5level\xa4info\xa3msg\xa1\xff"  # a str that is not UTF-8
+    assert _kind(raw_frame(5, bad_utf8)) == "bad_payload"
     assert _kind(raw_frame(3, b"", length=MAX_FRAME + 1)) == "oversize"
 
 
@@ -149,6 +159,7 @@ def test_decoder_skips_and_counts_each_kind():
             b"junk",
             good[:-1] + bytes([good[-1] ^ 0x80]),  # bad crc
             raw_frame(250, msgpack.packb({"x": 1})),  # unknown type, valid crc
+            raw_frame(2, msgpack.packb(["not a map"])),
             raw_frame(2, msgpack.packb({"name": 3})),  # missing/mistyped fields
             raw_frame(2, b"", version=9),
             raw_frame(2, b"", length=MAX_FRAME + 1),
@@ -160,14 +171,8 @@ def test_decoder_skips_and_counts_each_kind():
     assert [f.payload for f in frames] == [{"name": "p", "t_ns": 1}]
     assert frames[0].offset == len(stream) - len(good)
     s = d.stats
-    assert (s.frames, s.bad_crc, s.unknown_type, s.bad_payload, s.bad_version, s.oversize) == (
-        1,
-        1,
-        1,
-        1,
-        1,
-        1,
-    )
+    got = (s.frames, s.bad_crc, s.unknown_type, s.bad_payload, s.bad_field, s.bad_version, s.oversize)
+    assert got == (1, 1, 1, 1, 1, 1, 1)
     assert s.garbage_bytes + s.truncated_bytes + len(good) == len(stream)
 
 
@@ -175,7 +180,7 @@ def test_deeply_nested_payload_is_rejected_not_raised():
     body = b"\x91" * 100_000 + b"\x00"  # 100k nested one-element arrays
     d = FrameDecoder()
     assert d.feed(raw_frame(7, body)) == []
-    assert d.stats.bad_payload == 1
+    assert d.stats.too_deep == 1
 
 
 def test_trailing_half_magic_is_kept_then_completed():
@@ -217,7 +222,7 @@ def test_resume_from_checkpoint():
 _text = st.text(max_size=20)
 _payloads = {
     FrameType.SYS_RDY: st.fixed_dictionaries(
-        {"kernel": _text, "cpus": st.integers(0, 512), "boot_ns": st.integers(0, 2**63)}
+        {"kernel": _text, "cpus": st.integers(1, 512), "boot_ns": st.integers(0, 2**63)}
     ),
     FrameType.PHASE: st.fixed_dictionaries({"name": _text, "t_ns": st.integers(0, 2**63)}),
     FrameType.STDOUT: st.fixed_dictionaries({"data": st.binary(max_size=300)}),
@@ -225,7 +230,21 @@ _payloads = {
     FrameType.LOG: st.fixed_dictionaries({"level": st.sampled_from(wire.LOG_LEVELS), "msg": _text}),
     FrameType.RESULT: st.fixed_dictionaries(
         {"passed": st.booleans(), "reason": _text},
-        optional={"workers": st.lists(st.integers(-(2**63), 2**64 - 1), max_size=4)},
+        optional={
+            "workers": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "cgroup": _text,
+                        "pid": st.integers(0, 2**31),
+                        "work_units": st.integers(0, 2**64 - 1),
+                        "cpu_time_ns": st.integers(0, 2**63),
+                        "max_gap_ms": st.floats(allow_nan=False, allow_infinity=False),
+                    }
+                ),
+                max_size=4,
+            ),
+            "extra": st.lists(st.integers(-(2**63), 2**64 - 1), max_size=4),
+        },
     ),
     FrameType.EXIT: st.fixed_dictionaries({"code": st.integers(-(2**31), 2**31)}),
     FrameType.DUMP: st.fixed_dictionaries({"source": _text, "data": st.binary(max_size=100)}),
