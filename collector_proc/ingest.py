@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import time
 from array import array
 from pathlib import Path
 from typing import Any
 
-from guest.wire import DecoderStats, Frame, FrameDecoder, FrameType, WireError
+from guest.wire import GUEST_TO_HOST, DecoderStats, Frame, FrameDecoder, FrameType, WireError
 from schedlab_shared.bus.vmm import Stream
 from schedlab_shared.run_layout import (
     BULK,
@@ -42,6 +43,7 @@ log = logging.getLogger("collector_proc")
 MAX_REJECT_RECORDS = 1000
 _LOGGED = 20
 _STDIO = {FrameType.STDOUT: GUEST_STDOUT, FrameType.STDERR: GUEST_STDERR}
+_STATS = operator.attrgetter(*DecoderStats.FIELDS)  # all counters in one C call, per chunk
 
 
 def _jsonable(value: Any) -> Any:
@@ -85,7 +87,7 @@ class Ingest:
         return offsets
 
     def _restore_decoder(self, consumed: int, stats: dict[str, int]) -> FrameDecoder:
-        dec = FrameDecoder(start_offset=consumed, on_reject=self._on_reject)
+        dec = FrameDecoder(start_offset=consumed, accept=GUEST_TO_HOST, on_reject=self._on_reject)
         for key, value in stats.items():
             if key in DecoderStats.FIELDS:  # counters carried over from the checkpoint
                 setattr(dec.stats, key, int(value))
@@ -124,7 +126,7 @@ class Ingest:
         return (
             self.files.mark(),
             dec.consumed,
-            dec.stats.as_dict(),
+            _STATS(dec.stats),
             len(self._lines),
             dict(self.expected),
             len(self.outbox),
@@ -139,7 +141,9 @@ class Ingest:
     def _rollback(self, mark: tuple[Any, ...]) -> None:
         files, consumed, stats, lines, expected, outbox, *fields = mark
         self.files.rollback(files)
-        self.decoder = self._restore_decoder(consumed, stats)
+        self.decoder = self._restore_decoder(
+            consumed, dict(zip(DecoderStats.FIELDS, stats, strict=True))
+        )
         del self._lines[lines:]
         self.expected = expected
         del self.outbox[outbox:]
@@ -201,9 +205,7 @@ class Ingest:
             if source == "kmsg":
                 writes.append((KERNEL_LOG, payload["data"]))
             else:
-                writes.append(
-                    (DUMPS, f"=== {source} ===\n".encode() + payload["data"] + b"\n")
-                )
+                writes.append((DUMPS, f"=== {source} ===\n".encode() + payload["data"] + b"\n"))
             record["payload"] = {"source": source}
             record["bytes"] = len(payload["data"])
         else:

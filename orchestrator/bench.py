@@ -128,3 +128,33 @@ def boot_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -
         console.print(f"ratio {k}: {r:.2f}", highlight=False)
     if not ratios:
         console.print("ratio: n/a (a side never reached SYS_RDY)", highlight=False)
+
+
+@bench_group.command("fuzz")
+@click.option("--inputs", default=1_000_000, show_default=True, type=click.IntRange(min=1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seconds", default=None, type=click.FloatRange(min=0, min_open=True),
+              help="stop after this long, even before INPUTS")
+def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
+    """Hostile guest bytes through the whole collector path: inputs/s, crashes, RSS.
+
+    Valid frames with hostile payloads, mutated msgpack, mutated streams and random bytes,
+    split at random chunk boundaries, go through the frame decoder, the payload schemas and
+    the run files (in a temporary directory, removed). Exit 1 if anything crashed, hung or
+    grew RSS without bound.
+    """
+    # The fuzz engine is collector_proc's; it runs in its own process, measured alone.
+    argv = [sys.executable, "-m", "collector_proc.fuzz", "--json", "--inputs", str(inputs),
+            "--seed", str(seed)] + (["--seconds", str(seconds)] if seconds else [])
+    out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
+    try:
+        fig = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        click.echo(f"schedlab: the fuzzer failed (exit {out.returncode}) without a report", err=True)
+        sys.exit(RunExit.ERROR)
+    console.print_json(data=fig)
+    console.print(f"{fig['inputs']} inputs in {fig['seconds']:.1f} s: {fig['inputs_per_s']:.0f} inputs/s; "
+                  f"{fig['crashes']} crashes, {fig['hangs']} hangs; RSS {fig['rss_warm_mib']:.1f} -> "
+                  f"{fig['rss_end_mib']:.1f} MiB after warm-up", highlight=False)
+    if out.returncode != 0:
+        sys.exit(RunExit.FAILED)
