@@ -71,12 +71,12 @@ def build_cmd(kernel_spec: str | None, force: bool, timing: bool) -> None:
     click.echo(f"{word} {len(built.schedulers)} schedulers for {built.kernel} in {built.root}")
     if timing:
         phases = built.manifest.get("timings_s", {}) if not built.hit else {}
-        parts = [f"{k} {v:.2f} s" for k, v in phases.items()]
-        total = time.monotonic() - start
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in phases.items())
+        took = f"{built.seconds * 1000:.2f} ms" if built.hit else f"{built.seconds:.1f} s"
         click.echo(
-            f"timing: {'cache hit' if built.hit else 'cold build'}: "
-            f"ensure_built {built.seconds * 1000:.1f} ms, command {total:.2f} s"
-            + (f" ({', '.join(parts)})" if parts else "")
+            f"timing: {'cache hit' if built.hit else 'cold build'} {took}"
+            + (f" ({parts})" if parts else "")
+            + f"; command {time.monotonic() - start:.2f} s after start-up"
         )
 
 

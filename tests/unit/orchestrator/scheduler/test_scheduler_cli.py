@@ -27,10 +27,10 @@ def test_build_then_cached_with_timing(fake):
     res = CliRunner().invoke(cli, ["scheduler", "build", "--timing"])
     assert res.exit_code == 0, res.output
     assert f"built 2 schedulers for {kernel.version}" in res.output
-    assert "timing: cold build" in res.output and "make 0.00 s" in res.output
+    assert "timing: cold build " in res.output and "(make 0.00 s)" in res.output
     res = CliRunner().invoke(cli, ["scheduler", "build", "--timing"])
     assert res.exit_code == 0 and "cached 2 schedulers" in res.output
-    assert "timing: cache hit" in res.output and builder.calls == 1
+    assert "timing: cache hit " in res.output and " ms;" in res.output and builder.calls == 1
 
 
 def test_list_json_and_table(fake):
