@@ -27,9 +27,18 @@ API summary
 ``guest.spec`` (run spec from ``schedlab.*`` kernel command-line keys; stdlib only)
     ``KEY_*`` constants, ``RunSpec`` (validated named tuple), ``parse_cmdline(text) ->
     RunSpec`` (raises ``SpecError`` with ``.key``), ``to_cmdline(spec) -> list[str]``.
-``guest.init``
-    ``main()``: the PID-1 entry point (``/init`` runs ``from guest.init import main; main()``);
-    ``Init(system, root, pid1, ...)`` for tests.
+``guest.init`` (PID 1)
+    ``main()``: the entry point (``/init`` runs ``from guest.init import main; main()``):
+    forks the init process, reaps, turns a native fault or an unexpected exit of it into
+    ``PANIC:`` lines on COM2 and COM1, powers off. ``supervise(child, system, root)`` for tests.
+``guest.lifecycle`` (the init process)
+    ``GuestRun(env).run()``: the phases boot, channels, workers, inputs, workload, report,
+    over ``guest.env.Env`` (fixed inputs), ``guest.reporter.Reporter`` (COM2, bulk port,
+    kernel log), ``guest.hostio.HostIo`` (stdio capture, control reader),
+    ``guest.inputs.read_spec`` (the run spec) and ``guest.crash`` (PANIC text).
+``guest.worker_parent``, ``guest.worker_pool``, ``guest.worktypes``
+    the single-threaded worker parent (forked before any thread starts), the init process's
+    handle on it (spawn, start, signal, ``ended`` events), and the work types workers run.
 ``guest.scx``
     a sched_ext scheduler under test: ``SchedulerRun`` (spawn, attach, watch, stop) and
     the exit parsers the host uses too; see its package docstring.

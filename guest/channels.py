@@ -144,20 +144,29 @@ class StdioCapture:
     def __init__(self, bulk: BulkChannel) -> None:
         self._bulk = bulk
         self._threads: list[threading.Thread] = []
+        self._pipes: list[tuple[int, FrameType]] = []  # read ends, until a forwarder owns them
 
-    def start(self) -> None:
-        """Replace fds 1 and 2 with pipe write ends and start one forwarder per pipe."""
+    def redirect(self) -> None:
+        """Replace fds 1 and 2 with pipe write ends (no thread: safe before a fork)."""
         for target, ftype in ((1, FrameType.STDOUT), (2, FrameType.STDERR)):
             r, w = os.pipe()
             os.dup2(w, target)
             os.close(w)
+            self._pipes.append((r, ftype))
+        sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
+        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
+
+    def start(self) -> None:
+        """Start one forwarder per pipe (redirecting first if :meth:`redirect` was not called)."""
+        if not self._pipes and not self._threads:
+            self.redirect()
+        for r, ftype in self._pipes:
             t = threading.Thread(
-                target=self._forward, args=(r, ftype), name=f"stdio-{target}", daemon=True
+                target=self._forward, args=(r, ftype), name=f"stdio-{ftype.name}", daemon=True
             )
             t.start()
             self._threads.append(t)
-        sys.stdout = open(1, "w", buffering=1, closefd=False, errors="backslashreplace")
-        sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
+        self._pipes.clear()
 
     def _forward(self, fd: int, ftype: FrameType) -> None:
         try:

@@ -21,9 +21,10 @@ reach only ``/proc/cmdline``. Keys:
     Test hook: rounds of deliberately broken frames (garbage, bad crc, truncated, unknown
     type, oversize) the guest writes on the bulk port before the workload, to prove that the
     host counts and skips them while every real frame gets through.
-``schedlab.crash`` (``kernel`` or ``init``, default none)
+``schedlab.crash`` (``kernel``, ``init`` or ``native``, default none)
     Test hook: crash on purpose once the workload started: ``kernel`` panics the kernel
-    (sysrq c), ``init`` raises in PID 1, to prove crashes are caught with their evidence.
+    (sysrq c), ``init`` raises in the init process, ``native`` makes it read address 0
+    (SIGSEGV), to prove crashes are caught with their evidence.
 
 Parsing is strict: an unknown ``schedlab.*`` key, a repeated key, a missing ``=``, or a
 value that is malformed or out of range raises :class:`SpecError` naming the key.
@@ -48,6 +49,7 @@ __all__ = (
     "KEY_FAIRNESS",
     "KEY_MAX_GAP_MS",
     "KEY_SCENARIO",
+    "CRASHES",
     "KEY_CRASH",
     "KEY_WIRE_NOISE",
     "KEY_WORKERS",
@@ -69,7 +71,7 @@ KEY_FAIRNESS = "schedlab.fairness"
 KEY_MAX_GAP_MS = "schedlab.max_gap_ms"
 KEY_WIRE_NOISE = "schedlab.wire_noise"
 KEY_CRASH = "schedlab.crash"
-CRASHES = ("", "kernel", "init")
+CRASHES = ("", "kernel", "init", "native")
 SCENARIOS = ("cgroup-spinners",)
 MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 
@@ -121,7 +123,11 @@ class RunSpec(
         _check_range(KEY_FAIRNESS, self.fairness, 0.0, 1.0)
         _check_range(KEY_MAX_GAP_MS, self.max_gap_ms, 0.0, 3_600_000.0)
         _check_range(KEY_WIRE_NOISE, self.wire_noise, 0, 100)
-        _check(KEY_CRASH, self.crash in CRASHES, f"unknown crash {self.crash!r} (kernel, init)")
+        _check(
+            KEY_CRASH,
+            self.crash in CRASHES,
+            f"unknown crash {self.crash!r} ({', '.join(CRASHES[1:])})",
+        )
         return self
 
     def _replace(self, **changes: Any) -> RunSpec:

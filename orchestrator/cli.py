@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from guest.spec import RunSpec
+from guest.spec import CRASHES, RunSpec
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology, TopologyError
 
@@ -51,8 +51,8 @@ def cli() -> None:
 @click.option("--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)")
 @click.option("--wire-noise", default=0, type=click.IntRange(0, 100), hidden=True,
               help="test hook: rounds of broken frames the guest sends before the workload")
-@click.option("--crash-guest", default="", type=click.Choice(["", "kernel", "init"]), hidden=True,
-              help="test hook: crash the guest kernel or its PID 1 on purpose")
+@click.option("--crash-guest", default="", type=click.Choice(CRASHES), hidden=True,
+              help="test hook: crash the guest kernel or its init (a Python exception or a native fault)")
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
             workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,

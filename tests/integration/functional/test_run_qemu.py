@@ -104,6 +104,22 @@ def test_init_crash_is_reported_from_com2(kernel, tmp_path: Path) -> None:  # no
     assert leftovers(r["run_id"]) == []
 
 
+def test_native_fault_in_init_is_an_error_with_panic_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    # A SIGSEGV in the init process: PID 1 survives, reports it on COM2 and COM1, powers off.
+    run = run_cli(["run", "--engine", "qemu", "--duration", "5", "--crash-guest", "native",
+                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    assert run.code == 2, run.stderr[-2000:]
+    r = run.result
+    assert r["verdict"] == "error" and r["vm_exit"]["reason"] == "guest-exit"
+    assert any("PID 1 crashed" in x and "killed by SIGSEGV" in x for x in r["reasons"]), r["reasons"]
+    panic = r["evidence"]["panic"]
+    assert any("Fatal Python error: Segmentation fault" in ln for ln in panic), panic
+    assert any("_crash_on_purpose" in ln for ln in panic), panic
+    console = (Path(r["run_dir"]) / "console.log").read_text(errors="replace")
+    assert "PANIC: init process (pid" in console and "Kernel panic" not in console
+    assert leftovers(r["run_id"]) == []
+
+
 def test_a_stall_beyond_the_limit_fails_the_test(kernel, tmp_path: Path) -> None:  # noqa: ANN001
     # Under TCG a worker's checkpoints are never 1 ms apart everywhere: the verdict must fail.
     run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--max-gap-ms", "1",

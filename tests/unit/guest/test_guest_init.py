@@ -1,4 +1,9 @@
-"""PID-1 orchestration against a fake root directory and a fake System (no mount, no reboot)."""
+"""PID 1 and the init process against a fake root directory and a fake System.
+
+The init process's phases (:class:`guest.lifecycle.GuestRun`) run in-process; PID 1's
+supervision (:func:`guest.init.supervise`) forks for real, so crashes (a Python exception, a
+native fault, an unexpected exit) are real processes dying.
+"""
 
 import errno
 import os
@@ -8,9 +13,13 @@ import sys
 import threading
 import time
 
-from guest import init as init_mod
-from guest.init import Init
+from guest import lifecycle
+from guest.crash import CRASHED
+from guest.env import Env
+from guest.init import supervise
+from guest.lifecycle import GuestRun
 from guest.wire import ExitCode, FrameDecoder, FrameType
+from guest.worker_pool import WorkerPool
 
 RELEASE = "7.2.0-test"
 
@@ -55,7 +64,9 @@ def make_root(tmp_path, cmdline, sentinel="img-1"):
         (r / "schedlab.sentinel").write_text(sentinel + "\n")
     (r / "sys/class/virtio-ports/vport0p1/name").write_text("org.schedlab.bulk\n")
     (r / "dev/vport0p1").write_bytes(b"")
+    (r / "dev/ttyS0").write_bytes(b"")
     (r / "dev/ttyS1").write_bytes(b"")
+    (r / "dev/kmsg").write_bytes(b"6,1,1000000,-;Linux version 7.2.0-test\n")
     os.mkfifo(r / "dev/hvc0")
     return r
 
@@ -67,23 +78,44 @@ def frames_of(root):
     return frames
 
 
-def run_init(root, system=None):
+def env_of(root, system, crash_fd=-1):
+    return Env(system, str(root), False, 0.2, shutil.rmtree, crash_fd)
+
+
+def run_guest(root, system=None):
+    """The init process's phases in this process; returns (system, run, exit status)."""
     system = system or FakeSystem()
-    init = Init(system, root=root, pid1=False, bulk_timeout_s=0.2, cgroup_rmdir=shutil.rmtree)
-    init.run()
-    return system, init
+    run = GuestRun(env_of(root, system))
+    status = run.run()
+    return system, run, status
+
+
+def run_pid1(root, child=None):
+    """PID 1's supervision with a real fork; returns (PID 1's system, how the child ended)."""
+    system = FakeSystem()
+
+    def init_process(crash_fd):
+        return GuestRun(env_of(root, FakeSystem(), crash_fd)).run()
+
+    how = supervise(child or init_process, system, str(root), reap_all=False)
+    return system, how
+
+
+def kinds(frames):
+    return [(f.type, f.payload.get("name") or f.payload.get("source")) for f in frames]
 
 
 SPEC = "console=ttyS0 schedlab.scenario=cgroup-spinners schedlab.duration=0.2 schedlab.fairness=1"
 
 
-def test_happy_path_frame_sequence_and_reboot(tmp_path):
+def test_happy_path_frame_sequence(tmp_path):
     root = make_root(tmp_path, SPEC)
-    system, _ = run_init(root)
+    system, run, status = run_guest(root)
+    assert status == 0
     frames = frames_of(root)
-    seq = [(f.type, f.payload.get("name")) for f in frames]
-    assert seq == [
+    assert kinds(frames) == [
         (FrameType.SYS_RDY, None),
+        (FrameType.DUMP, "kmsg"),
         (FrameType.PHASE, "setup"),
         (FrameType.PHASE, "workload"),
         (FrameType.PHASE, "verdict"),
@@ -94,46 +126,73 @@ def test_happy_path_frame_sequence_and_reboot(tmp_path):
     rdy = frames[0].payload
     assert (rdy["kernel"], rdy["cpus"], rdy["modules"]) == (RELEASE, 2, [])
     assert 0 < rdy["main_ns"] <= rdy["boot_ns"]
-    result = frames[4].payload
+    assert b"Linux version" in frames[1].payload["data"]
+    result = frames[5].payload
     assert result["passed"] is True, result["reason"]
     assert result["scenario"] == "cgroup-spinners" and len(result["workers"]) == 4
     assert {c["name"] for c in result["verdicts"]} == {"complete", "starvation", "fairness"}
+    assert len({w["pid"] for w in result["workers"]}) == 4
     assert frames[-1].payload == {"code": ExitCode.OK}
     shutdown = frames[-2].payload
     assert shutdown["control"]["error"] == "" and shutdown["bulk_dropped"] == 0
-    assert system.calls[-2:] == [("sync",), ("reboot",)]
+    assert shutdown["workers"]["spawned"] == 4 and shutdown["workers"]["exit"] == "exit 0"
+    assert run.pool.exit == "exit 0"  # the worker parent was reaped
+    assert ("reboot",) not in system.calls  # PID 1 powers off, not the init process
     mounted = [c[1] for c in system.calls if c[0] == "mount"]
     assert mounted[:4] == ["proc", "sysfs", "devtmpfs", "cgroup2"]
     assert not (root / "sys/fs/cgroup/schedlab").exists()
 
 
-def test_truncated_image_is_reported_and_powered_off(tmp_path):
+def test_worker_parent_is_forked_before_any_thread(tmp_path, monkeypatch):
+    counts = []
+    real_fork = WorkerPool.fork.__func__
+
+    def fork(cls, *a, **kw):
+        counts.append(threading.active_count())
+        return real_fork(cls, *a, **kw)
+
+    monkeypatch.setattr(WorkerPool, "fork", classmethod(fork))
+    started = []
+    real_start = lifecycle.HostIo.start
+
+    def start(self):
+        real_start(self)
+        started.append(threading.active_count())
+
+    monkeypatch.setattr(lifecycle.HostIo, "start", start)
+    assert threading.active_count() == 1
+    run_guest(make_root(tmp_path, SPEC))
+    assert counts == [1] and started[0] > 1  # the control thread starts after the fork
+
+
+def test_truncated_image_is_reported_with_the_kernel_log(tmp_path):
     root = make_root(tmp_path, SPEC, sentinel=None)
-    system, _ = run_init(root)
+    system, _, status = run_guest(root)
     frames = frames_of(root)
-    assert [f.type for f in frames] == [
-        FrameType.LOG,
-        FrameType.RESULT,
-        FrameType.PHASE,
-        FrameType.EXIT,
+    assert kinds(frames) == [
+        (FrameType.LOG, None),
+        (FrameType.RESULT, None),
+        (FrameType.DUMP, "kmsg"),
+        (FrameType.PHASE, "shutdown"),
+        (FrameType.EXIT, None),
     ]
     assert "schedlab.sentinel" in frames[0].payload["msg"]
     assert frames[1].payload["passed"] is False
+    assert b"Linux version" in frames[2].payload["data"]
     assert frames[-1].payload["code"] == ExitCode.BAD_IMAGE
     assert "BAD_IMAGE" in (root / "dev/ttyS1").read_text()
-    assert system.calls[-1] == ("reboot",)
-    assert not any(c[0] == "finit_module" for c in system.calls)
+    assert status == 0 and not any(c[0] == "finit_module" for c in system.calls)
 
 
 def test_mismatched_sentinel_is_bad_image(tmp_path):
     root = make_root(tmp_path, SPEC, sentinel="img-0")
-    run_init(root)
+    run_guest(root)
     assert frames_of(root)[-1].payload["code"] == ExitCode.BAD_IMAGE
 
 
 def test_bad_spec_gives_error_frame_and_exit_code(tmp_path):
     root = make_root(tmp_path, SPEC + " schedlab.workers=lots")
-    run_init(root)
+    run_guest(root)
     frames = frames_of(root)
     logs = [f.payload for f in frames if f.type is FrameType.LOG]
     assert any(p["level"] == "error" and "schedlab.workers" in p["msg"] for p in logs)
@@ -152,7 +211,7 @@ def test_modules_loaded_in_order_and_reported(tmp_path):
         "# load order\nkernel/virtio_mmio.ko\n\nirq-bypass.ko\nkvm.ko\nmissing.ko\n"
     )
     (root / "sys/module/kvm").mkdir(parents=True)  # built in
-    system, _ = run_init(root)
+    system, _, _ = run_guest(root)
     loads = [c[1] for c in system.calls if c[0] == "finit_module"]
     assert loads == ["virtio_mmio.ko", "irq-bypass.ko"]
     frames = frames_of(root)
@@ -171,34 +230,83 @@ def test_required_mount_failure_fails_setup(tmp_path):
     system = FakeSystem(
         mount_errno={"cgroup2": errno.ENODEV, "tracefs": errno.ENODEV, "devtmpfs": errno.EBUSY}
     )
-    run_init(root, system)
+    run_guest(root, system)
     frames = frames_of(root)
     levels = [(f.payload["level"], f.payload["msg"]) for f in frames if f.type is FrameType.LOG]
     assert [lv for lv, _ in levels] == ["error", "warning"]  # EBUSY devtmpfs is fine
     assert frames[-1].payload["code"] == ExitCode.SETUP_FAILED
 
 
-def test_no_bulk_port_still_reboots(tmp_path):
+def test_no_bulk_port_still_powers_off(tmp_path):
     root = make_root(tmp_path, SPEC)
     (root / "sys/class/virtio-ports/vport0p1/name").write_text("org.other\n")
-    system, _ = run_init(root)
+    system, how = run_pid1(root)
     assert "not found" in (root / "dev/ttyS1").read_text()
-    assert system.calls[-1] == ("reboot",)
+    assert how == "exit 0" and system.calls == [("sync",), ("reboot",)]
 
 
-def test_crash_goes_to_com2_only_and_still_reboots(tmp_path, monkeypatch):
-    def boom(_text):
-        raise RuntimeError("spec parser exploded")
+def test_python_crash_goes_to_com2_and_com1_only(tmp_path, monkeypatch):
+    def boom(_env):
+        raise RuntimeError("spec reader exploded")
 
-    monkeypatch.setattr(init_mod, "parse_cmdline", boom)
+    monkeypatch.setattr(lifecycle, "read_spec", boom)
     root = make_root(tmp_path, SPEC)
-    system, _ = run_init(root)
-    types = [f.type for f in frames_of(root)]
-    assert types == [FrameType.SYS_RDY, FrameType.PHASE]  # nothing after the crash
+    _, run, status = run_guest(root)
+    assert status == CRASHED
+    assert kinds(frames_of(root)) == [  # nothing after the crash
+        (FrameType.SYS_RDY, None),
+        (FrameType.DUMP, "kmsg"),
+        (FrameType.PHASE, "setup"),
+    ]
+    for port in ("dev/ttyS1", "dev/ttyS0"):
+        text = (root / port).read_text()
+        assert "PANIC: init crashed: Traceback" in text
+        assert "PANIC: RuntimeError: spec reader exploded" in text
+    assert run.pool.exit == "exit 0"  # the worker parent is closed on the crash path too
+
+
+def test_python_crash_under_pid1_is_reported_once_and_powers_off(tmp_path):
+    root = make_root(tmp_path, SPEC.replace("duration=0.2", "duration=30") + " schedlab.crash=init")
+    t0 = time.monotonic()
+    system, how = run_pid1(root)
+    assert time.monotonic() - t0 < 10
+    assert how == f"exit {CRASHED}" and system.calls == [("sync",), ("reboot",)]
     com2 = (root / "dev/ttyS1").read_text()
-    assert "PANIC: init crashed: Traceback" in com2
-    assert "PANIC: RuntimeError: spec parser exploded" in com2
-    assert system.calls[-2:] == [("sync",), ("reboot",)]
+    assert com2.count("PANIC: init crashed: Traceback") == 1
+    assert "deliberate crash" in com2 and "init process (pid" not in com2
+    frames = frames_of(root)
+    assert kinds(frames)[-2:] == [(FrameType.PHASE, "workload"), (FrameType.LOG, None)]
+
+
+def test_native_fault_becomes_panic_lines_and_power_off(tmp_path):
+    root = make_root(tmp_path, SPEC + " schedlab.crash=native")
+    system, how = run_pid1(root)
+    assert how == "killed by SIGSEGV"
+    assert system.calls == [("sync",), ("reboot",)]
+    for port in ("dev/ttyS1", "dev/ttyS0"):
+        lines = (root / port).read_text().splitlines()
+        panic = [ln for ln in lines if ln.startswith("PANIC: ")]
+        assert panic[0].startswith("PANIC: init process (pid ") and "killed by SIGSEGV" in panic[0]
+        assert any("Fatal Python error: Segmentation fault" in ln for ln in panic)
+        assert any("_crash_on_purpose" in ln for ln in panic)  # the faulting frame
+    frames = frames_of(root)
+    assert not any(f.type in (FrameType.RESULT, FrameType.EXIT) for f in frames)
+    assert any(f.type is FrameType.LOG and "native" in f.payload["msg"] for f in frames)
+
+
+def test_unexpected_exit_and_early_exception_are_reported(tmp_path):
+    root = make_root(tmp_path, SPEC)
+    _, how = run_pid1(root, child=lambda fd: 3)
+    assert how == "exit 3"
+    assert "PANIC: init process (pid" in (root / "dev/ttyS1").read_text()
+
+    def import_fails(fd):
+        raise ImportError("no module named guest.lifecycle")
+
+    (root / "dev/ttyS1").write_bytes(b"")
+    _, how = run_pid1(root, child=import_fails)
+    text = (root / "dev/ttyS1").read_text()
+    assert how == "exit 1" and "PANIC: ImportError: no module named guest.lifecycle" in text
 
 
 def test_host_dump_and_shutdown_requests(tmp_path):
@@ -217,7 +325,7 @@ def test_host_dump_and_shutdown_requests(tmp_path):
     t = threading.Thread(target=host, daemon=True)
     t.start()
     t0 = time.monotonic()
-    run_init(root)
+    run_guest(root)
     t.join(5)
     assert time.monotonic() - t0 < 15
     frames = frames_of(root)
@@ -233,8 +341,8 @@ def test_host_dump_and_shutdown_requests(tmp_path):
 def test_ensure_std_fds_fills_closed_fds(tmp_path):
     # In a child: pytest's own fds 0-2 must not be touched.
     code = (
-        "import os; from guest.init import _ensure_std_fds; os.close(0); os.close(2);"
-        "_ensure_std_fds(); print(os.path.realpath('/proc/self/fd/0'),"
+        "import os; from guest.init import ensure_std_fds; os.close(0); os.close(2);"
+        "ensure_std_fds(); print(os.path.realpath('/proc/self/fd/0'),"
         " os.path.realpath('/proc/self/fd/2'))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -244,8 +352,9 @@ def test_ensure_std_fds_fills_closed_fds(tmp_path):
 def test_guest_import_stays_lean():
     # Each of these costs 0.4-1.7 s of startup under TCG (measured with -X importtime).
     code = (
-        "import sys; import guest.init;"
-        "print(sorted({'typing', 'pathlib', 'dataclasses', 'inspect', 're'} & set(sys.modules)))"
+        "import sys; import guest.init; pid1 = set(sys.modules); import guest.lifecycle;"
+        "print(sorted({'typing', 'pathlib', 'dataclasses', 'inspect', 're'} & set(sys.modules)),"
+        " sorted(m for m in pid1 if m.startswith('guest')))"
     )
     out = subprocess.run(
         [sys.executable, "-S", "-c", code],
@@ -254,4 +363,5 @@ def test_guest_import_stays_lean():
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
+    # PID 1 itself imports nothing else of the guest before it forks the init process.
+    assert out.stdout.strip() == "[] ['guest', 'guest.init']"

@@ -1,0 +1,225 @@
+"""The init process's run, phase by phase: boot, channels, workers, inputs, workload, report.
+
+PID 1 (:mod:`guest.init`) forks this process and powers off after it. Phases, in order:
+
+1. boot: mounts, fds 0-2, the image sentinel, kernel modules (:mod:`guest.boot`).
+2. channels: the bulk port, SYS_RDY, the boot log (:class:`~guest.reporter.Reporter`).
+3. workers: stdio pipes, then the worker parent, forked while this process has one thread
+   (:class:`~guest.worker_pool.WorkerPool`); then the host I/O threads
+   (:class:`~guest.hostio.HostIo`).
+4. inputs: the run spec (:func:`guest.inputs.read_spec`).
+5. workload: the scenario (:mod:`guest.workload`), then RESULT.
+6. report: the kernel log, the shutdown PHASE and EXIT; the worker parent is closed.
+
+A bad image or spec is reported on the bulk port (LOG, RESULT, EXIT with its
+:class:`~guest.wire.ExitCode`). An unexpected exception is a crash: its traceback goes out as
+``PANIC:`` lines (:func:`guest.crash.panic`) and nothing more is written to the bulk port; no
+EXIT frame then tells the host the guest was lost rather than the test failed.
+"""
+
+from __future__ import annotations
+
+from guest import boot
+from guest.cgroups import CgroupError, CgroupTree
+from guest.crash import CRASHED, panic
+from guest.hostio import HostIo
+from guest.inputs import read_spec
+from guest.reporter import Reporter
+from guest.spec import RunSpec, SpecError
+from guest.wire import ExitCode, FrameType
+from guest.worker_pool import WorkerError, WorkerPool
+from guest.workload import run_cgroup_spinners
+
+TYPE_CHECKING = False  # typing and pathlib cost seconds of guest startup under TCG
+if TYPE_CHECKING:
+    from typing import Any
+
+    from guest.env import Env
+
+__all__ = ("GuestRun",)
+
+
+class GuestRun:
+    """One guest run. :meth:`run` is the whole life of the init process.
+
+    :param env: where and how it runs (a fake system and a temp root in tests).
+    """
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.out = Reporter(env)
+        self.host = HostIo(env, self.out)
+        self.pool: WorkerPool | None = None
+        self.workers_closed: dict[str, Any] = {}
+        self._main_ns = env.system.boot_ns()  # after imports: SYS_RDY reports the startup cost
+
+    def run(self) -> int:
+        """Run every phase; return this process's exit status (0, or CRASHED once reported)."""
+        code: ExitCode | None = None
+        if self.env.crash_fd >= 0:
+            import faulthandler  # a native fault still leaves a trace for PID 1 to report
+
+            faulthandler.enable(self.env.crash_fd, all_threads=False)  # the faulting thread
+        try:
+            code = self._phases()
+        except BaseException as e:  # noqa: B036 - PID 1 must still get to power off
+            self._crash("init crashed", e)
+            return CRASHED
+        finally:
+            self._close(crashed=code is None)
+        if not self._report(code):
+            return CRASHED
+        return 0
+
+    # -- phases --------------------------------------------------------------------------
+
+    def _phases(self) -> ExitCode:
+        mount_errors = self._boot()
+        image_err = boot.check_image(self.env.root)
+        if image_err:
+            self.out.note("error", f"BAD_IMAGE: {image_err}")
+            self.out.open_bulk()
+            return self.out.result_fail(ExitCode.BAD_IMAGE, f"bad image: {image_err}")
+        modules = boot.load_modules(
+            self.env.system, self.env.root, self.env.system.kernel_release()
+        )
+        for m in modules:
+            if m.status == "failed":
+                self.out.note("error", f"module {m.name}: {m.error}")
+        if not self._channels(modules):
+            return ExitCode.SETUP_FAILED
+        if any(e.startswith("required") for e in mount_errors):
+            return self.out.result_fail(ExitCode.SETUP_FAILED, "; ".join(mount_errors))
+        try:
+            self._start_workers()
+        except (WorkerError, OSError) as e:
+            return self.out.result_fail(ExitCode.SETUP_FAILED, f"worker parent: {e}")
+        self.host.start()
+        self.out.phase("setup")
+        try:
+            spec = read_spec(self.env)
+        except SpecError as e:
+            self.out.log("error", f"bad run spec: {e}")
+            return self.out.result_fail(ExitCode.BAD_SPEC, f"bad run spec: {e}")
+        return self._workload(spec)
+
+    def _boot(self) -> list[str]:
+        """Mount, reopen COM2; return the mount errors (noted)."""
+        mount_errors = boot.mount_all(self.env.system, self.env.root)
+        self.out.reopen_com2()
+        for err in mount_errors:
+            self.out.note("error" if err.startswith("required") else "warning", err)
+        return mount_errors
+
+    def _channels(self, modules: list[boot.ModuleLoad]) -> bool:
+        if not self.out.open_bulk():
+            return False
+        sys = self.env.system
+        self.out.send(
+            FrameType.SYS_RDY,
+            {
+                "kernel": sys.kernel_release(),
+                "cpus": sys.cpus(),
+                "boot_ns": sys.boot_ns(),
+                "main_ns": self._main_ns,
+                "modules": [m.as_map() for m in modules],
+            },
+        )
+        self.out.send_kmsg()
+        return True
+
+    def _start_workers(self) -> None:
+        """Fork the worker parent while this process still has one thread."""
+        self.host.redirect_stdio()
+        self.pool = WorkerPool.fork(self.out.com2.fd, single_threaded=self.env.pid1)
+
+    def _workload(self, spec: RunSpec) -> ExitCode:
+        if self.host.stop_requested.is_set():
+            return self.out.result_fail(ExitCode.SHUTDOWN, "host requested shutdown before start")
+        if spec.wire_noise and self.out.bulk is not None:
+            from guest.noise import noise_round
+
+            for i in range(spec.wire_noise):
+                self.out.bulk.write_raw(noise_round(i))
+            self.out.log("info", f"wrote {spec.wire_noise} rounds of wire noise")
+        self.out.phase("workload")
+        if spec.crash:
+            self._crash_on_purpose(spec.crash)
+        assert self.pool is not None
+        tree = CgroupTree(self.env.path("sys/fs/cgroup"), rmdir=self.env.cgroup_rmdir)
+        try:
+            out = run_cgroup_spinners(spec, tree, self.pool, stop=self.host.stop_requested)
+        except CgroupError as e:
+            return self.out.result_fail(ExitCode.SETUP_FAILED, f"cgroup setup failed: {e}", spec)
+        except WorkerError as e:
+            return self.out.result_fail(ExitCode.SETUP_FAILED, f"workers: {e}", spec)
+        self.out.phase("verdict")
+        for err in out.cleanup_errors:
+            self.out.log("warning", f"cgroup cleanup: {err}")
+        payload = out.verdict.as_payload()
+        if out.stopped:
+            payload["passed"] = False
+            payload["reason"] = f"stopped by host shutdown request; {payload['reason']}"
+        payload.update(
+            scenario=spec.scenario,
+            spec=spec.as_dict(),
+            stopped=out.stopped,
+            workers=[r.as_map() for r in out.reports],
+        )
+        self.out.send(FrameType.RESULT, payload)
+        if out.stopped:
+            return ExitCode.SHUTDOWN
+        return ExitCode.OK if out.verdict.passed else ExitCode.TEST_FAILED
+
+    # -- the end -------------------------------------------------------------------------
+
+    def _close(self, crashed: bool) -> None:
+        """Stop the control thread and the worker parent (also after a crash; never raises)."""
+        try:
+            self.host.stop_control()
+            if self.pool is not None:
+                self.workers_closed = self.pool.close()
+        except BaseException as e:  # noqa: B036 - still power off
+            if not crashed:
+                self._crash("closing failed", e)
+
+    def _report(self, code: ExitCode | None) -> bool:
+        """The kernel log, the shutdown PHASE, EXIT; False if that crashed (reported)."""
+        try:
+            self.out.send_kmsg()
+            self.out.send(FrameType.PHASE, self._shutdown_stats())
+            self.host.stop_stdio()
+            if code is not None:
+                self.out.send(FrameType.EXIT, {"code": int(code)})
+        except BaseException as e:  # noqa: B036 - still power off
+            self._crash("report failed", e)
+            return False
+        return True
+
+    def _shutdown_stats(self) -> dict[str, Any]:
+        """The shutdown PHASE, with counters that show misbehaviour (e.g. a spinning hvc0)."""
+        return {
+            "name": "shutdown",
+            "t_ns": self.env.system.boot_ns(),
+            "control": self.host.stats(),
+            "workers": self.workers_closed or None,
+            "bulk_dropped": self.out.dropped,
+        }
+
+    def _crash_on_purpose(self, kind: str) -> None:
+        """The ``schedlab.crash`` test hook: a kernel panic, a Python exception, a native fault."""
+        self.out.log("warning", f"schedlab.crash={kind}: crashing on purpose")
+        if kind == "kernel":
+            for path, data in (("proc/sys/kernel/sysrq", b"1"), ("proc/sysrq-trigger", b"c")):
+                with open(self.env.path(path), "wb", buffering=0) as f:
+                    f.write(data)
+        if kind == "native":
+            import ctypes
+
+            ctypes.string_at(0)  # a real SIGSEGV: reading address 0
+        raise RuntimeError(f"schedlab.crash={kind}: deliberate crash")
+
+    def _crash(self, what: str, e: BaseException) -> None:
+        import traceback  # only on the crash path
+
+        panic(self.env.root, f"{what}: " + "".join(traceback.format_exception(e)))
