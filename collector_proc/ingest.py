@@ -31,6 +31,7 @@ from schedlab_shared.run_layout import (
     REJECTED,
 )
 
+from . import sched
 from .crashpoint import crashpoint
 from .rundir import STREAM_FILES, RunFiles
 
@@ -136,6 +137,7 @@ class Ingest:
             cp.complete,
             cp.rejected,
             cp.internal_errors,
+            cp.sched,  # replaced, never mutated, by each frame: a reference is a snapshot
         )
 
     def _rollback(self, mark: tuple[Any, ...]) -> None:
@@ -148,7 +150,8 @@ class Ingest:
         self.expected = expected
         del self.outbox[outbox:]
         cp = self.cp
-        (cp.sys_rdy, cp.result, cp.exit_code, cp.complete, cp.rejected, cp.internal_errors) = fields
+        (cp.sys_rdy, cp.result, cp.exit_code, cp.complete, cp.rejected, cp.internal_errors,
+         cp.sched) = fields  # fmt: skip
 
     def save(self) -> None:
         """Write the checkpoint (call between chunks only)."""
@@ -163,7 +166,7 @@ class Ingest:
     # --- frames ---
     def _on_frame(self, frame: Frame) -> None:
         try:
-            record, writes = self._render(frame)
+            record, writes, sched_state = self._render(frame)
             line = json.dumps(record, allow_nan=False).encode() + b"\n"
         except Exception as exc:  # the untrusted-input boundary: count and skip, never die
             self.cp.internal_errors += 1
@@ -183,12 +186,17 @@ class Ingest:
             self.cp.result = record["payload"]
         elif frame.type is FrameType.EXIT:
             self.cp.exit_code = frame.payload["code"]
+        if sched_state is not None:
+            self.cp.sched = sched_state
         self._lines.append(self.files.sizes[MESSAGES])
         self.files.append(MESSAGES, line)
         self.outbox.append(record)
 
-    def _render(self, frame: Frame) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
-        """The frame's message record and file writes, computed without side effects."""
+    def _render(
+        self, frame: Frame
+    ) -> tuple[dict[str, Any], list[tuple[str, bytes]], dict[str, Any] | None]:
+        """The frame's message record, file writes and new ``sched`` state (None: unchanged),
+        computed without side effects."""
         payload = frame.payload
         record: dict[str, Any] = {
             "index": len(self._lines),
@@ -197,6 +205,11 @@ class Ingest:
             "offset": frame.offset,
         }
         writes: list[tuple[str, bytes]] = []
+        if sched.wants(frame):
+            record["payload"], writes, state = sched.render(frame, self.cp.sched, _jsonable)
+            if frame.type in (FrameType.SCHED_LOG, FrameType.DUMP):
+                record["bytes"] = len(frame.payload["data"])
+            return record, writes, state
         if frame.type in _STDIO:
             writes.append((_STDIO[frame.type], payload["data"]))
             record["bytes"] = len(payload["data"])
@@ -210,7 +223,7 @@ class Ingest:
             record["bytes"] = len(payload["data"])
         else:
             record["payload"] = _jsonable(payload)
-        return record, writes
+        return record, writes, None
 
     def _on_reject(self, offset: int, type_byte: int, err: WireError) -> None:
         self.cp.rejected += 1

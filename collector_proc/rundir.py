@@ -45,6 +45,10 @@ class Checkpoint:
     gaps: int = 0  # chunks the VMM no longer retained when asked (counted, never silent)
     rejected: int = 0  # frames refused after a valid crc (recorded in rejected.jsonl up to a bound)
     internal_errors: int = 0  # frames the collector failed to handle (a bug; counted, skipped)
+    #: the scheduler under test as the guest reported it: SCHED_ATTACH, SCHED_EXIT and
+    #: SCHED_STOP payloads (``attach``, ``exit``, ``stop``), SCHED_LOG's ``dropped`` bytes and
+    #: ``eof`` per stream (``log``); see :mod:`collector_proc.sched`.
+    sched: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:

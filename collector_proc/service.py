@@ -71,6 +71,7 @@ class Collector:
             messages=self.ingest.message_count,
             vm_exit_reason=self.cp.vm_exit_reason,
             vm_exit_detail=self.cp.vm_exit_detail,
+            sched=self.cp.sched,
         )
 
     def _on_messages(self, msg: proto.Messages) -> proto.MessagesReply:

@@ -22,12 +22,14 @@ __all__ = (
     "GUEST_STDERR",
     "KERNEL_LOG",
     "DUMPS",
+    "SCHED_LOG",
+    "SCHED_EXT_DUMP",
     "MESSAGES",
     "REJECTED",
     "COLLECTOR_FILES",
     "COLLECTOR_STATE",
     "RESULT",
-    "SCHED_LOG",
+    "SCHED_DEBUG_DUMP",
     "ENDPOINTS",
     "VM_CONFIG",
     "SUPERVISORD_LOG",
@@ -53,7 +55,9 @@ STREAM_FILES: dict[str, str] = {
 GUEST_STDOUT = "guest-stdout.log"  # the guest init's stdout (STDOUT frames)
 GUEST_STDERR = "guest-stderr.log"  # its stderr (STDERR frames)
 KERNEL_LOG = "kernel.log"  # the guest kernel's log (DUMP frames of /dev/kmsg), any console
-DUMPS = "dumps.log"  # answers to dump requests, each under a header
+DUMPS = "dumps.log"  # answers to /proc snapshot requests (attach procdump), each under a header
+SCHED_LOG = "sched.log"  # the scheduler under test's stdout and stderr (SCHED_LOG frames)
+SCHED_EXT_DUMP = "sched_ext_dump.log"  # the kernel's sched_ext state dumps (trace_pipe, SysRq-D)
 MESSAGES = "messages.jsonl"  # one decoded guest frame per line
 REJECTED = "rejected.jsonl"  # guest frames refused (type, field, why), the first 1000
 COLLECTOR_FILES: tuple[str, ...] = (
@@ -62,6 +66,8 @@ COLLECTOR_FILES: tuple[str, ...] = (
     GUEST_STDERR,
     KERNEL_LOG,
     DUMPS,
+    SCHED_LOG,
+    SCHED_EXT_DUMP,
     MESSAGES,
     REJECTED,
 )
@@ -72,7 +78,7 @@ RESULT = "result.json"  # the result document (``schedlab run --json``'s content
 ENDPOINTS = "endpoints.json"  # where the processes listen; exists only while the run is live
 VM_CONFIG = "vm-config.json"  # the VmConfig the VMM was started with
 SUPERVISORD_LOG = "supervisord.log"
-SCHED_LOG = "sched.log"  # the scheduler under test's own output
+SCHED_DEBUG_DUMP = "sched_debug_dump.log"  # the scheduler's own DEBUG DUMP, cut from sched.log
 
 # Written by each monitor_proc instance.
 MONITOR_GLOB = "monitor-*.jsonl"

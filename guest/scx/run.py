@@ -290,9 +290,12 @@ class SchedulerRun:
         return self.trace.drain(_DUMP_MAX) if self.trace is not None else b""
 
     def _send_dump(self, data: bytes, trigger: str) -> int:
-        for i in range(0, len(data), _DUMP_CHUNK):
+        for part, i in enumerate(range(0, len(data), _DUMP_CHUNK)):
             chunk = data[i : i + _DUMP_CHUNK]
-            self._send(FrameType.DUMP, {"source": DUMP_SOURCE, "data": chunk, "trigger": trigger})
+            self._send(
+                FrameType.DUMP,
+                {"source": DUMP_SOURCE, "data": chunk, "trigger": trigger, "part": part},
+            )
         return len(data)
 
     def sysrq_dump(self) -> bytes:

@@ -14,7 +14,10 @@ class CollectorStatusReply(Message):
     ``sys_rdy``: host wall-clock time SYS_RDY was decoded, or 0.0; ``result``: the guest's
     RESULT payload or None; ``exit_code``: the guest's EXIT code or None; ``complete``: the VM
     exited and every stream was drained; ``streams``: ``{name: {"next_seq", "bytes"}}``;
-    ``decoder``: frame-decoder counters; ``messages``: decoded guest messages so far.
+    ``decoder``: frame-decoder counters; ``messages``: decoded guest messages so far;
+    ``sched``: the scheduler under test as reported so far, ``{attach, exit, stop}`` (the
+    first SCHED_ATTACH, SCHED_EXIT, SCHED_STOP payloads, each absent until it came),
+    ``log`` (per stream: ``dropped``, ``eof``, ``bytes``), ``dumps`` (bytes per trigger).
     """
 
     sys_rdy: float
@@ -27,6 +30,7 @@ class CollectorStatusReply(Message):
     messages: int
     vm_exit_reason: str = ""
     vm_exit_detail: str = ""
+    sched: dict | None = None
 
 
 @message("collector.status", reply=CollectorStatusReply)
