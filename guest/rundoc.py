@@ -10,7 +10,7 @@ check it with :func:`validate`. Standard library only (the guest imports it at s
         "scenario": {"kind": "cgroup-spinners", "duration": 2.0, "cgroups": 2, "workers": 2},
         "verdict": {"fairness": 0.35, "max_gap_ms": 0.0},
         "hooks": {"wire_noise": 0, "crash": ""},
-        "scheduler": {"path": "", "args": []},    # "" means EEVDF: no sched_ext scheduler
+        "scheduler": {"path": "", "args": [], "env": {}},  # "" path: EEVDF, no scheduler
         "files": [{"kind": "scheduler", "name": "scx_simple", "mode": 0o755,
                    "size": 123456, "sha256": "<64 hex digits>"}],
         "entropy": b"<32 random bytes>",           # PID 1 mixes them into the CRNG first
@@ -46,6 +46,7 @@ __all__ = (
     "KINDS",
     "MAX_ARGS",
     "MAX_ARGS_BYTES",
+    "MAX_ENV",
     "MAX_FILES",
     "MAX_FILE_BYTES",
     "MAX_NAME",
@@ -74,6 +75,7 @@ MAX_NAME = 128
 MAX_PATH = 1024
 MAX_ARGS = 128
 MAX_ARGS_BYTES = 32 << 10
+MAX_ENV = 32
 MAX_RUN_ID = 64
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+@=,~")
 _HEX = frozenset("0123456789abcdef")
@@ -100,8 +102,10 @@ class FileEntry(namedtuple("FileEntry", "kind name mode size sha256")):
         return dict(self._asdict())
 
 
-class Scheduler(namedtuple("Scheduler", "path args", defaults=("", ()))):
-    """The sched_ext scheduler to start: a guest ``path`` (``""``: none, EEVDF) and ``args``."""
+class Scheduler(namedtuple("Scheduler", "path args env", defaults=("", (), ()))):
+    """The sched_ext scheduler to start: a guest ``path`` (``""``: none, EEVDF), ``args``, and
+    ``env``: ``(name, value)`` pairs added to its environment (``LD_LIBRARY_PATH`` for the
+    libraries it came with), sorted by name."""
 
     __slots__ = ()
 
@@ -110,7 +114,7 @@ class Scheduler(namedtuple("Scheduler", "path args", defaults=("", ()))):
         return self.path == ""
 
     def as_map(self) -> dict[str, Any]:
-        return {"path": self.path, "args": list(self.args)}
+        return {"path": self.path, "args": list(self.args), "env": dict(self.env)}
 
 
 class RunDoc(namedtuple("RunDoc", "version run_id spec scenario scheduler files entropy")):
@@ -237,15 +241,33 @@ def _scheduler(value: Any, files: tuple[FileEntry, ...]) -> Scheduler:
         _text(a, f"scheduler.args[{i}]", MAX_ARGS_BYTES)
     if sum(len(a) + 1 for a in args) > MAX_ARGS_BYTES:
         _fail("scheduler.args", f"more than {MAX_ARGS_BYTES} characters in all")
+    env = _env(m.get("env", {}))
     if not path:
-        if args:
-            _fail("scheduler.args", "given without a scheduler path")
+        if args or env:
+            _fail("scheduler.args" if args else "scheduler.env", "given without a scheduler path")
         return Scheduler()
     if not path.startswith("/") or os.path.normpath(path) != path or not path.isprintable():
         _fail("scheduler.path", f"{path[:80]!r} is not a normalized absolute path")
     if path.startswith(INPUTS_DIR + "/") and path not in {f.path for f in files}:
         _fail("scheduler.path", f"{path[:80]!r} is under {INPUTS_DIR} but no file installs it")
-    return Scheduler(path, tuple(args))
+    return Scheduler(path, tuple(args), env)
+
+
+_ENV_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
+
+
+def _env(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict):
+        _fail("scheduler.env", f"is {type(value).__name__}, want a map of strings")
+    if len(value) > MAX_ENV:
+        _fail("scheduler.env", f"{len(value)} variables > {MAX_ENV}")
+    for name, v in value.items():
+        where = f"scheduler.env.{str(name)[:64]}"
+        _text(name, where, 64)
+        if not name or not set(name) <= _ENV_NAME or name[0].isdigit():
+            _fail(where, "is not a variable name ([A-Za-z_][A-Za-z0-9_]*)")
+        _text(v, where, MAX_PATH)
+    return tuple(sorted(value.items()))
 
 
 # RunSpec owns the ranges; here each value gets its type, and RunSpec's errors the path of

@@ -100,7 +100,7 @@ class SchedulerLaunch:
         """The run document's ``scheduler`` entry (empty for EEVDF)."""
         if not self.argv:
             return rundoc.Scheduler()
-        return rundoc.Scheduler(self.argv[0], tuple(self.argv[1:]))
+        return rundoc.Scheduler(self.argv[0], tuple(self.argv[1:]), tuple(sorted(self.env.items())))
 
     def to_dict(self) -> dict[str, Any]:
         """A plain structure (str/int/list/dict only) for msgpack or JSON."""

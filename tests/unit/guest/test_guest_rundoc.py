@@ -125,3 +125,17 @@ def test_not_a_map():
 
 def test_doctest():
     assert doctest.testmod(rundoc).failed == 0
+
+
+def test_scheduler_env_is_carried_sorted_and_bounded():
+    env = {"LD_LIBRARY_PATH": "/run/schedlab/inputs/lib", "A_1": "x"}
+    rd = validate(doc(scheduler={"path": SCX.path, "args": [], "env": env}))
+    assert rd.scheduler.env == (("A_1", "x"), ("LD_LIBRARY_PATH", "/run/schedlab/inputs/lib"))
+    assert validate(rd.as_doc()) == rd
+    for bad in ({"1X": "v"}, {"A=B": "v"}, {"A": 1}, {"A": "a\0b"}, ["A"]):
+        with pytest.raises(SpecError, match="scheduler.env"):
+            validate(doc(scheduler={"path": SCX.path, "env": bad}))
+    with pytest.raises(SpecError, match="scheduler.env"):
+        validate(doc(scheduler={"path": SCX.path, "env": {f"V{i}": "" for i in range(33)}}))
+    with pytest.raises(SpecError, match="scheduler.env"):
+        validate(doc(scheduler={"path": "", "env": {"A": "b"}}))

@@ -50,6 +50,7 @@ def test_prepare_hashes_files_and_builds_the_document(tmp_path: Path) -> None:
     assert inputs.doc["scheduler"] == {
         "path": "/run/schedlab/inputs/scheduler/scx_simple",
         "args": ["-v"],
+        "env": {},
     }
     assert len(inputs.doc["entropy"]) == 32 and inputs.file_bytes == 9
     assert prepare(SPEC).doc["entropy"] != prepare(SPEC).doc["entropy"]

@@ -230,7 +230,8 @@ def test_launch_feeds_the_transfer(tmp_path):
         RunSpec("cgroup-spinners"), files=launch.files, scheduler=launch.rundoc_scheduler()
     )
     doc = inputs.doc
-    assert doc["scheduler"] == {"path": launch.argv[0], "args": ["-v"]}
+    assert doc["scheduler"] == {"path": launch.argv[0], "args": ["-v"], "env": launch.env}
+    assert launch.env == {"LD_LIBRARY_PATH": "/run/schedlab/inputs/lib"}
     assert [(f["kind"], f["name"]) for f in doc["files"]] == [
         (f.kind, f.name) for f in launch.files
     ]
