@@ -1,8 +1,10 @@
-"""Read-only views of guest physical memory for the monitor.
+"""Views of guest physical memory for the monitor: read-only unless a write is asked for.
 
 The helpers only ever call ``read(pa, size) -> bytes`` (STYLE practice 13), so the same
 code runs against the live guest (:class:`GuestPhysMemory` over the VMM's shared RAM
-file), a dump file (:class:`DumpMemory`) or a test fake (:class:`ReaderMemory`).
+file), a dump file (:class:`DumpMemory`) or a test fake (:class:`ReaderMemory`). The one
+host-to-guest write (the sched_ext watchdog override) goes through ``write(pa, data)`` of
+a mapping opened ``writable=True``, bounded to :data:`MAX_WRITE` bytes inside one region.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-__all__ = ("DumpMemory", "FaultError", "GuestPhysMemory", "PhysMemory", "ReaderMemory", "Region")
+__all__ = ("MAX_WRITE", "DumpMemory", "FaultError", "GuestPhysMemory", "PhysMemory",
+           "ReaderMemory", "Region")
+
+#: Largest single write into guest RAM: the monitor writes single kernel variables.
+MAX_WRITE = 64
 
 
 class FaultError(Exception):
@@ -67,14 +73,17 @@ class Region:
 
 
 class GuestPhysMemory:
-    """Guest RAM regions mapped read-only and shared, so reads see the guest live.
+    """Guest RAM regions mapped shared, so reads see the guest live; read-only unless
+    ``writable`` (then :meth:`write` works too).
 
     >>> with GuestPhysMemory([{"gpa": 0, "size": 512 << 20,
     ...                        "path": "/dev/shm/schedlab-x", "offset": 0}]) as mem:
     ...     mem.read(0x1000, 8)
     """
 
-    def __init__(self, regions: Iterable[Region | Mapping[str, Any]]) -> None:
+    def __init__(self, regions: Iterable[Region | Mapping[str, Any]],
+                 writable: bool = False) -> None:
+        self.writable = writable
         regs = sorted((r if isinstance(r, Region) else Region.from_dict(r) for r in regions),
                       key=lambda r: r.gpa)
         for a, b in zip(regs, regs[1:], strict=False):
@@ -84,7 +93,7 @@ class GuestPhysMemory:
         self._maps: list[tuple[Region, mmap.mmap, int]] = []
         try:
             for r in regs:
-                self._maps.append(_map_region(r))
+                self._maps.append(_map_region(r, writable))
         except BaseException:
             self.close()
             raise
@@ -124,15 +133,35 @@ class GuestPhysMemory:
                 raise FaultError(addr, left)
         return b"".join(out) if len(out) != 1 else out[0]
 
+    def write(self, pa: int, data: bytes) -> None:
+        """Store ``data`` at guest physical ``pa``: at most :data:`MAX_WRITE` bytes, all
+        inside one region (a kernel variable never spans two).
 
-def _map_region(r: Region) -> tuple[Region, mmap.mmap, int]:
-    """Map ``r`` read-only; mmap offsets must be page-aligned, so map from the page below."""
+        :raises PermissionError: the mapping was opened read-only.
+        :raises FaultError: some byte is not backed by that region.
+        """
+        if not self.writable:
+            raise PermissionError("guest RAM is mapped read-only (open it writable=True)")
+        if pa < 0 or not 0 < len(data) <= MAX_WRITE:
+            raise FaultError(pa, len(data))
+        for r, mm, skew in self._maps:
+            if r.gpa <= pa and pa + len(data) <= r.end:
+                start = skew + pa - r.gpa
+                mm[start : start + len(data)] = data
+                return
+        raise FaultError(pa, len(data))
+
+
+def _map_region(r: Region, writable: bool = False) -> tuple[Region, mmap.mmap, int]:
+    """Map ``r`` (read-only unless ``writable``); mmap offsets must be page-aligned, so map
+    from the page below."""
     skew = r.offset % mmap.ALLOCATIONGRANULARITY
-    fd = os.open(r.path, os.O_RDONLY | os.O_CLOEXEC)
+    fd = os.open(r.path, (os.O_RDWR if writable else os.O_RDONLY) | os.O_CLOEXEC)
     try:
         if os.fstat(fd).st_size < r.offset + r.size:
             raise ValueError(f"{r.path} is shorter than region {r.gpa:#x}+{r.size:#x}")
-        mm = mmap.mmap(fd, r.size + skew, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ,
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        mm = mmap.mmap(fd, r.size + skew, flags=mmap.MAP_SHARED, prot=prot,
                        offset=r.offset - skew)
     finally:
         os.close(fd)
@@ -148,13 +177,25 @@ class DumpMemory(GuestPhysMemory):
 
 class ReaderMemory:
     """Adapts any ``read(gpa, size)`` (e.g. ``FakeGuestMemory.read``) to :class:`PhysMemory`,
-    turning its exceptions into :class:`FaultError`.
+    turning its exceptions into :class:`FaultError`; ``write(gpa, data)`` too, if given.
     """
 
     def __init__(self, read: Callable[[int, int], bytes],
-                 errors: tuple[type[BaseException], ...] = (Exception,)) -> None:
+                 errors: tuple[type[BaseException], ...] = (Exception,),
+                 write: Callable[[int, bytes], None] | None = None) -> None:
         self._read = read
         self._errors = errors
+        self._write = write
+
+    def write(self, pa: int, data: bytes) -> None:
+        if self._write is None:
+            raise PermissionError("this memory is read-only")
+        if pa < 0 or not 0 < len(data) <= MAX_WRITE:
+            raise FaultError(pa, len(data))
+        try:
+            self._write(pa, bytes(data))
+        except self._errors as e:
+            raise FaultError(pa, len(data)) from e
 
     def read(self, pa: int, size: int) -> bytes:
         try:

@@ -132,6 +132,24 @@ class Program:
             raise
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
+    def write(self, address: int, data: bytes) -> None:
+        """Store ``data`` at kernel virtual ``address`` (the memory must be writable).
+
+        Only single kernel variables are written (:data:`monitor_proc.memory.MAX_WRITE`
+        bytes at most); a write that would cross a page is refused, so one translation
+        covers it.
+
+        :raises FaultError: unmapped, outside guest RAM, or crossing a page.
+        :raises PermissionError: the memory is read-only.
+        """
+        tr = self.translator
+        if len(data) > tr.linear_extent(address):
+            raise FaultError(address, len(data), "virtual")
+        write = getattr(self.memory, "write", None)
+        if write is None:
+            raise PermissionError("this guest memory cannot be written")
+        write(tr.to_phys(address), data)
+
     def _unpack(self, fmt: str, address: int) -> int:
         return struct.unpack(fmt, self.read(address, struct.calcsize(fmt)))[0]
 

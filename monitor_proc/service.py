@@ -22,7 +22,7 @@ from schedlab_shared.bus import monitor as proto
 from schedlab_shared.bus import topics
 from schedlab_shared.bus import vmm as vmm_proto
 from schedlab_shared.bus.client import BusClient, Publisher
-from schedlab_shared.bus.codec import BusError
+from schedlab_shared.bus.codec import BusError, Status
 from schedlab_shared.bus.server import ControlServer
 from schedlab_shared.bus.vmm import VmState
 from schedlab_shared.exitcodes import ProcExit
@@ -59,6 +59,9 @@ class Monitor:
         self._terminate = False
         self._memory = None  # the guest RAM mapping, once opened
         self._vmm_ok = 0.0  # monotonic time of the last answered status request while sampling
+        self._domains_read = False
+        self._ask_vcpu_times = True
+        self.watchdog = None  # a WatchdogOverride when the run asked for one
 
     def _on_status(self, _msg: proto.MonitorStatus) -> proto.MonitorStatusReply:
         return proto.MonitorStatusReply(self.state, self.samples, self.errors, self.last_error)
@@ -98,14 +101,57 @@ class Monitor:
         return Program(self.vmlinux, memory, system_map=self.system_map)
 
     def _sample(self, prog: Any, started_at: float) -> dict[str, Any]:
-        from .helpers.sched import rq_sample
+        """One sample line (:mod:`schedlab_shared.monitor_schema`)."""
+        from .helpers.ext import scx_sched_sample
+        from .helpers.percpu import per_cpu_offsets
+        from .helpers.sched import cpu_samples
 
-        cpus = []
-        for cpu in range(prog.nr_cpu_ids):
-            sample = dict(rq_sample(prog, cpu))
-            sample["cpu"] = cpu
-            cpus.append(sample)
-        return {"elapsed_ms": (time.time() - started_at) * 1000.0, "cpus": cpus, "monitor": self.name}
+        offsets = per_cpu_offsets(prog)
+        cpus = cpu_samples(prog, offsets)
+        sample: dict[str, Any] = {"elapsed_ms": (time.time() - started_at) * 1000.0,
+                                  "cpus": cpus, "monitor": self.name}
+        scx = scx_sched_sample(prog, offsets)
+        if scx is not None:
+            sample["scx"] = scx
+        vcpus = self._vcpu_times()
+        if vcpus is not None:
+            sample["vcpus"] = vcpus
+            for c, ns in zip(cpus, vcpus["run_ns"], strict=False):
+                if isinstance(ns, int) and ns >= 0:
+                    c["vcpu_run_ns"] = ns
+        if not self._domains_read:
+            sample.update(self._domains(prog, len(cpus)))
+        if self.watchdog is not None:
+            sample.update(self.watchdog.step(prog, scx, sample["elapsed_ms"]))
+        return sample
+
+    def _domains(self, prog: Any, ncpus: int) -> dict[str, Any]:
+        """Each CPU's sched-domain chain, once per run (the first time any CPU has one)."""
+        from .helpers.sched import sched_domains
+        from .program import BadDataError
+
+        try:
+            chains = [sched_domains(prog, cpu) for cpu in range(ncpus)]
+        except BadDataError as exc:
+            log.debug("sched domains not readable yet: %s", exc)
+            return {}
+        if not any(chains):
+            return {}
+        self._domains_read = True
+        return {"domains": chains}
+
+    def _vcpu_times(self) -> dict[str, Any] | None:
+        """The host's run time of each vCPU thread; None once the VMM cannot tell."""
+        if not self._ask_vcpu_times:
+            return None
+        try:
+            r = self.vmm.request(vmm_proto.VcpuTimes(), timeout_s=0.5)
+        except BusError as exc:
+            if exc.status in (Status.NOT_FOUND, Status.UNKNOWN_TYPE):
+                log.info("no vCPU run times: %s", exc)
+                self._ask_vcpu_times = False
+            return None
+        return {"at_s": r.at_s, "run_ns": list(r.run_ns), "shared": r.shared}
 
     def run(self) -> ProcExit:
         signal.signal(signal.SIGTERM, self._on_signal)

@@ -29,6 +29,7 @@ from schedlab_shared.vm_config import VmConfig
 
 from .engines.base import Engine, EngineError
 from .streamlog import ReplayGone, StreamLog
+from .vcpu_times import thread_run_ns
 
 __all__ = ("VmmService", "make_engine")
 
@@ -64,6 +65,7 @@ class VmmService:
                 proto.ConsoleWrite: self._on_console_write,
                 proto.BulkWrite: self._on_bulk_write,
                 proto.Replay: self._on_replay,
+                proto.VcpuTimes: self._on_vcpu_times,
             },
         )
         self.logs = {name: StreamLog() for name in STREAMS}
@@ -144,6 +146,17 @@ class VmmService:
                 raise BusError(Status.NOT_ALLOWED, str(exc)) from None
         self._bulk_offset += taken
         return proto.BulkWriteReply(skip + taken, self._bulk_offset, self.engine.bulk_pending())
+
+    def _on_vcpu_times(self, _msg: proto.VcpuTimes) -> proto.VcpuTimesReply:
+        if self.state is not VmState.RUNNING:
+            raise BusError(Status.NOT_ALLOWED, f"the VM is {self.state}")
+        threads, shared = self.engine.vcpu_threads()
+        if not threads:
+            raise BusError(Status.NOT_FOUND, f"the {self.config.engine} engine names no vCPU threads")
+        at = time.monotonic()
+        return proto.VcpuTimesReply(
+            at, [thread_run_ns(pid, tid) for pid, tid in threads], [tid for _, tid in threads], shared
+        )
 
     def _on_replay(self, msg: proto.Replay) -> proto.ReplayReply:
         lg = self.logs.get(msg.stream)

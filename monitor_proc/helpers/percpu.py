@@ -9,12 +9,13 @@ __per_cpu_offset[cpu]``, so only the symbol's cross-check with BTF depends on th
 from __future__ import annotations
 
 import logging
+import struct
 
 from monitor_proc.btf import BtfError
 from monitor_proc.program import BadDataError, Program
 from monitor_proc.symbols import SymbolNotFound
 
-__all__ = ("per_cpu_offset", "per_cpu_ptr", "percpu_symbol")
+__all__ = ("per_cpu_offset", "per_cpu_offsets", "per_cpu_ptr", "percpu_symbol")
 
 log = logging.getLogger(__name__)
 _U64 = (1 << 64) - 1
@@ -30,6 +31,16 @@ def per_cpu_offset(prog: Program, cpu: int) -> int:
     if not 0 <= cpu < n:
         raise IndexError(f"cpu {cpu} out of range (nr_cpu_ids = {n})")
     return prog.read_u64(prog.symbol("__per_cpu_offset") + 8 * cpu)
+
+
+def per_cpu_offsets(prog: Program) -> tuple[int, ...]:
+    """``__per_cpu_offset[0 .. nr_cpu_ids)`` in one read.
+
+    >>> per_cpu_offsets(prog)[1] == per_cpu_offset(prog, 1)
+    True
+    """
+    n = prog.nr_cpu_ids
+    return struct.unpack(f"<{n}Q", prog.read(prog.symbol("__per_cpu_offset"), 8 * n))
 
 
 def per_cpu_ptr(prog: Program, ptr: int, cpu: int) -> int:

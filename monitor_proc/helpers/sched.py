@@ -10,11 +10,11 @@ import struct
 from dataclasses import dataclass
 
 from monitor_proc.btf import MissingMember
-from monitor_proc.helpers.percpu import per_cpu_ptr, percpu_symbol
+from monitor_proc.helpers.percpu import per_cpu_offsets, per_cpu_ptr, percpu_symbol
 from monitor_proc.program import BadDataError, Program
 
-__all__ = ("cpu_curr", "cpu_rq", "rq_sample", "task_comm", "task_cpu", "task_pid", "task_sample",
-           "task_state_to_char")
+__all__ = ("cpu_curr", "cpu_rq", "cpu_samples", "rq_sample", "sched_domains", "task_comm",
+           "task_cpu", "task_pid", "task_sample", "task_state_to_char")
 
 _FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 TASK_COMM_LEN = 16
@@ -29,8 +29,24 @@ _RQ_FIELDS: dict[str, tuple[str, ...]] = {
     # h_nr_running into h_nr_queued"; Debian's 6.12 already has the new name)
     "cfs_h_nr_queued": ("cfs.h_nr_queued", "cfs.h_nr_running"),
     "scx_nr_running": ("scx.nr_running",),   # sched_ext, v6.12
+    "scx_flags": ("scx.flags",),
+    "local_dsq_nr": ("scx.local_dsq.nr",),
+    "scx_clock": ("scx.clock",),               # "sched_ext: Add scx_rq->clock" (v6.14)
+    # CONFIG_SCHED_INFO / CONFIG_SCHEDSTATS (schedstat fields of struct rq)
+    "run_delay": ("rq_sched_info.run_delay",),
+    "pcount": ("rq_sched_info.pcount",),
+    "yld_count": ("yld_count",),
+    "sched_count": ("sched_count",),
+    "sched_goidle": ("sched_goidle",),
+    "ttwu_count": ("ttwu_count",),
+    "ttwu_local": ("ttwu_local",),
 }
 _REQUIRED = ("nr_running", "rq_clock")
+
+
+_U64 = (1 << 64) - 1
+MAX_DOMAIN_LEVELS = 16      # SMT, MC, PKG, NUMA levels: far fewer in any real machine
+_KERNEL_HALF = 1 << 63      # kernel pointers have the top bit set (x86_64)
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,9 @@ class _Plan:
     size: int
     pid_off: int    # task_struct.pid and .comm: looked up once, not per sample
     comm_off: int
+    sd_off: int | None
+    runqueues: int
+    unpack: struct.Struct  # every field of ``fields`` in one unpack
 
 
 def cpu_rq(prog: Program, cpu: int) -> int:
@@ -100,10 +119,38 @@ def _plan(prog: Program) -> _Plan:
             if key in _REQUIRED:
                 raise MissingMember(f"struct rq has none of {names}")
     cpu_off = rq.member("cpu").offset if rq.has_member("cpu") else None
+    sd_off = rq.member("sd").offset if rq.has_member("sd") else None
     plan = _Plan(tuple(fields), cpu_off, rq.member("curr").offset, rq.size,
-                 prog.member_offset("task_struct", "pid"), prog.member_offset("task_struct", "comm"))
+                 prog.member_offset("task_struct", "pid"), prog.member_offset("task_struct", "comm"),
+                 sd_off, percpu_symbol(prog, "runqueues"), _one_unpack(fields))
     prog.cache["rq_sample_plan"] = plan
     return plan
+
+
+def _one_unpack(fields: list[tuple[str, int, str]]) -> struct.Struct:
+    """One ``struct.Struct`` reading every field at its offset (pad bytes between)."""
+    fmt, pos = "<", 0
+    for _key, off, f in sorted(fields, key=lambda e: e[1]):
+        size = struct.calcsize(f)
+        if off < pos:
+            raise BadDataError(f"rq fields overlap at offset {off}")
+        fmt += (f"{off - pos}x" if off > pos else "") + f[1:]
+        pos = off + size
+    return struct.Struct(fmt)
+
+
+def _decode_rq(prog: Program, plan: _Plan, cpu: int, rq: int, raw: bytes) -> dict[str, int | str]:
+    if plan.cpu_off is not None:
+        rq_cpu = struct.unpack_from("<i", raw, plan.cpu_off)[0]
+        if rq_cpu != cpu:
+            raise BadDataError(f"rq of cpu {cpu} at {rq:#x} says cpu {rq_cpu}")
+    keys = [k for k, off, _ in sorted(plan.fields, key=lambda e: e[1])]
+    out: dict[str, int | str] = dict(zip(keys, plan.unpack.unpack_from(raw), strict=True))
+    curr = struct.unpack_from("<Q", raw, plan.curr_off)[0]
+    if curr:
+        out["curr_pid"] = prog.read_s32(curr + plan.pid_off)
+        out["curr_comm"] = _comm(prog.read(curr + plan.comm_off, TASK_COMM_LEN))
+    return out
 
 
 def rq_sample(prog: Program, cpu: int) -> dict[str, int | str]:
@@ -119,18 +166,71 @@ def rq_sample(prog: Program, cpu: int) -> dict[str, int | str]:
     """
     plan = _plan(prog)
     rq = cpu_rq(prog, cpu)
-    raw = prog.read(rq, plan.size)
-    if plan.cpu_off is not None:
-        rq_cpu = struct.unpack_from("<i", raw, plan.cpu_off)[0]
-        if rq_cpu != cpu:
-            raise BadDataError(f"rq of cpu {cpu} at {rq:#x} says cpu {rq_cpu}")
-    out: dict[str, int | str] = {
-        key: struct.unpack_from(fmt, raw, off)[0] for key, off, fmt in plan.fields}
-    curr = struct.unpack_from("<Q", raw, plan.curr_off)[0]
-    if curr:
-        out["curr_pid"] = prog.read_s32(curr + plan.pid_off)
-        out["curr_comm"] = _comm(prog.read(curr + plan.comm_off, TASK_COMM_LEN))
+    return _decode_rq(prog, plan, cpu, rq, prog.read(rq, plan.size))
+
+
+def cpu_samples(prog: Program,
+                offsets: tuple[int, ...] | None = None) -> list[dict[str, int | str]]:
+    """:func:`rq_sample` of every CPU, each with its ``cpu``, reading ``nr_cpu_ids`` and
+    ``__per_cpu_offset`` once (or taking ``offsets`` already read) and each ``struct rq``
+    in one read (the sampler's hot path).
+
+    >>> [s["nr_running"] for s in cpu_samples(prog)]
+    [1, 0]
+    """
+    plan = _plan(prog)
+    out = []
+    for cpu, off in enumerate(offsets if offsets is not None else per_cpu_offsets(prog)):
+        rq = (plan.runqueues + off) & _U64
+        s = _decode_rq(prog, plan, cpu, rq, prog.read(rq, plan.size))
+        s["cpu"] = cpu
+        out.append(s)
     return out
+
+
+_SD_FIELDS = ("level", "flags", "span_weight", "balance_interval", "nr_balance_failed",
+              "max_newidle_lb_cost")
+
+
+def sched_domains(prog: Program, cpu: int) -> list[dict[str, int | str]]:
+    """The CPU's scheduling domains, innermost first: ``rq->sd`` and each ``->parent``.
+
+    >>> [d["name"] for d in sched_domains(prog, 0)]
+    ['SMT', 'MC', 'PKG']
+
+    :param cpu: CPU number.
+    :returns: one map per level with the fields of
+        :data:`schedlab_shared.monitor_schema.DOMAIN_FIELDS` this kernel has; ``[]``
+        without ``CONFIG_SMP`` domains (or before they are built).
+    :raises BadDataError: a chain longer than :data:`MAX_DOMAIN_LEVELS`, or a non-kernel
+        pointer in it.
+    """
+    plan = _plan(prog)
+    if plan.sd_off is None:
+        return []
+    sd = prog.read_u64(cpu_rq(prog, cpu) + plan.sd_off)
+    sd_t = prog.struct("sched_domain")
+    present = [(k, sd_t.member(k)) for k in _SD_FIELDS if sd_t.has_member(k)]
+    parent = sd_t.member("parent").offset
+    name = sd_t.member("name").offset if sd_t.has_member("name") else None
+    out: list[dict[str, int | str]] = []
+    for _ in range(MAX_DOMAIN_LEVELS):
+        if sd == 0:
+            return out
+        if sd < _KERNEL_HALF:
+            raise BadDataError(f"sched_domain pointer {sd:#x} of cpu {cpu} is not a kernel address")
+        raw = prog.read(sd, sd_t.size)
+        level: dict[str, int | str] = {}
+        for key, m in present:
+            if m.bit_size == 0 and m.size in _FMT:
+                level[key] = struct.unpack_from(_FMT[m.size], raw, m.offset)[0]
+        if name is not None:
+            ptr = struct.unpack_from("<Q", raw, name)[0]
+            if ptr:
+                level["name"] = _comm(prog.read(ptr, TASK_COMM_LEN))
+        out.append(level)
+        sd = struct.unpack_from("<Q", raw, parent)[0]
+    raise BadDataError(f"sched_domain chain of cpu {cpu} longer than {MAX_DOMAIN_LEVELS}")
 
 
 # include/linux/sched.h: TASK_REPORT states, indexed by fls(state); one past is "idle".

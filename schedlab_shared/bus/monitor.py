@@ -19,12 +19,18 @@ class MonitorState(enum.StrEnum):
 
 @message("monitor.sample")
 class Sample(Message):
-    """Event ``{elapsed_ms, cpus: [{cpu, nr_running, rq_clock, ...}], monitor}`` on
-    ``vm.<id>.monitor.sample``; ``elapsed_ms`` counts from VM start (host clock)."""
+    """Event ``{elapsed_ms, cpus: [{cpu, nr_running, rq_clock, ...}], monitor, scx?,
+    vcpus?, domains?, watchdog?}`` on ``vm.<id>.monitor.sample``; ``elapsed_ms`` counts
+    from VM start (host clock). The fields are those of a sample line
+    (:mod:`schedlab_shared.monitor_schema`); an absent one is None here."""
 
     elapsed_ms: float
     cpus: list
     monitor: str = ""
+    scx: dict | None = None
+    vcpus: dict | None = None
+    domains: list | None = None
+    watchdog: dict | None = None
 
 
 @message("monitor.status.reply")

@@ -11,7 +11,7 @@ __all__ = (
     "STREAMS", "Stream", "VmState", "ExitReason",
     "StatusReply", "Status_", "Stop", "ConsoleWrite", "BulkWrite", "BulkWriteReply",
     "MAX_BULK_WRITE", "MAX_BULK_WAIT_S", "ReplayReply", "Replay", "StreamChunk", "VmStateEvent",
-    "Empty", "layout_regions",
+    "Empty", "layout_regions", "VcpuTimes", "VcpuTimesReply",
 )
 
 #: Largest ``data`` of one BulkWrite; a bigger one is a bad request.
@@ -163,6 +163,26 @@ class VmStateEvent(Message):
     state: str
     reason: str = ""
     detail: str = ""
+
+
+@message("vmm.vcpu_times.reply")
+class VcpuTimesReply(Message):
+    """``{at_s, run_ns, threads, shared}``: host CPU time each vCPU's thread has run
+    (cumulative ns from ``/proc/PID/task/TID/schedstat``, -1 where unreadable), read at host
+    monotonic ``at_s``; ``threads`` the thread ids; ``shared`` how many vCPUs one thread
+    runs (1: a thread per vCPU; N: QEMU's single-threaded TCG runs all N on one, so a
+    thread that ran says nothing about which of its vCPUs did)."""
+
+    at_s: float
+    run_ns: list
+    threads: list
+    shared: int = 1
+
+
+@message("vmm.vcpu_times", reply=VcpuTimesReply)
+class VcpuTimes(Message):
+    """Request ``{}`` -> VcpuTimesReply; NOT_ALLOWED unless the VM is running, NOT_FOUND
+    when the engine cannot name its vCPU threads."""
 
 
 def layout_regions(reply: StatusReply) -> list[dict[str, Any]]:

@@ -46,6 +46,10 @@ class Engine(Protocol):
     def bulk_pending(self) -> int:
         """Host-to-guest bulk bytes taken but not yet read by the guest's driver."""
 
+    def vcpu_threads(self) -> tuple[list[tuple[int, int]], int]:
+        """``([(pid, tid) of each vCPU's host thread], vCPUs per thread)``; ``[]`` when the
+        engine cannot name them (yet)."""
+
     def stop(self, reason: ExitReason) -> None:
         """Stop the VM (idempotent, bounded in time); ``exited`` follows."""
 

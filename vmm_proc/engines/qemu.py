@@ -27,6 +27,7 @@ from schedlab_shared.vm_config import RUNTIME_DIR_ENV, VmConfig
 
 from .base import EngineError, EngineHooks
 from .qemu_argv import QemuSockets, qemu_argv, ram_regions
+from .qemu_qmp import QmpError, vcpu_thread_ids
 
 __all__ = ("QemuEngine",)
 
@@ -56,6 +57,8 @@ class QemuEngine:
         self._console_tail = bytearray()  # the last _TAIL_BYTES of COM1: where panics show
         self._stderr = b""
         self._regions = ram_regions(config)
+        self._qmp_path = ""
+        self._vcpu_tids: list[int] | None = None  # asked once through QMP
 
     def memory_layout(self) -> list[dict]:
         return [dict(r) for r in self._regions]
@@ -68,7 +71,9 @@ class QemuEngine:
         self._rundir = tempfile.mkdtemp(prefix="schedlab-qemu-", dir=os.environ.get(RUNTIME_DIR_ENV))
         names = ("com1", "com2", "hvc0", "bulk")
         listeners = {n: self._listen(os.path.join(self._rundir, f"{n}.sock")) for n in names}
-        sockets = QemuSockets(**{n: listeners[n].getsockname() for n in names})
+        sockets = QemuSockets(**{n: listeners[n].getsockname() for n in names},
+                              qmp=os.path.join(self._rundir, "qmp.sock"))
+        self._qmp_path = sockets.qmp
         argv = qemu_argv(self.config, sockets, self.qemu)
         log.info("starting %s", " ".join(argv))
         try:
@@ -171,6 +176,22 @@ class QemuEngine:
         except subprocess.TimeoutExpired:
             self.hooks.stream("diag", b"\nschedlab: VM timed out after %.0f s; stopping it\n" % self.config.timeout_s)
             self.stop(ExitReason.TIMEOUT)
+
+    def vcpu_threads(self) -> tuple[list[tuple[int, int]], int]:
+        """QEMU's vCPU threads (QMP ``query-cpus-fast``, asked once); single-threaded TCG
+        runs every vCPU on one thread, which the second value says."""
+        proc = self._proc
+        if proc is None or proc.poll() is not None or not self._qmp_path:
+            return [], 1
+        if self._vcpu_tids is None:
+            try:
+                self._vcpu_tids = vcpu_thread_ids(self._qmp_path, self.config.topology.nr_cpus)
+            except QmpError as exc:
+                log.warning("vCPU threads unknown: %s", exc)
+                self._vcpu_tids = []
+        tids = self._vcpu_tids
+        shared = max((tids.count(t) for t in set(tids)), default=1)
+        return [(proc.pid, t) for t in tids], shared
 
     def send_console(self, data: bytes) -> None:
         conn = self._conns.get("hvc0")

@@ -23,6 +23,7 @@ class QemuSockets:
     com2: str
     hvc0: str
     bulk: str
+    qmp: str = ""  # QEMU's own QMP server socket (vCPU thread ids); "" for none
 
 
 def ram_regions(config: VmConfig) -> list[dict]:
@@ -81,6 +82,8 @@ def qemu_argv(config: VmConfig, sockets: QemuSockets, qemu: str = "qemu-system-x
         "-chardev", f"socket,id=bulk,path={sockets.bulk}",
         "-device", f"virtserialport,chardev=bulk,bus=vser0.0,nr=1,name={BULK_PORT_NAME}",
     ]
+    if sockets.qmp:
+        argv += ["-qmp", f"unix:{sockets.qmp},server=on,wait=off"]
     regions = ram_regions(config)
     if topo.nodes == 1:
         r = regions[0]

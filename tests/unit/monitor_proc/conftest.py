@@ -348,18 +348,25 @@ class SyntheticGuest:
         cfs = b.struct("cfs_rq", 4, [(h_nr_name, u32, 0)])
         members = [("nr_running", u32, 0), ("curr", b.ptr(task), 64), ("nr_switches", u64, 128),
                    ("clock", u64, 192), ("cpu", s32, 256), ("cfs", cfs, 288)]
+        rq_size, percpu_vars = 64, []
         if scx:
-            members.append(("scx", b.struct("scx_rq", 4, [("nr_running", u32, 0)]), 320))
             b.enum("scx_enable_state", [("SCX_ENABLING", 0), ("SCX_ENABLED", 1),
                                         ("SCX_DISABLING", 2), ("SCX_DISABLED", 3)])
-            name = b.array(b.int("char", 1, signed=True), u32, 128)
-            ops = b.struct("sched_ext_ops", 136, [("flags", u64, 0), ("name", name, 64)])
-            b.struct("scx_sched", 200, [("", b.struct("", 8, [("x", u64, 0)]), 0),
-                                        ("ops", ops, 64 * 8)])
-        rq = b.struct("rq", 64, members)
+            extra, rq_size, percpu_vars = self._scx_btf(b, u32, u64)
+            members += extra
+        rq = b.struct("rq", rq_size, members)
         var = b.var("runqueues", rq)
-        b.datasec(".data..percpu", 0x1000, [(var, 0x800, 64)])
+        b.datasec(".data..percpu", 0x1000, [(var, 0x800, rq_size), *percpu_vars])
         return b.blob()
+
+    def _scx_btf(self, b: BtfBuilder, u32: int, u64: int) -> tuple[list[tuple], int, list]:
+        """sched_ext types: (extra struct rq members, rq size, extra per-CPU DATASEC
+        entries). Subclasses model other layouts (tests/unit/monitor_proc/scx_guest.py)."""
+        name = b.array(b.int("char", 1, signed=True), u32, 128)
+        ops = b.struct("sched_ext_ops", 136, [("flags", u64, 0), ("name", name, 64)])
+        b.struct("scx_sched", 200, [("", b.struct("", 8, [("x", u64, 0)]), 0),
+                                    ("ops", ops, 64 * 8)])
+        return [("scx", b.struct("scx_rq", 4, [("nr_running", u32, 0)]), 320)], 64, []
 
     def _cpu(self, cpu: int) -> None:
         area_pa = 0x2800000 + cpu * 0x10000

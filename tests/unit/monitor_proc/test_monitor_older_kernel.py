@@ -47,3 +47,20 @@ def test_zero_based_percpu_symbol_agrees_with_btf(vmlinux_612, tmp_path, monkeyp
     assert not prog.struct("rq").has_member("scx.nr_running")
     assert prog.member("rq", "nr_running").size == 4
     assert prog.member("rq", "cfs.h_nr_queued").size == 4   # new name already
+
+
+def test_612_has_schedstat_elsewhere_and_no_sched_ext_state(vmlinux_612, tmp_path, monkeypatch):
+    """6.12 (CONFIG_SCHED_CLASS_EXT=n): the schedstat fields sit at other offsets of a
+    smaller struct rq, and neither scx fields nor event counters are in the plan."""
+    from monitor_proc.helpers.ext import _scx_plan
+    from monitor_proc.helpers.sched import _plan
+    monkeypatch.setenv("SCHEDLAB_CACHE", str(tmp_path))
+    prog = Program(vmlinux_612, memory=None)
+    fields = {k: off for k, off, _ in _plan(prog).fields}
+    rq = prog.struct("rq")
+    assert fields["run_delay"] == rq.member("rq_sched_info.run_delay").offset
+    assert fields["run_delay"] != 4232 + 8                      # 7.2's offset
+    assert {"pcount", "sched_count", "ttwu_count", "ttwu_local", "yld_count"} <= set(fields)
+    assert not {"scx_nr_running", "scx_flags", "local_dsq_nr", "scx_clock"} & set(fields)
+    assert _scx_plan(prog) is None
+    assert _plan(prog).sd_off == rq.member("sd").offset

@@ -37,3 +37,30 @@ def test_one_status_timeout_while_sampling_is_not_fatal(tmp_path: Path, syntheti
     assert failed and result is ProcExit.DONE and mon.samples == 6
     lines = (tmp_path / "monitor-monitor.jsonl").read_text().splitlines()
     assert [len(json.loads(x)["cpus"]) for x in lines] == [2] * 6
+
+
+def test_samples_carry_scx_state_and_domains_once(tmp_path: Path) -> None:
+    from schedlab_shared.monitor_schema import check_sample
+    from tests.unit.monitor_proc.scx_guest import ScxGuest
+
+    ep = {k: f"ipc://{tmp_path}/{k}" for k in ("vctl", "vpub", "cctl", "mctl", "mpub")}
+    vm = FakeVmm("ms", ep["vctl"], ep["vpub"])   # serves no VcpuTimes: the monitor stops asking
+    mon = Monitor(vm_id="ms", vm_ctl=ep["vctl"], collector_ctl=ep["cctl"], vmlinux="unused",
+                  run_dir=str(tmp_path), ctl=ep["mctl"], pub=ep["mpub"], interval_s=0.01,
+                  max_samples=4)
+    try:
+        g = ScxGuest(ncpus=2)
+        assert mon._sample_loop(g.program(), 0.0) is ProcExit.DONE
+    finally:
+        for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
+            closer()
+        mon.ctx.term()
+        vm.close()
+    lines = [check_sample(json.loads(x))
+             for x in (tmp_path / "monitor-monitor.jsonl").read_text().splitlines()]
+    assert len(lines) == 4 and not mon._ask_vcpu_times
+    assert [("domains" in s) for s in lines] == [True, False, False, False]
+    assert lines[0]["domains"][1][1]["name"] == "PKG"
+    assert all(s["scx"]["ops"] == "qmap" and s["scx"]["events"] == g.expected_events()
+               for s in lines)
+    assert lines[-1]["cpus"][0]["local_dsq_nr"] == 5 and "vcpus" not in lines[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -50,6 +51,10 @@ class FakeEngine:
 
     def bulk_pending(self) -> int:
         return len(self.bulk)
+
+    def vcpu_threads(self) -> tuple[list[tuple[int, int]], int]:
+        # this test's own main thread stands in for a vCPU; a thread that never existed next
+        return [(os.getpid(), threading.main_thread().native_id), (os.getpid(), 1 << 30)], 1
 
     def stop(self, reason: ExitReason) -> None:
         self.stopped.append(reason)
@@ -127,6 +132,17 @@ def test_control_requests(vmm) -> None:  # noqa: ANN001
     assert e2.value.status is Status.NOT_ALLOWED
     t.join(10)  # linger ran out
     assert result == [ProcExit.DONE]
+
+
+def test_vcpu_times_read_each_thread_s_schedstat(vmm) -> None:  # noqa: ANN001
+    svc, client, *_ = vmm
+    _wait(lambda: client.request(proto.Status_()).state == "running")
+    first = client.request(proto.VcpuTimes())
+    sum(range(2_000_000))  # burn some CPU on the "vCPU" thread
+    second = client.request(proto.VcpuTimes())
+    assert first.run_ns[1] == second.run_ns[1] == -1 and first.shared == 1
+    assert second.run_ns[0] > first.run_ns[0] > 0 and second.at_s > first.at_s
+    assert second.threads[0] == threading.main_thread().native_id
 
 
 def test_exit_is_published(vmm) -> None:  # noqa: ANN001

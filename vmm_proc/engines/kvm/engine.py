@@ -8,6 +8,7 @@ has to join itself). ``EngineHooks.exited`` is called exactly once, from the tea
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
@@ -145,6 +146,11 @@ class KvmEngine:
         if state in ("running", "stopping"):
             self.stop(ExitReason.STOPPED)
         self._release()
+
+    def vcpu_threads(self) -> tuple[list[tuple[int, int]], int]:
+        """``([(pid, tid) per vCPU], 1)``: each vCPU has its own thread in this process."""
+        pid = os.getpid()
+        return [(pid, t.native_id or 0) for t in self._threads], 1
 
     def stats(self) -> dict[str, Any]:
         """Counters for logs and tests: exits per vCPU by kind, unmapped accesses, notifies."""

@@ -83,6 +83,11 @@ class VcpuThread:
 
     # -- control side (any thread but this one) ---------------------------------------------
 
+    @property
+    def native_id(self) -> int | None:
+        """The kernel's thread id of this vCPU (None before start)."""
+        return self._thread.native_id
+
     def start(self) -> None:
         """Start the thread in ``PAUSED``; ``send(RESUME)`` makes it run the guest."""
         self._alive = True
