@@ -46,6 +46,7 @@ from guest.schema import (
     OneOf,
     Opt,
     SchemaError,
+    Str,
     spec,
 )
 
@@ -146,6 +147,13 @@ _WORKER = {
 }
 _CHECK = {"name": str, "passed": bool, "detail": str}
 _MODULE = {"name": str, "status": str, "error": str}
+# guest.scx.exit_parse.SchedExit.as_map(): how a sched_ext scheduler ended
+_SCX_EXIT = {
+    "kind": Str(32), "code": Int(-1, 1 << 31), "reason": Str(256), "message": Str(4096),
+    "ops": Str(256), "source": OneOf("kmsg", "stderr", "kmsg+stderr", ""),
+    "backtrace": ListOf(Str(256), 64), "task": Opt({"comm": Str(64), "pid": Int(0)}),
+    "stall_s": Opt(float),
+}
 
 #: The payload schema of each frame type (the shorthand of :mod:`guest.schema`): declared
 #: fields are checked, others allowed if they map to JSON. One line per type.
@@ -177,10 +185,23 @@ SCHEMAS: dict[FrameType, Any] = {
     },
     FrameType.FILE_CHUNK: {"index": int, "offset": int, "data": bytes},
     FrameType.FILE_END: {"index": int},
-    FrameType.SCHED_LOG: {"stream": str, "data": bytes, "seq": int, "dropped": int, "eof": bool},
-    FrameType.SCHED_ATTACH: {"status": str, "attached": bool, "ops": str, "message": str},
-    FrameType.SCHED_EXIT: {"t_ns": int, "trigger": str},
-    FrameType.SCHED_STOP: {"status": str, "detached": bool, "killed": bool},
+    FrameType.SCHED_LOG: {
+        "stream": OneOf("stdout", "stderr"), "data": Str(64 * 1024, bytes), "seq": Int(1),
+        "dropped": Int(0), "eof": bool,
+    },
+    FrameType.SCHED_ATTACH: {
+        "status": Str(32), "attached": bool, "ops": Str(256), "message": Str(16000),
+        "attach_ms": Opt(float), "pid": Int(0), "exit_status": Str(128), "state": Str(32),
+    },
+    FrameType.SCHED_EXIT: {
+        "t_ns": Int(0), "trigger": OneOf("died", "disabled"), "state": Str(32),
+        "exit_status": Str(128), "ops": Str(256), "dump_bytes": Int(0), "headline": Str(8192),
+        "exit": Opt(_SCX_EXIT),
+    },
+    FrameType.SCHED_STOP: {
+        "status": Str(32), "detached": bool, "killed": bool, "problems": ListOf(Str(1024), 16),
+        "exit_status": Str(128), "state": Str(32), "wait_ms": float, "exit": Opt(_SCX_EXIT),
+    },
 }
 _compiled: dict[int, Any] = {}  # SCHEMAS compiled on first use (a later entry is seen too)
 

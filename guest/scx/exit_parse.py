@@ -73,7 +73,9 @@ _BY_REASON = {reason: code for code, (_, reason) in EXIT_KINDS.items()} | _ALIAS
 _REASONS_LONGEST_FIRST = sorted(_BY_REASON, key=len, reverse=True)
 _COMM_MAX = 15  # TASK_COMM_LEN - 1
 _BACKTRACE_MAX = 64
-_TEXT_MAX = 4096  # bound on any string taken from the guest (SCX_EXIT_MSG_LEN is 1024)
+_FRAME_MAX = 256  # characters of one backtrace frame
+_TEXT_MAX = 4096  # characters of a message (SCX_EXIT_MSG_LEN is 1024)
+_NAME_MAX = 256  # characters of a reason, an ops name, a comm
 _DUMP_RULE = "=" * 80
 _STALL = " failed to run for "
 _WATCHDOG_STALL = "watchdog failed to check in for "
@@ -123,7 +125,7 @@ def parse_stall(msg: str) -> tuple[Task | None, float] | None:
         comm = head[:k]
         if len(comm) > _COMM_MAX and ": " in comm:  # a whole log line: drop its prefixes
             comm = comm.rsplit(": ", 1)[1]
-        task = Task(comm, int(head[k + 1 : -1]))
+        task = Task(comm[:64], int(head[k + 1 : -1]))
     return task, secs
 
 
@@ -159,19 +161,23 @@ class SchedExit(
         return f"{self.reason}: {self.message}" if self.message else self.reason
 
     def as_map(self) -> dict[str, Any]:
-        """Plain map for a frame payload (:meth:`from_map` reads it back)."""
-        task = None if self.task is None else {"comm": self.task.comm, "pid": self.task.pid}
-        return {
+        """Plain map for a frame payload (:meth:`from_map` reads it back); ``task`` and
+        ``stall_s`` are left out when None.
+        """
+        m: dict[str, Any] = {
             "kind": self.kind,
             "code": self.code,
             "reason": self.reason,
             "message": self.message,
             "ops": self.ops,
-            "task": task,
-            "stall_s": self.stall_s,
             "source": self.source,
             "backtrace": list(self.backtrace),
         }
+        if self.task is not None:
+            m["task"] = {"comm": self.task.comm, "pid": self.task.pid}
+        if self.stall_s is not None:
+            m["stall_s"] = self.stall_s
+        return m
 
     @classmethod
     def from_map(cls, m: Any) -> SchedExit:
@@ -182,9 +188,9 @@ class SchedExit(
         """
         m = m if isinstance(m, dict) else {}
 
-        def text(key: str) -> str:
+        def text(key: str, cap: int = _NAME_MAX) -> str:
             v = m.get(key)
-            return v[:_TEXT_MAX] if isinstance(v, str) else ""
+            return v[:cap] if isinstance(v, str) else ""
 
         code = m.get("code")
         code = code if isinstance(code, int) and not isinstance(code, bool) else -1
@@ -200,17 +206,18 @@ class SchedExit(
         )
         bt = m.get("backtrace")
         frames = (
-            tuple(f[:256] for f in bt[:_BACKTRACE_MAX] if isinstance(f, str))
+            tuple(f[:_FRAME_MAX] for f in bt[:_BACKTRACE_MAX] if isinstance(f, str))
             if isinstance(bt, list)
             else ()
         )
         return cls(
-            text("kind"), code, text("reason"), text("message"), text("ops"), task, stall,
+            text("kind"), code, text("reason"), text("message", _TEXT_MAX), text("ops"), task, stall,
             text("source"), frames,
         )  # fmt: skip
 
 
 def _make(reason: str, message: str, ops: str, source: str, backtrace: tuple = ()) -> SchedExit:
+    reason, message, ops = reason[:_NAME_MAX], message[:_TEXT_MAX], ops[:_NAME_MAX]
     kind, code = kind_of(reason)
     stall = parse_stall(message)
     task, secs = stall if stall is not None else (None, None)
@@ -348,7 +355,7 @@ class KmsgExitParser:
             return
         if ev.what == "backtrace":
             if self._last in ("message", "backtrace") and len(self._backtrace) < _BACKTRACE_MAX:
-                self._backtrace.append(ev.text)
+                self._backtrace.append(ev.text[:_FRAME_MAX])
                 self._last = "backtrace"
             return
         self._last = ""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 __all__ = (
     "ATTACH_STATUSES",
+    "MESSAGE_MAX",
     "ATTACHED",
     "BUSY",
     "CANCELLED",
@@ -29,6 +30,9 @@ __all__ = (
     "AttachOutcome",
     "StopOutcome",
 )
+
+#: Characters of an attach message (a scheduler's output summary and what the kernel said).
+MESSAGE_MAX = 16000
 
 ATTACHED = "attached"
 TIMED_OUT = "timed_out"  #: alive but not enabled in time (then killed)
@@ -73,16 +77,19 @@ class AttachOutcome(
         return self.status == ATTACHED
 
     def as_map(self) -> dict[str, Any]:
-        return {
+        """The SCHED_ATTACH payload (``attach_ms`` only when attached)."""
+        m: dict[str, Any] = {
             "status": self.status,
             "attached": self.attached,
             "ops": self.ops,
-            "attach_ms": self.attach_ms,
-            "message": self.message,
+            "message": self.message[:MESSAGE_MAX],
             "pid": self.pid,
             "exit_status": self.exit_status,
             "state": self.state,
         }
+        if self.attach_ms is not None:
+            m["attach_ms"] = self.attach_ms
+        return m
 
 
 class StopOutcome(
@@ -109,13 +116,16 @@ class StopOutcome(
     __slots__ = ()
 
     def as_map(self) -> dict[str, Any]:
-        return {
+        """The SCHED_STOP payload (``exit`` only when known)."""
+        m: dict[str, Any] = {
             "status": self.status,
             "detached": self.detached,
             "killed": self.killed,
-            "problems": list(self.problems),
+            "problems": [p[:1024] for p in self.problems],
             "exit_status": self.exit_status,
             "state": self.state,
             "wait_ms": self.wait_ms,
-            "exit": None if self.exit is None else self.exit.as_map(),
         }
+        if self.exit is not None:
+            m["exit"] = self.exit.as_map()
+        return m

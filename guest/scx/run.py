@@ -345,7 +345,7 @@ class SchedulerRun:
         found = combine(self.parser.result(), self.pump.exit_line, self.attach.ops)
         if not already:
             if found is not None and found.kind != "UNREG":
-                problems.append(f"ended with {found.headline()!r}, not an unregistration")
+                problems.append(f"ended with {found.headline()[:300]!r}, not an unregistration")
             elif detached and self.kmsg.available and self.parser.result() is None:
                 problems.append(
                     'no "disabled (unregistered from user space)" line in the kernel log'

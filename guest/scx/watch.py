@@ -100,18 +100,20 @@ class ExitEvent(namedtuple("ExitEvent", "t_ns trigger state exit exit_status ops
     __slots__ = ()
 
     def as_map(self) -> dict:
-        """The SCHED_EXIT frame payload."""
+        """The SCHED_EXIT frame payload (``exit`` only when a reason was found)."""
         e = self.exit
-        return {
+        m = {
             "t_ns": self.t_ns,
             "trigger": self.trigger,
             "state": self.state,
             "exit_status": self.exit_status,
             "ops": self.ops,
             "dump_bytes": self.dump_bytes,
-            "exit": None if e is None else e.as_map(),
             "headline": "" if e is None else e.headline(),
         }
+        if e is not None:
+            m["exit"] = e.as_map()
+        return m
 
 
 class ExitWatcher:

@@ -49,9 +49,24 @@ SAMPLES = {
     FrameType.FILE_CHUNK: {"index": 0, "offset": 0, "data": b"abc"},
     FrameType.FILE_END: {"index": 0},
     FrameType.SCHED_LOG: {"stream": "stderr", "data": b"EXIT: x\n", "seq": 3, "dropped": 0, "eof": False},
-    FrameType.SCHED_ATTACH: {"status": "attached", "attached": True, "ops": "simple", "message": ""},
-    FrameType.SCHED_EXIT: {"t_ns": 9_000_000_000, "trigger": "disabled", "exit": None},
-    FrameType.SCHED_STOP: {"status": "clean", "detached": True, "killed": False, "problems": []},
+    FrameType.SCHED_ATTACH: {
+        "status": "attached", "attached": True, "ops": "simple", "message": "", "attach_ms": 812.5,
+        "pid": 201, "exit_status": "", "state": "enabled",
+    },
+    FrameType.SCHED_EXIT: {
+        "t_ns": 9_000_000_000, "trigger": "disabled", "state": "disabling", "exit_status": "",
+        "ops": "qmap", "dump_bytes": 0, "headline": "runnable task stall: cat[9] failed to run for 5.000s",
+        "exit": {
+            "kind": "ERROR_STALL", "code": 1026, "reason": "runnable task stall",
+            "message": "cat[9] failed to run for 5.000s", "ops": "qmap", "source": "kmsg",
+            "backtrace": ["scx_watchdog_workfn+0x154/0x1f0"], "task": {"comm": "cat", "pid": 9},
+            "stall_s": 5.0,
+        },
+    },
+    FrameType.SCHED_STOP: {
+        "status": "clean", "detached": True, "killed": False, "problems": [], "exit_status": "exited 0",
+        "state": "disabled", "wait_ms": 41.0,
+    },
 }
 
 
@@ -266,19 +281,25 @@ _payloads = {
         {
             "stream": st.sampled_from(["stdout", "stderr"]),
             "data": st.binary(max_size=200),
-            "seq": st.integers(0, 2**32),
+            "seq": st.integers(1, 2**32),
             "dropped": st.integers(0, 2**40),
             "eof": st.booleans(),
         }
     ),
     FrameType.SCHED_ATTACH: st.fixed_dictionaries(
-        {"status": _text, "attached": st.booleans(), "ops": _text, "message": _text}
+        {"status": _text, "attached": st.booleans(), "ops": _text, "message": _text,
+         "pid": st.integers(0, 2**22), "exit_status": _text, "state": _text},
+        optional={"attach_ms": st.floats(0, 1e6)},
     ),
     FrameType.SCHED_EXIT: st.fixed_dictionaries(
-        {"t_ns": st.integers(0, 2**63), "trigger": st.sampled_from(["died", "disabled"])}
+        {"t_ns": st.integers(0, 2**63), "trigger": st.sampled_from(["died", "disabled"]),
+         "state": _text, "exit_status": _text, "ops": _text, "dump_bytes": st.integers(0, 2**22),
+         "headline": _text}
     ),
     FrameType.SCHED_STOP: st.fixed_dictionaries(
-        {"status": _text, "detached": st.booleans(), "killed": st.booleans()}
+        {"status": _text, "detached": st.booleans(), "killed": st.booleans(),
+         "problems": st.lists(_text, max_size=3), "exit_status": _text, "state": _text,
+         "wait_ms": st.floats(0, 1e6)}
     ),
 }
 valid_frames = st.sampled_from(list(FrameType)).flatmap(

@@ -13,7 +13,9 @@ def tree(tmp_path):
 
 @pytest.fixture
 def recorder():
-    return Recorder()
+    rec = Recorder()
+    yield rec
+    assert rec.errors == [], "frames that break the wire contract were sent"
 
 
 @pytest.fixture

@@ -54,14 +54,24 @@ class FakeTree:
 
 
 class Recorder:
-    """A ``send`` that keeps frames, after checking each against the wire contract."""
+    """A ``send`` that keeps frames, after checking each against the wire contract.
+
+    The code under test swallows a failing send (it must not break the lifecycle), so a
+    contract breach is kept in :attr:`errors`; the ``recorder`` fixture fails on any.
+    """
 
     def __init__(self) -> None:
         self.frames: list[tuple[wire.FrameType, dict]] = []
+        self.errors: list[str] = []
         self._lock = threading.Lock()
 
     def __call__(self, ftype, payload) -> bool:
-        wire.decode_frame(wire.encode_frame(ftype, payload))  # raises on a contract breach
+        try:
+            wire.decode_frame(wire.encode_frame(ftype, payload))
+        except wire.WireError as e:
+            with self._lock:
+                self.errors.append(f"{ftype.name}: {e}")
+            raise
         with self._lock:
             self.frames.append((ftype, payload))
         return True

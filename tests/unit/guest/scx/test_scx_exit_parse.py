@@ -299,7 +299,7 @@ def test_from_map_round_trip_and_hostile_input():
         }
     )
     assert (junk.kind, junk.code, junk.task, junk.stall_s) == ("", -1, None, None)
-    assert len(junk.reason) == 4096 and len(junk.backtrace) == 64
+    assert len(junk.reason) == 256 and len(junk.backtrace) == 64
     assert SchedExit.from_map(None) == SchedExit()
 
 

@@ -7,6 +7,7 @@ link does.
 
 import os
 import signal
+import sys
 import threading
 import time
 
@@ -307,3 +308,17 @@ def test_sigint_goes_to_our_child_only(fake_scheduler, tree, recorder):
     finally:
         signal.signal(signal.SIGINT, old)
     assert seen == []
+
+
+def test_huge_output_still_fits_the_frames(tree, recorder):
+    """Long lines and a long EXIT message are cut to what the wire schemas allow."""
+    code = (
+        "import sys; sys.stderr.write(('z' * 20000 + '\\n') * 50);"
+        "sys.stderr.write('EXIT: runtime error (' + 'm' * 10000 + ')\\n'); sys.exit(1)"
+    )
+    run = SchedulerRun(sys.executable, ["-c", code], recorder, str(tree.root), name="huge")
+    att = run.start()
+    assert att.status == outcomes.DIED
+    assert att.message.splitlines()[0] == "z" * 512 + " [...]"
+    assert len(att.message) <= outcomes.MESSAGE_MAX
+    assert recorder.of(FrameType.SCHED_ATTACH)  # sent, and valid (the fixture checks)

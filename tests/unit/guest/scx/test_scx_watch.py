@@ -63,6 +63,7 @@ class Harness:
         self.fired.set()
 
     def close(self):
+        assert self.rec.errors == []
         self.watcher.stop()
         self.child.signal(signal.SIGKILL)
         self.child.exited(5)
@@ -157,3 +158,17 @@ def test_death_and_disable_together_make_one_event(harness, tree):
     assert h.fired.wait(5)
     time.sleep(0.3)
     assert len(h.events) == 1
+
+
+def test_a_long_kernel_message_still_fits_the_exit_frame(harness, tree):
+    from guest import wire
+
+    h = harness("import time; time.sleep(60)")
+    h.watcher.start()
+    tree.put("state", "disabling\n")
+    tree.kmsg('sched_ext: BPF scheduler "fake" disabled (scx_bpf_error)', 3)
+    tree.kmsg("sched_ext: fake: " + "q" * 6000, 3)
+    assert h.fired.wait(5)
+    ev = h.events[0]
+    assert ev.exit.message == "q" * 4096
+    wire.decode_frame(wire.encode_frame(wire.FrameType.SCHED_EXIT, ev.as_map()))
