@@ -21,7 +21,17 @@ ROOT, MODE = sys.argv[1], sys.argv[2]
 NAME = sys.argv[3] if len(sys.argv) > 3 else "fake"
 SCX = os.path.join(ROOT, "sys/kernel/sched_ext")
 RULE = "=" * 80
+PARENT = os.getppid()
 stop = False
+
+
+def nap(seconds):
+    """Sleep, but leave if the test process is gone: a failed test leaves nothing running."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if os.getppid() != PARENT:
+            os._exit(3)
+        time.sleep(min(0.05, max(0.0, end - time.monotonic())))
 
 
 def put(rel, text):
@@ -71,7 +81,7 @@ def on_int(*_):
 
 def run_until_sigint():
     while not stop:
-        time.sleep(0.01)
+        nap(0.01)
     detach()
     print("EXIT: unregistered from user space", file=sys.stderr, flush=True)
     sys.exit(0)
@@ -80,7 +90,7 @@ def run_until_sigint():
 def kernel_error(reason, msg):
     dump = [f"{NAME}: root", "kworker/1:2[57] triggered exit kind 1025:", f"  {reason} ({msg})", ""]
     detach(reason, msg, dump)
-    time.sleep(0.3)  # the C examples look at UEI_EXITED once a second
+    nap(0.3)  # the C examples look at UEI_EXITED once a second
     sys.stderr.write(f"\nDEBUG DUMP\n{RULE}\n\n" + "\n".join(dump) + f"\n\n{RULE}\n\n")
     sys.stderr.write(f"EXIT: {reason} ({msg})\n")
     sys.stderr.flush()
@@ -114,24 +124,22 @@ elif MODE == "die_kernel":
     sys.exit(1)
 elif MODE == "never":
     print("loading BPF programs...", flush=True)
-    while True:
-        time.sleep(1)
+    nap(600)
 elif MODE == "ignore_int":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     attach()
-    while True:
-        time.sleep(1)
+    nap(600)
 elif MODE == "error":
     attach()
-    time.sleep(0.3)
+    nap(0.3)
     kernel_error("scx_bpf_error", "test triggering error")
 elif MODE == "stall":
     attach()
-    time.sleep(0.3)
+    nap(0.3)
     kernel_error("runnable task stall", "python3[187] failed to run for 5.136s")
 elif MODE == "crash":
     attach()
-    time.sleep(0.3)
+    nap(0.3)
     print("about to crash", file=sys.stderr, flush=True)
     signal.signal(signal.SIGSEGV, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGSEGV)

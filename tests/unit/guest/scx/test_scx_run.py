@@ -17,11 +17,30 @@ from guest.scx import outcomes
 from guest.scx.run import DUMP_SOURCE, SchedulerRun
 from guest.wire import FrameType
 
+_RUNS: list[SchedulerRun] = []
+
+
+@pytest.fixture(autouse=True)
+def stop_every_run():
+    """Whatever a test asserted, no scheduler it started outlives it."""
+    yield
+    while _RUNS:
+        run = _RUNS.pop()
+        run.stop()
+        assert run.pid == 0 or no_process(run.pid)
+
+
+def tracked(run):
+    _RUNS.append(run)
+    return run
+
 
 def make_run(fake_scheduler, tree, recorder, mode, **kw):
     kw.setdefault("attach_timeout_s", 10)
     kw.setdefault("watch_interval_s", 0.02)
-    return SchedulerRun(fake_scheduler, [str(tree.root), mode], recorder, str(tree.root), **kw)
+    return tracked(
+        SchedulerRun(fake_scheduler, [str(tree.root), mode], recorder, str(tree.root), **kw)
+    )
 
 
 def wait_for(cond, timeout_s=5.0):
@@ -88,7 +107,7 @@ def test_another_scheduler_already_loaded(fake_scheduler, tree, recorder):
 
 
 def test_spawn_failure(tree, recorder, tmp_path):
-    run = SchedulerRun(str(tmp_path / "nope"), [], recorder, str(tree.root))
+    run = tracked(SchedulerRun(str(tmp_path / "nope"), [], recorder, str(tree.root)))
     att = run.start()
     assert att.status == outcomes.SPAWN_FAILED
     assert att.message.startswith(f"cannot start {tmp_path / 'nope'}: No such file")
@@ -245,12 +264,14 @@ def test_a_flood_of_output_under_a_blocked_port_does_not_stall_anything(fake_sch
         frames.append((ftype, payload))
         return True
 
-    run = SchedulerRun(fake_scheduler, [str(tree.root), "flood"], slow_send, str(tree.root),
-                       attach_timeout_s=10)  # fmt: skip
-    assert run.start().attached
-    everything = len(b"fake: attached\n") + (4 << 20) + len(b"flood done\n")
-    assert wait_for(lambda: run.pump.read_bytes == everything, 10)  # the writer never waited
-    release.set()
+    run = tracked(SchedulerRun(fake_scheduler, [str(tree.root), "flood"], slow_send,
+                               str(tree.root), attach_timeout_s=10))  # fmt: skip
+    try:
+        assert run.start().attached
+        everything = len(b"fake: attached\n") + (4 << 20) + len(b"flood done\n")
+        assert wait_for(lambda: run.pump.read_bytes == everything, 10)  # the writer never waited
+    finally:
+        release.set()
     stop = run.stop()
     assert stop.status == outcomes.CLEAN
     logs = [p for t, p in frames if t is FrameType.SCHED_LOG]
@@ -316,7 +337,7 @@ def test_huge_output_still_fits_the_frames(tree, recorder):
         "import sys; sys.stderr.write(('z' * 20000 + '\\n') * 50);"
         "sys.stderr.write('EXIT: runtime error (' + 'm' * 10000 + ')\\n'); sys.exit(1)"
     )
-    run = SchedulerRun(sys.executable, ["-c", code], recorder, str(tree.root), name="huge")
+    run = tracked(SchedulerRun(sys.executable, ["-c", code], recorder, str(tree.root), name="huge"))
     att = run.start()
     assert att.status == outcomes.DIED
     assert att.message.splitlines()[0] == "z" * 512 + " [...]"
