@@ -8,6 +8,7 @@ check it with :func:`validate`. Standard library only (the guest imports it at s
         "version": 1,
         "run_id": "20260101-120000-abcdef",        # optional, <= 64 printable ASCII
         "scenario": {"kind": "cgroup-spinners", "duration": 2.0, "cgroups": 2, "workers": 2},
+        # or a scenario document (guest.scenario.document): {"version": 1, "name": ...}
         "verdict": {"fairness": 0.35, "max_gap_ms": 0.0},
         "hooks": {"wire_noise": 0, "crash": ""},
         "scheduler": {"path": "", "args": [], "env": {}},  # "" path: EEVDF, no scheduler
@@ -33,6 +34,7 @@ import os
 from collections import namedtuple
 
 from guest import spec as _spec
+from guest.scenario import document as _document
 from guest.spec import RunSpec, SpecError
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
@@ -121,7 +123,8 @@ class RunDoc(namedtuple("RunDoc", "version run_id spec scenario scheduler files 
     """A validated run document (:func:`validate`).
 
     ``spec`` is the :class:`~guest.spec.RunSpec` of a cgroup-spinners run; ``scenario`` the
-    validated scenario map (its ``kind`` and parameters); ``files`` a tuple of
+    validated scenario map (its ``kind`` and parameters), or the normalised scenario
+    document (then ``spec.scenario`` is :data:`guest.spec.PLAN`); ``files`` a tuple of
     :class:`FileEntry`; ``entropy`` the 32 fresh bytes.
     """
 
@@ -331,6 +334,8 @@ def validate(doc: Any) -> RunDoc:
         _fail("entropy", f"want exactly {ENTROPY_BYTES} bytes")
     if "scenario" not in m:
         _fail("scenario", "missing (required)")
+    if isinstance(m["scenario"], dict) and "version" in m["scenario"]:
+        return _with_plan(m, run_id, entropy)
     kind = _map(m["scenario"], "scenario", ("kind",) + _all_params()).get("kind")
     if kind not in SCENARIO_KINDS:
         _fail("scenario.kind", f"{str(kind)[:32]!r} is not one of {', '.join(SCENARIO_KINDS)}")
@@ -344,6 +349,18 @@ def validate(doc: Any) -> RunDoc:
     return RunDoc(VERSION, run_id, spec, dict(scenario), scheduler, files, entropy)
 
 
+def _with_plan(m: dict[str, Any], run_id: str, entropy: bytes) -> RunDoc:
+    """A run whose ``scenario`` is a scenario document (:mod:`guest.scenario.document`);
+    its RunSpec carries the verdict limits, hooks and the scenario's duration."""
+    plan = _document.validate(m["scenario"])
+    verdict = _map(m.get("verdict", {}), "verdict", ("fairness", "max_gap_ms"))
+    hooks = _map(m.get("hooks", {}), "hooks", ("wire_noise", "crash"))
+    spec = _spinners({"kind": _spec.PLAN, "duration": plan["duration_s"]}, verdict, hooks)
+    files = _files(m.get("files", []))
+    scheduler = _scheduler(m.get("scheduler", {}), files)
+    return RunDoc(VERSION, run_id, spec, plan, scheduler, files, entropy)
+
+
 def _all_params() -> tuple[str, ...]:
     return tuple(p for params, _ in SCENARIO_KINDS.values() for p in params)
 
@@ -355,18 +372,23 @@ def build(
     scheduler: Scheduler | None = None,
     entropy: bytes | None = None,
     run_id: str = "",
+    scenario: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The host side: a validated run document for ``spec``.
 
     :param entropy: 32 bytes; default: fresh ones from ``os.urandom``.
+    :param scenario: a scenario document (``schedlab_scenario.Scenario.to_document``): the
+        guest plays it; ``spec`` then gives only the verdict limits and hooks.
     :raises SpecError: as :func:`validate`.
     """
-    if spec.scenario != "cgroup-spinners":
+    if scenario is None and spec.scenario != "cgroup-spinners":
         _fail("scenario.kind", f"cannot build scenario {spec.scenario!r}")
     doc = {
         "version": VERSION,
         "run_id": run_id,
-        "scenario": {
+        "scenario": scenario
+        if scenario is not None
+        else {
             "kind": spec.scenario,
             "duration": spec.duration,
             "cgroups": spec.cgroups,

@@ -6,7 +6,8 @@ with :func:`to_cmdline`); the guest reads ``/proc/cmdline`` and parses them with
 reach only ``/proc/cmdline``. Keys:
 
 ``schedlab.scenario`` (required)
-    The scenario name. Only ``cgroup-spinners`` exists.
+    The scenario name: ``cgroup-spinners`` (:data:`PLAN` is only for run documents that
+    carry a scenario document).
 ``schedlab.duration`` (float seconds, default 2.0, 0 < d <= 3600)
     How long each worker spins.
 ``schedlab.cgroups`` (int, default 2, 1..64)
@@ -54,6 +55,7 @@ __all__ = (
     "KEY_WIRE_NOISE",
     "KEY_WORKERS",
     "MAX_TOTAL_WORKERS",
+    "PLAN",
     "PREFIX",
     "SCENARIOS",
     "RunSpec",
@@ -72,7 +74,10 @@ KEY_MAX_GAP_MS = "schedlab.max_gap_ms"
 KEY_WIRE_NOISE = "schedlab.wire_noise"
 KEY_CRASH = "schedlab.crash"
 CRASHES = ("", "kernel", "init", "native")
-SCENARIOS = ("cgroup-spinners",)
+#: The RunSpec scenario of a run whose run document carries a scenario document
+#: (:mod:`guest.scenario.document`); only the command line's cgroup-spinners has no document.
+PLAN = "scenario"
+SCENARIOS = ("cgroup-spinners", PLAN)
 MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 
 
@@ -200,6 +205,7 @@ def parse_cmdline(cmdline: str) -> RunSpec:
         _check(key, text != "", "empty value")
         values[name] = text if conv is None else conv(key, text)
     _check(KEY_SCENARIO, "scenario" in values, "missing (required)")
+    _check(KEY_SCENARIO, values["scenario"] != PLAN, "a scenario document travels in the run document")
     return RunSpec(**values)
 
 

@@ -20,12 +20,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 PROCESS_PACKAGES = ("vmm_proc", "monitor_proc", "collector_proc", "orchestrator", "guest")
 SHARED = "schedlab_shared"
+# Host libraries above the processes (a test author's imports): they may use schedlab_shared
+# and the guest contracts, never a process package's internals; no process is imported by them.
+LIBRARIES = ("schedlab_scenario",)
 # The guest modules the host must read: frames and their payload schemas, control bytes,
 # the run spec and document, the host -> guest transfer of a run's inputs, how a sched_ext
 # scheduler ended.
 GUEST_CONTRACTS = frozenset(
     {"guest.wire", "guest.schema", "guest.control", "guest.spec", "guest.rundoc", "guest.transfer"}
     | {"guest.scx", "guest.scx.exit_parse", "guest.scx.verifier_log", "guest.scx.outcomes"}
+    | {"guest.scenario", "guest.scenario.document", "guest.scenario.work", "guest.scenario.record"}
 )
 # What exists inside the VM besides the standard library (orchestrator/initramfs/pyruntime).
 GUEST_THIRD_PARTY = frozenset({"msgpack"})
@@ -100,7 +104,7 @@ def violation(module: str, target: str) -> str | None:
                 "the guest runs inside the VM: only its own package, stdlib and msgpack exist there"
             )
         return None
-    if own == SHARED and top in PROCESS_PACKAGES:
+    if own == SHARED and (top in PROCESS_PACKAGES or top in LIBRARIES):
         return "schedlab_shared is imported by every process and may import none of them"
     if top in PROCESS_PACKAGES and top != own and target not in GUEST_CONTRACTS:
         return (
@@ -110,7 +114,7 @@ def violation(module: str, target: str) -> str | None:
 
 
 def _sources() -> Iterator[Path]:
-    for pkg in (*PROCESS_PACKAGES, SHARED):
+    for pkg in (*PROCESS_PACKAGES, SHARED, *LIBRARIES):
         yield from sorted((ROOT / pkg).rglob("*.py"))
 
 
@@ -151,6 +155,8 @@ def test_no_process_package_imports_another_s_internals() -> None:
             "vmm_proc.engines.base",
         ),
         ("guest.wire", False, "import zmq", "zmq"),
+        ("schedlab_scenario.model", False, "from orchestrator import request", "orchestrator.request"),
+        ("schedlab_shared.topology", False, "import schedlab_scenario", "schedlab_scenario"),
         ("guest.wire", False, "from . import init", "guest.init"),
         ("guest.init", False, "from schedlab_shared.bus import vmm", "schedlab_shared.bus.vmm"),
         (
@@ -176,6 +182,8 @@ def test_the_rule_catches_each_kind_of_violation(module, is_package, source, bad
         ("guest.init", "from guest.cgroups import CgroupTree\nimport msgpack, os"),
         ("guest.wire", "import binascii, msgpack"),
         ("orchestrator.kernel.fetch", "from ..private_apt import PrivateApt"),
+        ("schedlab_scenario.model", "from guest.scenario import document"),
+        ("orchestrator.cli", "from schedlab_scenario import catalog"),
     ],
 )
 def test_the_rule_allows_what_is_shared(module, source) -> None:

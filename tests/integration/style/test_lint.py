@@ -24,7 +24,8 @@ def test_ruff_clean() -> None:
 
 
 def test_mypy_on_contracts() -> None:
-    targets = ["schedlab_shared", "guest/wire.py"]
+    targets = ["schedlab_shared", "guest/wire.py", "schedlab_scenario", "guest/scenario/document.py"]
+    targets += ["guest/scenario/work.py"]
     proc = subprocess.run(
         [_tool("mypy"), "--ignore-missing-imports", "--no-incremental", "--follow-imports=silent", *targets],
         cwd=ROOT, capture_output=True, text=True,
