@@ -3,7 +3,7 @@
 Kept import-free (see :mod:`guest`). Contract modules, imported by the host too (stdlib only):
 
 ``guest.scenario.document``
-    the scenario document: ``validate(doc, path) -> dict`` (the normalised document; raises
+    the scenario document: ``validate(doc) -> dict`` (the normalised document; raises
     :class:`guest.spec.SpecError` naming the field), ``VERSION``, the bounds, ``OPS``.
 ``guest.scenario.work``
     the work types a cgroup may run: ``WORK_TYPES`` (name -> :class:`~guest.scenario.work.WorkTypeSpec`
