@@ -11,6 +11,7 @@ import dataclasses
 import enum
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
 import msgpack
@@ -100,8 +101,13 @@ def _accepted(hint: Any) -> tuple[type, ...] | None:
     return None
 
 
-def message(type_name: str, reply: type[Message] | None = None):  # noqa: ANN201
-    """Register a frozen dataclass as the bus message ``type_name``."""
+@typing.dataclass_transform(frozen_default=True)
+def message(type_name: str, reply: type[Message] | None = None) -> Callable[[type[M]], type[M]]:
+    """Register a frozen dataclass as the bus message ``type_name``.
+
+    ``dataclass_transform`` tells type checkers that the decorated class is a frozen
+    dataclass, so its fields and constructor are checked like any dataclass.
+    """
 
     def wrap(cls: type[M]) -> type[M]:
         dc: Any = dataclasses.dataclass(frozen=True)(cls)
