@@ -17,8 +17,6 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from vmm_proc.kvm.exits import (
     FailEntry,
     Hlt,
@@ -35,6 +33,8 @@ from vmm_proc.kvm.exits import (
 from vmm_proc.kvm.kick import install_kick_handler, kick
 from vmm_proc.kvm.minivm import CODE_ADDR, MiniVm
 
+from .prereq import missing
+
 __all__ = ("GUESTS", "MicroVm", "assemble", "guest", "require_kvm", "require_tools", "serial_bytes")
 
 GUESTS = Path(__file__).with_name("guests")
@@ -44,24 +44,19 @@ _cache_dir: str | None = None
 _cache_lock = threading.Lock()
 
 
-def _missing(reason: str) -> None:
-    # Locally a missing prerequisite skips; under CI it is a failure.
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def require_kvm() -> None:
     """Skip (fail under CI) unless /dev/kvm can be opened read-write."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        _missing("/dev/kvm is missing or not accessible")
+        missing("/dev/kvm is missing or not accessible")
 
 
 def require_tools() -> None:
     """Skip (fail under CI) unless GNU as and ld are installed."""
     missing = [tool for tool in ("as", "ld") if shutil.which(tool) is None]
     if missing:
-        _missing(f"binutils missing: {', '.join(missing)}")
+        missing(f"binutils missing: {', '.join(missing)}")
 
 
 def _cache() -> str:

@@ -55,9 +55,9 @@ def default_kernel_or_skip():  # noqa: ANN201 - KernelArtifacts
     from orchestrator.kernel.artifacts import KernelError
     from orchestrator.kernel.resolve import resolve_kernel
 
-    from .prereq import require
+    from .prereq import require, under_ci
 
     try:
-        return resolve_kernel(None, fetch_if_missing=bool(os.environ.get("CI")))
+        return resolve_kernel(None, fetch_if_missing=under_ci())
     except KernelError as exc:
         require(False, f"no default kernel: {exc}")

@@ -4,7 +4,6 @@ The test guest prints a marker with the guest uptime (= time since kernel start)
 the image sentinel, loads the requested module with finit_module(2), and powers off.
 """
 
-import os
 import shutil
 import subprocess
 import time
@@ -15,6 +14,7 @@ import pytest
 from orchestrator.initramfs.builder import build_initramfs
 from orchestrator.kernel.artifacts import KernelError
 from orchestrator.kernel.resolve import resolve_kernel
+from tests.framework.prereq import missing
 
 pytestmark = pytest.mark.slow
 
@@ -49,10 +49,6 @@ def main():
 '''
 
 
-def _missing(reason):
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _kernel():
@@ -62,13 +58,13 @@ def _kernel():
         pass
     for cand in sorted(Path("/root/dev-kernel").glob("x/usr/lib/modules/*/vmlinuz")):
         return resolve_kernel(str(cand))
-    _missing("no kernel: run `schedlab kernel fetch`")
+    missing("no kernel: run `schedlab kernel fetch`")
 
 
 def test_python_init_boots_under_tcg(tmp_path):
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
-        _missing("qemu-system-x86_64 not installed")
+        missing("qemu-system-x86_64 not installed")
     kernel = _kernel()
     guest = tmp_path / "guest"
     guest.mkdir()

@@ -1,11 +1,11 @@
 """Tier 2: the exit-latency benchmark runs end to end (figures are printed, not judged)."""
 
-import os
 import shutil
 
 import pytest
 
 from tests.framework.microguest import require_kvm
+from tests.framework.prereq import missing
 from vmm_proc.bench.exit_latency import CReference, python_exit_ns, run_exit_benchmark
 
 pytestmark = pytest.mark.kvm
@@ -20,9 +20,7 @@ def test_python_loop_counts_every_exit():
 def test_benchmark_reports_both_figures():
     require_kvm()
     if shutil.which("gcc") is None:
-        if os.environ.get("CI"):
-            pytest.fail("gcc missing")
-        pytest.skip("gcc missing: no C reference")
+        missing("gcc missing: no C reference")
     r = run_exit_benchmark(exits=1000, repeats=1)
     assert r["exits"] == 1000
     assert r["python_us_per_exit"] > 0 and r["c_us_per_exit"] > 0
@@ -34,7 +32,7 @@ def test_benchmark_reports_both_figures():
 def test_c_reference_leaves_no_temp_dir(tmp_path, monkeypatch):
     require_kvm()
     if shutil.which("gcc") is None:
-        pytest.skip("gcc missing")
+        missing("gcc missing: no C reference")
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     import tempfile
 

@@ -19,7 +19,7 @@ from monitor_proc.memory import FaultError, GuestPhysMemory
 from monitor_proc.program import BadDataError, Program
 from monitor_proc.translate import TranslationError
 from schedlab_shared.cache import kernels_dir
-from tests.framework.prereq import require
+from tests.framework.prereq import require, under_ci
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ def _l1_kernel(tmp: Path) -> tuple[Path, Path] | None:
     from orchestrator.kernel.image import extract_vmlinux
     from orchestrator.testbed.l1kernel import ensure_l1_kernel, testbed_dir
     found = sorted(testbed_dir().glob("l1-6.12*/vmlinuz"))
-    if not found and os.environ.get("CI"):
+    if not found and under_ci():
         ensure_l1_kernel()
         found = sorted(testbed_dir().glob("l1-6.12*/vmlinuz"))
     if not found:

@@ -31,3 +31,15 @@ def test_mypy_on_contracts() -> None:
         cwd=ROOT, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_prerequisites_go_through_prereq() -> None:
+    """A bare pytest.skip (or skipif) would hide a missing prerequisite under CI."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if path.name == "prereq.py" or path == Path(__file__).resolve():
+            continue
+        for no, line in enumerate(path.read_text().splitlines(), 1):
+            if "pytest.skip(" in line or "mark.skipif" in line or 'environ.get("CI")' in line:
+                offenders.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
+    assert not offenders, "use tests.framework.prereq (missing/require):\n" + "\n".join(offenders)

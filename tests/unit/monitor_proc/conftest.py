@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
 import pytest
+
+from tests.framework.prereq import missing
 
 # -- BTF --------------------------------------------------------------------------------
 
@@ -236,9 +237,7 @@ def find_kernel_dir() -> tuple[Path, Path | None] | None:
 def real_vmlinux() -> Path:
     found = find_kernel_dir()
     if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("no kernel: run `schedlab kernel fetch` (CI must have one)")
-        pytest.skip("no kernel in ~/.cache/schedlab/kernels or /root/dev-kernel")
+        missing("no kernel in ~/.cache/schedlab/kernels or /root/dev-kernel")
     return found[0]
 
 

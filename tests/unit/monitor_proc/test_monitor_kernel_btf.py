@@ -6,13 +6,14 @@ from monitor_proc.helpers.ext import _scx_plan, scx_watchdog_target
 from monitor_proc.helpers.sched import _plan
 from monitor_proc.program import Program
 from schedlab_shared.monitor_schema import CPU_FIELDS
+from tests.framework.prereq import missing
 
 
 @pytest.fixture(scope="module")
 def prog_72(real_vmlinux):
     prog = Program(real_vmlinux, memory=None)
     if not prog.btf.ids("scx_sched"):
-        pytest.skip(f"{real_vmlinux} has no sched_ext")
+        missing(f"{real_vmlinux} has no sched_ext")
     return prog
 
 

@@ -1,7 +1,6 @@
 """The same code on a 6.12 kernel (the testbed's L1): zero-based per-CPU symbols, kallsyms
 with absolute per-CPU entries and a relative base, no sched_ext."""
 
-import os
 
 import pytest
 
@@ -9,7 +8,7 @@ from monitor_proc.helpers.percpu import percpu_symbol
 from monitor_proc.image import KernelImage
 from monitor_proc.kallsyms import find_kallsyms
 from monitor_proc.program import Program
-from tests.framework.prereq import require
+from tests.framework.prereq import require, under_ci
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +16,7 @@ def vmlinux_612(tmp_path_factory):
     from orchestrator.kernel.image import extract_vmlinux
     from orchestrator.testbed.l1kernel import ensure_l1_kernel, testbed_dir
     found = sorted(testbed_dir().glob("l1-6.12*/vmlinuz"))
-    if not found and os.environ.get("CI"):
+    if not found and under_ci():
         ensure_l1_kernel()
         found = sorted(testbed_dir().glob("l1-6.12*/vmlinuz"))
     require(bool(found), f"no 6.12 testbed L1 kernel under {testbed_dir()}")

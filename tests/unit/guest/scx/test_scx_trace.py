@@ -91,7 +91,7 @@ def test_missing_tracefs_or_event(tmp_path):
     assert not t2.enable() and "no sched_ext_dump tracepoint" in t2.error
 
 
-def test_tracefs_is_mounted_when_missing(tmp_path):
+def test_tracefs_is_mounted_whenmissing(tmp_path):
     bare = FakeTree(tmp_path / "bare", sched_ext=False)
     mounts = []
 

@@ -13,15 +13,14 @@ import pytest
 from orchestrator.initramfs.builder import INIT_STUB, build_initramfs
 from orchestrator.initramfs.pyruntime import compile_pyc, find_modules
 from orchestrator.kernel.artifacts import KernelArtifacts, KernelError
+from tests.framework.prereq import missing
 
 GUEST_INIT = 'import sys\n\ndef main():\n    print("guest main", sys.version_info[:2])\n'
 
 
 def _need(tool):
     if shutil.which(tool) is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} missing")
-        pytest.skip(f"{tool} missing")
+        missing(f"{tool} missing")
 
 
 def _guest(root: Path, body=GUEST_INIT) -> Path:
@@ -112,7 +111,7 @@ def test_extracted_runtime_runs(image, tmp_path):
     ident = (tmp_path / "etc/schedlab-image-id").read_bytes()
     assert ident == (tmp_path / "schedlab.sentinel").read_bytes() == path.stem.encode()
     if os.geteuid() != 0:
-        pytest.skip("chroot needs root")
+        missing("chroot needs root")
     before = sorted(p for p in tmp_path.rglob("*"))
     out = subprocess.run(["chroot", str(tmp_path), "/init"], capture_output=True, text=True,
                          timeout=60)

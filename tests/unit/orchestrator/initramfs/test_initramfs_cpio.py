@@ -7,13 +7,12 @@ import subprocess
 import pytest
 
 from orchestrator.initramfs.cpio import FIXED_MTIME, CpioArchive, CpioError
+from tests.framework.prereq import missing
 
 
 def _need_cpio():
     if shutil.which("cpio") is None:
-        if os.environ.get("CI"):
-            pytest.fail("cpio binary missing (apt-get install cpio)")
-        pytest.skip("cpio binary missing (apt-get install cpio)")
+        missing("cpio binary missing (apt-get install cpio)")
 
 
 def _sample():

@@ -2,7 +2,6 @@
 
 import gzip
 import json
-import os
 import shutil
 import subprocess
 import threading
@@ -14,6 +13,7 @@ from test_kernel_image import FAKE_ELF, make_bzimage
 from orchestrator.kernel.artifacts import KernelError
 from orchestrator.kernel.fetch import fetch_default
 from orchestrator.kernel.resolve import resolve_kernel
+from tests.framework.prereq import missing
 
 REL = "7.9.1+deb14-cloud-amd64"
 
@@ -69,9 +69,7 @@ class FakeApt:
 @pytest.fixture()
 def env(tmp_path, monkeypatch):
     if shutil.which("dpkg-deb") is None:
-        if os.environ.get("CI"):
-            pytest.fail("dpkg-deb missing")
-        pytest.skip("dpkg-deb missing")
+        missing("dpkg-deb missing")
     monkeypatch.setenv("SCHEDLAB_CACHE", str(tmp_path / "cache"))
     return tmp_path
 

@@ -17,6 +17,7 @@ from orchestrator.kernel.image import (
     is_bzimage,
     parse_bzimage,
 )
+from tests.framework.prereq import missing
 
 FAKE_ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 64
 
@@ -60,7 +61,7 @@ def test_synthetic_extract(kind):
 
 def test_synthetic_lz4_legacy():
     if shutil.which("lz4") is None:
-        pytest.skip("lz4 program not installed (optional compressor)")
+        missing("lz4 is not installed (apt-get install lz4)")
     comp = subprocess.run(["lz4", "-l", "-c", "-q"], input=FAKE_ELF, capture_output=True,
                           check=True).stdout
     assert extract_vmlinux(make_bzimage(comp + size_append(FAKE_ELF))) == FAKE_ELF

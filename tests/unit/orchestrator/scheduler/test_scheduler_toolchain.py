@@ -26,7 +26,7 @@ def test_not_root_gets_the_apt_line():
     assert apt_line(["a", "b"]) == "sudo apt-get install -y --no-install-recommends a b"
 
 
-def test_root_installs_what_is_missing(monkeypatch):
+def test_root_installs_what_ismissing(monkeypatch):
     have = {p for p in PACKAGES.values()} - {"clang-19"}
     installs = []
 

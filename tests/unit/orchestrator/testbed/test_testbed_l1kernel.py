@@ -1,7 +1,6 @@
 """l1kernel: module dependency order and .modinfo parsing."""
 
 import json
-import os
 import shutil
 import subprocess
 
@@ -14,6 +13,7 @@ from orchestrator.testbed.l1kernel import (
     _module_depends,
     module_load_order,
 )
+from tests.framework.prereq import missing
 
 # The real dependency graph of the 6.12 bookworm-backports modules (from their .modinfo).
 _DEPS = {
@@ -40,9 +40,7 @@ def test_cycle_is_an_error():
 
 def _assemble(tmp_path, modinfo: bytes) -> bytes:
     if shutil.which("as") is None:
-        if os.environ.get("CI"):
-            pytest.fail("GNU as missing (apt-get install binutils)")
-        pytest.skip("GNU as missing (apt-get install binutils)")
+        missing("GNU as missing (apt-get install binutils)")
     src = tmp_path / "m.s"
     escaped = "".join(f"\\{b:03o}" for b in modinfo)
     src.write_text(f'.section .modinfo,"a"\n.ascii "{escaped}"\n')

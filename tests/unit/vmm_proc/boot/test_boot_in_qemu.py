@@ -19,6 +19,7 @@ import pytest
 
 from schedlab_shared.cache import kernels_dir
 from schedlab_shared.topology import Topology
+from tests.framework.prereq import missing
 from vmm_proc.acpi.build import build_acpi_tables
 from vmm_proc.acpi.fadt import REQUIRED_KERNEL_ARGS
 from vmm_proc.arch.x86_64 import gdt, layout, paging
@@ -43,10 +44,6 @@ $B poweroff -f
 """
 
 
-def _missing(reason):
-    if os.environ.get("CI"):
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _kernel(name):
@@ -54,7 +51,7 @@ def _kernel(name):
         for p in [d / name, *d.glob(f"x/usr/lib/modules/*/{name}")]:
             if p.is_file():
                 return p
-    _missing(f"no {name} in {kernels_dir()} or /root/dev-kernel")
+    missing(f"no {name} in {kernels_dir()} or /root/dev-kernel")
 
 
 def _cpio(entries):
@@ -74,7 +71,7 @@ def _cpio(entries):
 def _initrd():
     busybox = shutil.which("busybox")
     if busybox is None:
-        _missing("busybox-static is not installed")
+        missing("busybox-static is not installed")
     d, f = 0o040755, 0o100755
     return _cpio(
         [
@@ -160,7 +157,7 @@ def _run_qemu(path, rom, topo, serial):
 @pytest.mark.parametrize("image", ["vmlinuz", "vmlinux"])
 def test_kernel_boots_with_our_tables_and_powers_off(image):
     if shutil.which("qemu-system-x86_64") is None or shutil.which("gcc") is None:
-        _missing("qemu-system-x86 and gcc are needed")
+        missing("qemu-system-x86 and gcc are needed")
     kernel = _kernel(image).read_bytes()
     topo = Topology(2, 1, 1, 1)  # two NUMA nodes: SRAT and SLIT are exercised too
     path = f"/dev/shm/schedlab-h3-boot-{uuid.uuid4().hex[:12]}-mem"
