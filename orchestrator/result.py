@@ -18,8 +18,10 @@ __all__ = ("Timings", "RunOutcome", "load_monitor_samples", "check_rq_clocks", "
 class Timings:
     """Milliseconds of each phase, host clock."""
 
+    start_ms: float | None = None  # session start to VM start (supervisord, vmm_proc)
     vm_start_to_sys_rdy_ms: float | None = None
     test_ms: float | None = None
+    exit_ms: float | None = None  # RESULT to the run seen complete (guest exit, drain)
     teardown_ms: float | None = None
     total_ms: float | None = None
 

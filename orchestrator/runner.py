@@ -15,6 +15,7 @@ from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 
 from .engine_choice import EngineChoice
+from .progress import make_reporter
 from .request import Hooks, RunRequest, Scenario, VerdictLimits, VmShape
 from .session import RunSession
 from .summary import render_summary
@@ -44,21 +45,21 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
 
 def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, scenario: Scenario,
             limits: VerdictLimits, hooks: Hooks, mem_mib: int, timeout: float | None,
-            run_dir: Path | None, monitors: int, json_path: Path | None, listen: str | None = None) -> int:
+            run_dir: Path | None, monitors: int, json_path: Path | None, listen: str | None = None,
+            progress_mode: str = "auto") -> int:
     from .kernel.artifacts import KernelError
 
     # SIGTERM gets the same orderly teardown as Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     console.print(f"[bold]engine[/] {choice.engine} ({choice.reason})", highlight=False)
-    with console.status("preparing") as status:
-        def progress(phase: str, detail: str) -> None:
-            status.update(f"[bold]{phase}[/] {detail}")
-
+    with make_reporter(progress_mode, console) as progress:
         try:
             kernel, initrd = prepare_inputs(choice, kernel_spec, progress)
         except KernelError as exc:
+            progress.done(verdict="error", exit_code=int(RunExit.ERROR), reason=str(exc))
             return _fail(str(exc))
         except OSError as exc:
+            progress.done(verdict="error", exit_code=int(RunExit.ERROR), reason=str(exc))
             return _fail(f"preparing the guest image failed: {exc}")
         vm = VmShape(
             engine=choice.engine, engine_reason=choice.reason, kernel=kernel, initrd=initrd,
@@ -76,4 +77,6 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
         json_path.write_text(json.dumps(result, indent=2))
     (session.run_dir / run_layout.RESULT).write_text(json.dumps(result, indent=2))
     console.print(f"done in {time.monotonic() - t0:.1f} s", highlight=False)
+    progress.done(verdict=result["verdict"], exit_code=int(code), run_dir=str(session.run_dir),
+                  timings=result["timings"])
     return code

@@ -121,6 +121,7 @@ class RunSession:
     def run(self) -> tuple[dict[str, Any], int]:
         """Run the test; returns the result document and the exit code (0, 1 or 2)."""
         t0 = time.monotonic()
+        self._t0_wall = time.time()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         interrupted = False
         try:
@@ -227,10 +228,14 @@ class RunSession:
             start += len(page)
             if len(page) < 5000:
                 break
+        if started_at:
+            o.timings.start_ms = (started_at - self._t0_wall) * 1000
         if cst.sys_rdy and started_at:
             o.timings.vm_start_to_sys_rdy_ms = (cst.sys_rdy - started_at) * 1000
         if "SYS_RDY" in times and "RESULT" in times:
             o.timings.test_ms = (times["RESULT"] - times["SYS_RDY"]) * 1000
+        if "RESULT" in times:
+            o.timings.exit_ms = (time.time() - times["RESULT"]) * 1000
 
     def _stop_vm(self, reason: ExitReason) -> None:
         try:
