@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import zmq
@@ -46,13 +47,25 @@ def _endpoints(run_dir: str) -> Endpoints:
         raise AssertionError("unreachable") from None
 
 
+class _LiveRun:
+    """The run's endpoints, loaded on first use: a subcommand's --help needs no live run."""
+
+    def __init__(self, run_dir: str) -> None:
+        self.run_dir = run_dir
+        self._ep: Endpoints | None = None
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - an Endpoints field
+        if self._ep is None:
+            self._ep = _endpoints(self.run_dir)
+        return getattr(self._ep, name)
+
+
 @click.group("attach")
-@click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
+@click.argument("run_dir", type=click.Path(file_okay=False))
 @click.pass_context
 def attach_group(ctx: click.Context, run_dir: str) -> None:
-    """Attach to the live run in RUN_DIR."""
-    ctx.obj = _endpoints(run_dir)
-    ctx.obj.run_dir = run_dir  # type: ignore[attr-defined]
+    """Act on the live run in RUN_DIR (status, dump, console, ...)."""
+    ctx.obj = _LiveRun(run_dir)
 
 
 def _request(endpoint: str, msg):  # noqa: ANN001, ANN202

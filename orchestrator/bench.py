@@ -14,6 +14,9 @@ from rich.table import Table
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 
+from .bench_overhead import overhead_cmd
+from .engine_choice import ENGINES
+
 __all__ = ("bench_group",)
 
 console = Console()
@@ -26,7 +29,7 @@ def bench_group() -> None:
 
 @bench_group.command("phases")
 @click.option("--runs", default=3, show_default=True, type=int)
-@click.option("--engine", default="auto", show_default=True)
+@click.option("--engine", default="auto", show_default=True, type=click.Choice(ENGINES))
 @click.option("--kernel", "kernel_spec", default=None)
 @click.option("--topology", default="1,1,2,1", show_default=True)
 @click.option("--duration", default=2.0, show_default=True, type=float)
@@ -89,7 +92,8 @@ def exits_cmd(exits: int) -> None:
 def boot_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -> None:
     """Boot to SYS_RDY: our KVM engine against QEMU with KVM, same kernel and initramfs.
 
-    Needs hardware-semantics /dev/kvm (bare metal, or ``schedlab testbed -- ...``).
+    Needs a /dev/kvm with hardware semantics: bare metal, or inside the testbed
+    (schedlab testbed -- schedlab bench boot).
     """
     from .engine_choice import EngineChoice
     from .request import RunRequest, Scenario, VmShape
@@ -158,3 +162,6 @@ def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
                   f"{fig['rss_end_mib']:.1f} MiB after warm-up", highlight=False)
     if out.returncode != 0:
         sys.exit(RunExit.FAILED)
+
+
+bench_group.add_command(overhead_cmd)

@@ -21,8 +21,6 @@ from typing import Any
 
 import click
 
-from schedlab_shared.exitcodes import RunExit
-
 __all__ = ("overhead_cmd",)
 
 _PHASES = ("start_ms", "vm_start_to_sys_rdy_ms", "test_ms", "exit_ms", "teardown_ms", "total_ms")
@@ -132,10 +130,12 @@ def _print(s: dict[str, Any]) -> None:
 @click.option("--topology", default="1,1,2,1", show_default=True, help="N,L,C,T of both VMs")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
 def overhead_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -> None:
-    """A run's fixed cost against a bare VM: medians and (total - test) / bare per engine.
+    """A run's fixed cost over a bare VM, per engine.
 
     Each round boots a bare VM (same kernel, same engine and QEMU arguments, a busybox
-    init that powers off at once) and then a real ``schedlab run --duration 1``.
+    init that powers off at once), then runs "schedlab run --duration 1". Prints medians
+    of the bare VM's lifetime, of the run's phases, and the ratio (total - test) / bare.
+    Errors exit 2; the KVM engine is measured only where /dev/kvm is hardware-backed.
     """
     from .initramfs.busybox import BusyboxMissing, build_busybox_initramfs
     from .kernel.artifacts import KernelError, resolve_kernel
@@ -168,7 +168,3 @@ def overhead_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: boo
         _print(s)
     for line in skipped:
         click.echo(line)
-
-
-def _exit_code_on_error() -> int:
-    return int(RunExit.ERROR)

@@ -1,4 +1,9 @@
-"""The ``schedlab`` command line."""
+"""The ``schedlab`` command line.
+
+Conventions: every ``--help`` works with no run present, enumerated options are choices
+(shown in help and completed by the shell), usage errors are one ``schedlab:`` line with
+exit 2, and ``--version`` comes from the installed package's metadata.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +11,35 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from guest.spec import CRASHES, RunSpec
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology, TopologyError
 
-from .engine_choice import EngineChoiceError, choose_engine
+from .cli_options import complete_kernel, fail, progress_option, version_option
+from .engine_choice import ENGINES, EngineChoiceError, choose_engine
 from .faults import FaultError, parse_fault
 
 __all__ = ("main", "cli")
 
-err_console = Console(stderr=True)
-
-
-def fail(message: str) -> None:
-    """One clear line, no traceback, exit 2."""
-    err_console.print(f"[bold red]schedlab:[/] {message}", highlight=False)
-    sys.exit(RunExit.ERROR)
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@version_option
 def cli() -> None:
-    """schedlab: test Linux schedulers in VMs whose topology is code."""
+    """schedlab: test Linux schedulers in VMs whose topology is code.
+
+    \b
+    schedlab run                 boot a VM, run the test, print a verdict
+    schedlab test [--quick]      run schedlab's own test suite
+    schedlab completions bash    shell completion (also zsh, fish)
+    """
 
 
 @cli.command("run")
-@click.option("--engine", default="auto", show_default=True, help="auto, kvm or qemu")
-@click.option("--kernel", "kernel_spec", default=None, help="vmlinuz/bzImage path or cached version")
+@click.option("--engine", default="auto", show_default=True, type=click.Choice(ENGINES),
+              help="auto: the KVM engine where /dev/kvm is hardware-backed, else QEMU")
+@click.option("--kernel", "kernel_spec", default=None, shell_complete=complete_kernel,
+              help="vmlinuz/bzImage path or cached version")
 @click.option("--topology", default="1,1,2,1", show_default=True, help="N,L,C,T: nodes,LLCs/node,cores/LLC,threads/core")
 @click.option("--duration", default=5.0, show_default=True, type=float, help="test seconds")
 @click.option("--cgroups", default=2, show_default=True, type=int)
@@ -53,10 +59,11 @@ def cli() -> None:
               help="test hook: rounds of broken frames the guest sends before the workload")
 @click.option("--crash-guest", default="", type=click.Choice(CRASHES), hidden=True,
               help="test hook: crash the guest kernel or its init (a Python exception or a native fault)")
+@progress_option
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
             workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
-            wire_noise: int, crash_guest: str) -> None:
+            wire_noise: int, crash_guest: str, progress: str) -> None:
     """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
     from .request import Hooks, Scenario, VerdictLimits
     from .runner import execute
@@ -78,11 +85,17 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         hooks=Hooks(wire_noise=wire_noise, crash=crash_guest, faults=faults),
         mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, json_path=Path(json_path) if json_path else None, listen=listen,
+        progress_mode=progress,
     )
     sys.exit(code)
 
 
 def _register_subcommands() -> None:
+    from .completions import completions_cmd
+    from .suite import suite_cmd
+
+    cli.add_command(suite_cmd, "test")
+    cli.add_command(completions_cmd, "completions")
     from .kernel.cli import kernel_group
 
     cli.add_command(kernel_group, "kernel")
@@ -103,8 +116,18 @@ def _register_subcommands() -> None:
 _register_subcommands()
 
 
-def main() -> None:
-    cli(prog_name="schedlab")
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: click's own handling, except that a usage error is one line, exit 2."""
+    try:
+        rv = cli.main(args=argv, prog_name="schedlab", standalone_mode=False)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        fail(exc.format_message() + where)
+    except click.ClickException as exc:
+        fail(exc.format_message())
+    except click.Abort:  # Ctrl-C outside a run (a run handles its own)
+        sys.exit(RunExit.INTERRUPTED)
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,52 @@
+"""``schedlab test``: schedlab's own test suite, through pytest.
+
+The ``./schedlab`` launcher runs this same pytest line itself (it skips importing the CLI,
+for speed); this command is what ``--help`` describes, and what an installed ``schedlab``
+runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .cli_options import fail
+
+__all__ = ("QUICK_MARKS", "pytest_argv", "suite_cmd")
+
+#: What ``--quick`` adds: the slow tiers (3 and 4) boot real kernels.
+QUICK_MARKS = ("-m", "not slow")
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_argv(quick: bool, args: tuple[str, ...] | list[str]) -> list[str]:
+    """The pytest command line for ``schedlab test [--quick] ARGS``."""
+    return [sys.executable, "-m", "pytest", *(QUICK_MARKS if quick else ()), *args]
+
+
+@click.command(
+    "test",
+    context_settings={"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]},
+)
+@click.option("--quick", is_flag=True,
+              help="Run only tiers 1 and 2 (unit tests, micro-guests): pytest -m 'not slow'.")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def suite_cmd(quick: bool, pytest_args: tuple[str, ...]) -> None:
+    """Run schedlab's test suite with pytest: all four tiers, or --quick for the fast ones.
+
+    Every other argument goes to pytest unchanged: a path, -k EXPR, -x, -q, ...
+    Put pytest's own -h/--help after "--" (schedlab test -- --help).
+    A test that lacks a prerequisite skips locally and fails under CI=true.
+
+    \b
+    schedlab test --quick
+    schedlab test tests/unit/orchestrator -k engine -q
+    """
+    if not (_ROOT / "tests").is_dir():
+        fail(f"no tests/ beside {_ROOT / 'orchestrator'}: the test suite ships with the source tree only")
+    os.chdir(_ROOT)
+    argv = pytest_argv(quick, pytest_args)
+    os.execv(argv[0], argv)
