@@ -16,10 +16,11 @@ import sys
 import threading
 import time
 
+from schedlab_shared.bus.vmm import ExitReason, Stream
 from schedlab_shared.topology import Topology, TopologyError
+from schedlab_shared.vm_config import VmConfig
 
-from ..config import VmConfig
-from ..engines.base import EngineError, ExitReason
+from ..engines.base import EngineError
 
 __all__ = ("BareVmResult", "run_bare_vm", "main")
 
@@ -36,7 +37,7 @@ class _Hooks:
         self.done = threading.Event()
 
     def stream(self, name: str, data: bytes) -> None:
-        if name == "console":
+        if name == Stream.CONSOLE:
             self.console += data
             del self.console[:-_TAIL_BYTES]
 
