@@ -7,6 +7,7 @@ subscriber) by replay requests, so each stream is written exactly once, in order
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -50,6 +51,8 @@ class Collector:
             self.ctx, ctl, {proto.CollectorStatus: self._on_status, proto.Messages: self._on_messages}
         )
         self._terminate = False
+        self._status_due = False  # a VM state event asked for a status request now
+        self._wake_r = self._wake_w = -1  # SIGTERM wakes the loop through this pipe (run())
         self._vmm_seen = time.monotonic()
         self._saved_key: tuple[Any, ...] | None = None  # state of the last checkpoint written
 
@@ -113,6 +116,9 @@ class Collector:
 
     def _on_event(self, topic: str, body: dict[str, Any]) -> None:
         parsed = topics.parse(topic)
+        if parsed is not None and parsed.channel == topics.STATE and parsed.vm_id == self.vm_id:
+            self._status_due = True  # a state change: fetch the state now, by request
+            return
         if parsed is None or parsed.channel != topics.STREAM or parsed.vm_id != self.vm_id:
             return  # state is fetched by request in _poll_status, never inferred from events
         name = parsed.name
@@ -167,11 +173,13 @@ class Collector:
 
     # --- the loop ---
     def run(self) -> ProcExit:
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         poller = zmq.Poller()
         poller.register(self.sub, zmq.POLLIN)
         poller.register(self.server.socket, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         next_status = 0.0
         try:
             while not self._terminate:
@@ -182,7 +190,8 @@ class Collector:
                 if self.sub in ready:
                     self._drain_events()
                     dirty = True
-                if time.monotonic() >= next_status and not self.cp.complete:
+                if (self._status_due or time.monotonic() >= next_status) and not self.cp.complete:
+                    self._status_due = False
                     next_status = time.monotonic() + _STATUS_EVERY_S
                     try:
                         self._poll_status()
@@ -205,6 +214,14 @@ class Collector:
             self.server.close()
             self.pub.close()
             self.ctx.term()
+            wake_w, self._wake_w = self._wake_w, -1  # a late signal must not write to a reused fd
+            os.close(self._wake_r)
+            os.close(wake_w)
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         self._terminate = True
+        if self._wake_w >= 0:  # end the poll now (PEP 475 would resume it)
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass

@@ -58,6 +58,7 @@ class ControlReader:
         self._on_dump = on_dump
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._wake_w = -1
         self.error = ""
         self.polls = 0  # poll() calls made: lets tests check that a hangup does not spin
         self.hangups = 0
@@ -74,27 +75,35 @@ class ControlReader:
             self.error = f"open {self._path}: {e.strerror}"
             return False
         _make_raw(fd)
-        self._thread = threading.Thread(target=self._loop, args=(fd,), name="hvc0", daemon=True)
+        wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._loop, args=(fd, wake_r), name="hvc0", daemon=True)
         self._thread.start()
         return True
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """Ask the thread to end and wait (bounded) for it."""
+        """Ask the thread to end (waking its poll) and wait (bounded) for it."""
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:  # the thread already ended (and closed the read end)
+                pass
             self._thread.join(timeout_s)
+            os.close(self._wake_w)
+            self._wake_w = -1
 
-    def _loop(self, fd: int) -> None:
+    def _loop(self, fd: int, wake_r: int) -> None:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
+        poller.register(wake_r, select.POLLIN)  # stop() writes here: no waiting out a poll
         backoff = _BACKOFF_MIN_S
         try:
             while not self._stop.is_set():
                 self.polls += 1
                 events = poller.poll(_POLL_MS)
-                if not events:
+                revents = next((ev for f, ev in events if f == fd), 0)
+                if not revents:
                     continue
-                revents = events[0][1]
                 if revents & select.POLLNVAL:
                     self.error = "poll: POLLNVAL"
                     return
@@ -109,6 +118,7 @@ class ControlReader:
                     backoff = min(backoff * 2, _BACKOFF_MAX_S)
         finally:
             os.close(fd)
+            os.close(wake_r)
 
     def _read(self, fd: int) -> bytes | None:
         try:

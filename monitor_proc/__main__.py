@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from schedlab_shared.parentdeath import die_with_parent
+from schedlab_shared.process_exit import exit_now
 from schedlab_shared.profiling import maybe_profile
 
 
@@ -41,4 +41,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import time
 from pathlib import Path
@@ -57,6 +58,8 @@ class Monitor:
         self.errors = 0
         self.last_error = ""
         self._terminate = False
+        self._poller = zmq.Poller()  # the control socket and the wake pipe (run())
+        self._wake_r = self._wake_w = -1
         self._memory = None  # the guest RAM mapping, once opened
         self._vmm_ok = 0.0  # monotonic time of the last answered status request while sampling
         self._domains_read = False
@@ -67,8 +70,12 @@ class Monitor:
         return proto.MonitorStatusReply(self.state, self.samples, self.errors, self.last_error)
 
     def _serve(self, timeout_s: float) -> None:
-        """Answer control requests for up to ``timeout_s`` (the loop's only sleep)."""
-        if self.server.socket.poll(int(timeout_s * 1000)):
+        """Answer control requests for up to ``timeout_s`` (the loop's only sleep); a
+        SIGTERM ends the wait at once (through the wake pipe)."""
+        if self._terminate:
+            return
+        ready = dict(self._poller.poll(int(timeout_s * 1000)))
+        if self.server.socket in ready:
             self.server.handle_ready()
 
     def _wait_until(self, ready) -> vmm_proto.StatusReply | None:  # noqa: ANN001
@@ -154,6 +161,9 @@ class Monitor:
         return {"at_s": r.at_s, "run_ns": list(r.run_ns), "shared": r.shared}
 
     def run(self) -> ProcExit:
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._poller.register(self.server.socket, zmq.POLLIN)
+        self._poller.register(self._wake_r, zmq.POLLIN)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         try:
@@ -179,6 +189,9 @@ class Monitor:
             self.server.close()
             self.pub.close()
             self.ctx.term()
+            wake_w, self._wake_w = self._wake_w, -1  # a late signal must not write to a reused fd
+            os.close(self._wake_r)
+            os.close(wake_w)
 
     def _vm_exited(self) -> bool:
         """Ask the VMM whether the VM exited; an unanswered request means "not yet" until
@@ -220,3 +233,8 @@ class Monitor:
 
     def _on_signal(self, _signum: int, _frame: object) -> None:
         self._terminate = True
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,8 @@ __all__ = ("RunRequest", "RunSession", "RunError")
 
 Progress = Callable[[str, str], None]
 _DRAIN_GRACE_S = 30.0
+_POLL_S = 0.2  # following the run; the processes' health is checked at this pace too
+_END_POLL_S = 0.02  # between the guest's RESULT and the collector's "complete"
 
 
 class RunError(Exception):
@@ -144,13 +147,12 @@ class RunSession:
     def _start(self) -> None:
         if self.req.vm.kernel.vmlinux is None:
             raise RunError(f"kernel {self.req.vm.kernel.version}: no vmlinux ELF for the monitor")
-        progs = self._programs(self._vm_config())
+        # supervisord spawns them itself, VMM first, as it comes up: no RPC per program.
+        progs = [replace(p, autostart=True, priority=i + 1) for i, p in enumerate(self._programs(self._vm_config()))]
         self.endpoints.write(self.run_dir)
         self.supervisor = Supervisor(self.runtime, self.run_dir, progs)
         self.progress("start", "starting processes under supervisord")
         self.supervisor.start()
-        for p in progs:
-            self.supervisor.start_program(p.name)
         self.vmm = BusClient(self.ctx, self.endpoints.vmm_ctl, timeout_s=2.0)
         self.collector = BusClient(self.ctx, self.endpoints.collector_ctl, timeout_s=2.0)
 
@@ -160,8 +162,9 @@ class RunSession:
         pending_faults = list(self.req.hooks.faults)
         timed_out = False
         self.progress("boot", "booting the guest")
+        interval, next_check = _POLL_S, 0.0
         while True:
-            time.sleep(0.2)
+            time.sleep(interval)
             try:
                 if not started_at:
                     started_at = self.vmm.request(vmm_proto.Status_()).started_at
@@ -175,7 +178,11 @@ class RunSession:
                     return
                 if cst.sys_rdy:
                     pending_faults = self._inject(pending_faults, time.time() - cst.sys_rdy)
-            self._check_processes()
+                # Once the guest reported, the VM exits within moments: notice it at once.
+                interval = _END_POLL_S if cst.result is not None or cst.vm_exited else _POLL_S
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + _POLL_S
+                self._check_processes()
             if time.monotonic() > deadline and not timed_out:
                 timed_out = True
                 self.outcome.errors.append("the run did not complete in time; VM stopped")

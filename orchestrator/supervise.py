@@ -25,6 +25,8 @@ from schedlab_shared.run_layout import SUPERVISORD_LOG
 
 __all__ = ("Program", "Supervisor", "SupervisorError")
 
+_ACTIVE_STATES = {"STARTING", "RUNNING", "BACKOFF", "STOPPING"}
+_STOP_POLL_S = 0.02
 
 
 class SupervisorError(Exception):
@@ -40,6 +42,8 @@ class Program:
     log: Path
     restart: bool = True  # restart on an unexpected exit (ProcExit.expected() are expected)
     env: dict[str, str] = field(default_factory=dict)
+    autostart: bool = False  # spawned by supervisord as it starts (no RPC round trip)
+    priority: int = 999  # autostart order: lower first
 
     def section(self) -> str:
         def q(arg: str) -> str:
@@ -49,7 +53,8 @@ class Program:
         lines = [
             f"[program:{self.name}]",
             "command=" + " ".join(q(a) for a in self.argv),
-            "autostart=false",
+            f"autostart={'true' if self.autostart else 'false'}",
+            f"priority={self.priority}",
             f"autorestart={'unexpected' if self.restart else 'false'}",
             "exitcodes=" + ",".join(str(int(c)) for c in ProcExit.expected()),
             "startsecs=0",
@@ -156,7 +161,7 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
             return
         if self._proc.poll() is None:
             try:
-                self._rpc.supervisor.stopAllProcesses(True)
+                self._stop_all(timeout_s)
                 self._rpc.supervisor.shutdown()
             except (OSError, xmlrpc.client.Fault, http.client.HTTPException):
                 self._proc.terminate()
@@ -168,3 +173,19 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         if self._proc.stderr:
             self._proc.stderr.close()
         self._proc = None
+
+    def _stop_all(self, timeout_s: float) -> None:
+        """SIGTERM every running program, then poll until all have stopped.
+
+        supervisord wakes only on I/O or after a 1 s select timeout (a SIGCHLD does not
+        interrupt it), and a waiting stopAllProcesses reply is rechecked on that tick:
+        each poll here is the I/O that makes it reap at once.
+        """
+        calls = [{"methodName": "supervisor.stopProcess", "params": [name, False]} for name in self.programs]
+        self._rpc.system.multicall(calls)  # NOT_RUNNING faults come back as entries: fine
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            states = {i["statename"] for i in self._rpc.supervisor.getAllProcessInfo()}
+            if not states & _ACTIVE_STATES:
+                return
+            time.sleep(_STOP_POLL_S)

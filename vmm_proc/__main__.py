@@ -10,6 +10,7 @@ import msgpack
 
 from schedlab_shared.exitcodes import ProcExit
 from schedlab_shared.parentdeath import die_with_parent
+from schedlab_shared.process_exit import exit_now
 from schedlab_shared.profiling import maybe_profile
 from schedlab_shared.vm_config import VmConfig
 
@@ -42,4 +43,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -210,8 +210,9 @@ class VmmService:
             self.server.close()
             self.pub.close()
             self.ctx.term()
+            wake_w, self._wake_w = self._wake_w, -1  # a late signal must not write to a reused fd
             os.close(self._wake_r)
-            os.close(self._wake_w)
+            os.close(wake_w)
 
     def _loop(self) -> ProcExit:
         poller = zmq.Poller()
@@ -239,3 +240,8 @@ class VmmService:
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self._terminate = True
+        if self._wake_w >= 0:  # end the poll now (PEP 475 would resume it for up to 0.5 s)
+            try:
+                os.write(self._wake_w, b"x")
+            except OSError:
+                pass
