@@ -56,9 +56,25 @@ def _bare_cmdline(engine: str) -> str:
 def _run_bare(eng: _Engine, kernel: Any, initrd: Path, topology: str) -> float:  # noqa: ANN401
     from .initramfs.busybox import BARE_INIT_MARKER
 
-    argv = [sys.executable, "-m", "vmm_proc.bench.bare_vm", "--engine", eng.name, "--accel", eng.accel,
-            "--kernel", str(kernel.vmlinuz), "--initrd", str(initrd), "--cmdline", _bare_cmdline(eng.name),
-            "--topology", topology, "--run-id", f"bare-{secrets.token_hex(3)}"]
+    argv = [
+        sys.executable,
+        "-m",
+        "vmm_proc.bench.bare_vm",
+        "--engine",
+        eng.name,
+        "--accel",
+        eng.accel,
+        "--kernel",
+        str(kernel.vmlinuz),
+        "--initrd",
+        str(initrd),
+        "--cmdline",
+        _bare_cmdline(eng.name),
+        "--topology",
+        topology,
+        "--run-id",
+        f"bare-{secrets.token_hex(3)}",
+    ]
     if eng.name == "kvm" and kernel.vmlinux:
         argv += ["--vmlinux", str(kernel.vmlinux)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300)
@@ -66,14 +82,32 @@ def _run_bare(eng: _Engine, kernel: Any, initrd: Path, topology: str) -> float: 
         raise click.ClickException(f"the bare VM failed: {proc.stderr.strip()[-300:]}")
     out = json.loads(proc.stdout)
     if out["exit_reason"] != "guest-exit" or BARE_INIT_MARKER not in out["console_tail"]:
-        raise click.ClickException(f"the bare VM did not run its init: {out['exit_reason']} {out['exit_detail']}")
+        raise click.ClickException(
+            f"the bare VM did not run its init: {out['exit_reason']} {out['exit_detail']}"
+        )
     return float(out["lifetime_s"]) * 1000
 
 
-def _run_schedlab(eng: _Engine, kernel_spec: str | None, topology: str, tmp: Path) -> dict[str, float]:
+def _run_schedlab(
+    eng: _Engine, kernel_spec: str | None, topology: str, tmp: Path
+) -> dict[str, float]:
     out = tmp / f"result-{secrets.token_hex(3)}.json"
-    argv = [sys.executable, "-m", "orchestrator.cli", "run", "--engine", eng.name, "--duration", "1",
-            "--topology", topology, "--json", str(out), "--progress", "plain"]
+    argv = [
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "run",
+        "--engine",
+        eng.name,
+        "--duration",
+        "1",
+        "--topology",
+        topology,
+        "--json",
+        str(out),
+        "--progress",
+        "plain",
+    ]
     if kernel_spec:
         argv += ["--kernel", kernel_spec]
     t0 = time.monotonic()
@@ -83,23 +117,27 @@ def _run_schedlab(eng: _Engine, kernel_spec: str | None, topology: str, tmp: Pat
         raise click.ClickException(f"schedlab run wrote no result: {proc.stderr.strip()[-300:]}")
     result = json.loads(out.read_text())
     if result["verdict"] != "passed":
-        raise click.ClickException(f"schedlab run {result['verdict']}: {'; '.join(result['reasons'])}")
+        raise click.ClickException(
+            f"schedlab run {result['verdict']}: {'; '.join(result['reasons'])}"
+        )
     t = result["timings"]
     return {**{k: float(t[k]) for k in _PHASES if t.get(k) is not None}, "wall_ms": wall}
 
 
 def _engines() -> tuple[list[_Engine], list[str]]:
     """The engines to measure, and a sentence for each one skipped."""
-    from .engine_choice import _probe
+    from .engine_choice import probe_this_host
 
-    probe = _probe()
+    probe = probe_this_host()
     accel = "kvm" if probe.kind == "hardware" else "tcg"
     engines = [_Engine("qemu", accel)]
     skipped = []
     if probe.kind == "hardware":
         engines.append(_Engine("kvm", "kvm"))
     else:
-        skipped.append(f"kvm engine skipped: /dev/kvm {probe.reason} (it needs hardware-backed KVM)")
+        skipped.append(
+            f"kvm engine skipped: /dev/kvm {probe.reason} (it needs hardware-backed KVM)"
+        )
     return engines, skipped
 
 
@@ -109,11 +147,19 @@ def _summary(eng: _Engine) -> dict[str, Any]:
     ratios = {}
     if {"bare_ms", "total_ms", "test_ms"} <= med.keys():
         ratios["(total - test) / bare"] = statistics.median(
-            (r["total_ms"] - r["test_ms"]) / r["bare_ms"] for r in eng.rows)
+            (r["total_ms"] - r["test_ms"]) / r["bare_ms"] for r in eng.rows
+        )
         ratios["(CLI wall - test) / bare"] = statistics.median(
-            (r["wall_ms"] - r["test_ms"]) / r["bare_ms"] for r in eng.rows)
-    return {"engine": eng.name, "accel": eng.accel, "runs": len(eng.rows), "median_ms": med,
-            "ratios": ratios, "all": eng.rows}
+            (r["wall_ms"] - r["test_ms"]) / r["bare_ms"] for r in eng.rows
+        )
+    return {
+        "engine": eng.name,
+        "accel": eng.accel,
+        "runs": len(eng.rows),
+        "median_ms": med,
+        "ratios": ratios,
+        "all": eng.rows,
+    }
 
 
 def _print(s: dict[str, Any]) -> None:
@@ -126,7 +172,9 @@ def _print(s: dict[str, Any]) -> None:
 
 @click.command("overhead")
 @click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 100))
-@click.option("--kernel", "kernel_spec", default=None, help="vmlinuz/bzImage path or cached version")
+@click.option(
+    "--kernel", "kernel_spec", default=None, help="vmlinuz/bzImage path or cached version"
+)
 @click.option("--topology", default="1,1,2,1", show_default=True, help="N,L,C,T of both VMs")
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
 def overhead_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -> None:
@@ -138,7 +186,8 @@ def overhead_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: boo
     Errors exit 2; the KVM engine is measured only where /dev/kvm is hardware-backed.
     """
     from .initramfs.busybox import BusyboxMissing, build_busybox_initramfs
-    from .kernel.artifacts import KernelError, resolve_kernel
+    from .kernel.artifacts import KernelError
+    from .kernel.resolve import resolve_kernel
 
     try:
         kernel = resolve_kernel(kernel_spec)
@@ -158,8 +207,10 @@ def overhead_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: boo
                 bare = _run_bare(eng, kernel, initrd, topology)
                 row = {"bare_ms": bare, **_run_schedlab(eng, kernel_spec, topology, tmp)}
                 eng.rows.append(row)
-                _echo(f"round {i + 1}/{runs} {eng.name}: bare {bare / 1000:.2f} s, schedlab total "
-                      f"{row['total_ms'] / 1000:.2f} s (test {row['test_ms'] / 1000:.2f} s)")
+                _echo(
+                    f"round {i + 1}/{runs} {eng.name}: bare {bare / 1000:.2f} s, schedlab total "
+                    f"{row['total_ms'] / 1000:.2f} s (test {row['test_ms'] / 1000:.2f} s)"
+                )
     summaries = [_summary(e) for e in engines]
     if as_json:
         click.echo(json.dumps({"engines": summaries, "skipped": skipped}))

@@ -19,11 +19,23 @@ from schedlab_shared.topology import Topology, TopologyError
 from .cli_options import complete_kernel, fail, progress_option, version_option
 from .engine_choice import ENGINES, EngineChoiceError, choose_engine
 from .faults import FaultError, parse_fault
+from .lazy_group import LazyGroup
 
 __all__ = ("main", "cli")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+_SUBCOMMANDS = {
+    "attach": "orchestrator.attach:attach_group",
+    "bench": "orchestrator.bench:bench_group",
+    "completions": "orchestrator.completions:completions_cmd",
+    "kernel": "orchestrator.kernel.cli:kernel_group",
+    "scheduler": "orchestrator.scheduler.cli:scheduler_group",
+    "test": "orchestrator.suite:suite_cmd",
+    "testbed": "orchestrator.testbed.cli:testbed",
+}
+
+
+@click.group(cls=LazyGroup, lazy=_SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @version_option
 def cli() -> None:
     """schedlab: test Linux schedulers in VMs whose topology is code.
@@ -35,7 +47,7 @@ def cli() -> None:
     """
 
 
-@cli.command("run")
+@cli.command("run", short_help="Boot a VM, run the test, print a verdict.")
 @click.option("--engine", default="auto", show_default=True, type=click.Choice(ENGINES),
               help="auto: the KVM engine where /dev/kvm is hardware-backed, else QEMU")
 @click.option("--kernel", "kernel_spec", default=None, shell_complete=complete_kernel,
@@ -88,32 +100,6 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         progress_mode=progress,
     )
     sys.exit(code)
-
-
-def _register_subcommands() -> None:
-    from .completions import completions_cmd
-    from .suite import suite_cmd
-
-    cli.add_command(suite_cmd, "test")
-    cli.add_command(completions_cmd, "completions")
-    from .kernel.cli import kernel_group
-
-    cli.add_command(kernel_group, "kernel")
-    from .testbed.cli import testbed
-
-    cli.add_command(testbed, "testbed")
-    from .attach import attach_group
-    from .bench import bench_group
-
-    cli.add_command(attach_group, "attach")
-
-    cli.add_command(bench_group, "bench")
-    from .scheduler.cli import scheduler_group
-
-    cli.add_command(scheduler_group, "scheduler")
-
-
-_register_subcommands()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,6 +14,7 @@ from .progress import MODES
 
 __all__ = ("complete_kernel", "fail", "package_version", "progress_option", "version_option")
 
+
 def fail(message: str) -> NoReturn:
     """One clear line on stderr, no traceback, exit 2."""
     click.echo(click.style("schedlab:", fg="red", bold=True) + f" {message}", err=True)
@@ -37,21 +38,31 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 
 
 version_option = click.option(
-    "--version", is_flag=True, expose_value=False, is_eager=True, callback=_show_version,
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
     help="Print the version and exit.",
 )
 
 progress_option = click.option(
-    "--progress", type=click.Choice(MODES), default="auto", show_default=True,
+    "--progress",
+    type=click.Choice(MODES),
+    default="auto",
+    show_default=True,
     help="tty: a spinner; plain: timestamped lines; json: JSON lines on stdout; "
-         "auto: tty on a terminal, else plain",
+    "auto: tty on a terminal, else plain",
 )
 
 
-def complete_kernel(_ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+def complete_kernel(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
     """Cached kernel versions, then files (``--kernel`` takes either)."""
     from .kernel.artifacts import list_cached
 
-    versions = [CompletionItem(k.version) for k in list_cached() if k.version.startswith(incomplete)]
+    versions = [
+        CompletionItem(k.version) for k in list_cached() if k.version.startswith(incomplete)
+    ]
     return versions + [CompletionItem(incomplete, type="file")]
-

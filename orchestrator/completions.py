@@ -12,7 +12,7 @@ SHELLS = ("bash", "zsh", "fish")
 COMPLETE_VAR = "_SCHEDLAB_COMPLETE"
 
 
-@click.command("completions")
+@click.command("completions", short_help="Print a shell completion script.")
 @click.argument("shell", type=click.Choice(SHELLS))
 @click.pass_context
 def completions_cmd(ctx: click.Context, shell: str) -> None:

@@ -6,6 +6,7 @@ A CPL0 micro-guest loop tells hardware KVM (milliseconds) from an emulating /dev
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from schedlab_shared.kvm_probe import ProbeResult
 
-__all__ = ("EngineChoice", "EngineChoiceError", "choose_engine")
+__all__ = ("ENGINES", "EngineChoice", "EngineChoiceError", "choose_engine", "probe_this_host", "run_probe")
 
 ENGINES = ("auto", "kvm", "qemu")
 # An emulating /dev/kvm answers within seconds (FACTS §3); a hung one must not hang the run.
@@ -47,7 +48,16 @@ def run_probe(timeout_s: float = _PROBE_TIMEOUT_S) -> ProbeResult:
         return ProbeResult("unavailable", None, f"the KVM probe failed (exit {out.returncode}): {err}")
 
 
-def choose_engine(requested: str, probe: Callable[[], ProbeResult] = run_probe) -> EngineChoice:
+def probe_this_host() -> ProbeResult:
+    """The probe's answer, from this boot's cache when there is one (no /dev/kvm: no probe)."""
+    from .probe_cache import KVM_DEV, cached_probe
+
+    if not os.path.exists(KVM_DEV):
+        return ProbeResult("unavailable", None, f"{KVM_DEV} does not exist")
+    return cached_probe(run_probe)
+
+
+def choose_engine(requested: str, probe: Callable[[], ProbeResult] = probe_this_host) -> EngineChoice:
     if requested not in ENGINES:
         raise EngineChoiceError(f"--engine {requested!r}: choose one of {', '.join(ENGINES)}")
     result = probe()

@@ -103,8 +103,12 @@ class JsonReporter(Reporter):
         self.stream = stream
 
     def _emit(self, event: str, fields: dict[str, Any]) -> None:
-        line = {"event": event, "time": round(time.time(), 3),
-                "elapsed_s": round(time.monotonic() - self.t0, 3), **fields}
+        line = {
+            "event": event,
+            "time": round(time.time(), 3),
+            "elapsed_s": round(time.monotonic() - self.t0, 3),
+            **fields,
+        }
         self.stream.write(json.dumps(line, default=str) + "\n")
         self.stream.flush()
 

@@ -22,7 +22,7 @@ from .summary import render_summary
 
 __all__ = ("execute", "prepare_inputs")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # a log line is one line, whatever the width
 
 
 def _fail(message: str) -> int:
@@ -35,6 +35,7 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
     from .initramfs.builder import build_initramfs
     from .kernel.resolve import resolve_kernel
 
+    progress("kernel", f"resolving {kernel_spec or 'the default kernel'}")
     kernel = resolve_kernel(kernel_spec, progress=progress)
     modules = []
     if choice.engine == "kvm" and kernel.opt("CONFIG_VIRTIO_MMIO") == "m":

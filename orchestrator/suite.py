@@ -29,10 +29,14 @@ def pytest_argv(quick: bool, args: tuple[str, ...] | list[str]) -> list[str]:
 
 @click.command(
     "test",
+    short_help="Run schedlab's own test suite (pytest).",
     context_settings={"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]},
 )
-@click.option("--quick", is_flag=True,
-              help="Run only tiers 1 and 2 (unit tests, micro-guests): pytest -m 'not slow'.")
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Run only tiers 1 and 2 (unit tests, micro-guests): pytest -m 'not slow'.",
+)
 @click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
 def suite_cmd(quick: bool, pytest_args: tuple[str, ...]) -> None:
     """Run schedlab's test suite with pytest: all four tiers, or --quick for the fast ones.
@@ -46,7 +50,9 @@ def suite_cmd(quick: bool, pytest_args: tuple[str, ...]) -> None:
     schedlab test tests/unit/orchestrator -k engine -q
     """
     if not (_ROOT / "tests").is_dir():
-        fail(f"no tests/ beside {_ROOT / 'orchestrator'}: the test suite ships with the source tree only")
+        fail(
+            f"no tests/ beside {_ROOT / 'orchestrator'}: the test suite ships with the source tree only"
+        )
     os.chdir(_ROOT)
     argv = pytest_argv(quick, pytest_args)
     os.execv(argv[0], argv)

@@ -11,8 +11,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from orchestrator.cli_options import progress_option
 from orchestrator.kernel.artifacts import KernelArtifacts, KernelError, list_cached
 from orchestrator.kernel.fetch import fetch_default
+from orchestrator.progress import make_reporter
 
 __all__ = ("kernel_group",)
 
@@ -35,16 +37,13 @@ def _size(kernel: KernelArtifacts) -> str:
 @kernel_group.command("fetch")
 @click.option("--refresh", is_flag=True,
               help="Re-read Debian sid's package lists and fetch a newer kernel if sid moved.")
-def fetch_cmd(refresh: bool) -> None:
+@progress_option
+def fetch_cmd(refresh: bool, progress: str) -> None:
     """Download Debian sid's cloud kernel (with sched_ext) into the cache."""
     console = Console(stderr=True)
     try:
-        with console.status("fetching the default kernel") as status:
-            def progress(stage: str, detail: str) -> None:
-                status.update(f"[bold]{stage}[/]: {detail}")
-                console.log(f"{stage}: {detail}")
-
-            kernel = fetch_default(progress=progress, refresh=refresh)
+        with make_reporter(progress, console) as report:
+            kernel = fetch_default(progress=report, refresh=refresh)
     except KernelError as exc:
         console.print(f"[red]error:[/] {exc}")
         sys.exit(1)

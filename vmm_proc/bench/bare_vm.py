@@ -48,7 +48,9 @@ class _Hooks:
 
 
 class BareVmResult:
-    def __init__(self, lifetime_s: float, exit_reason: str, exit_detail: str, console_tail: str) -> None:
+    def __init__(
+        self, lifetime_s: float, exit_reason: str, exit_detail: str, console_tail: str
+    ) -> None:
         self.lifetime_s = lifetime_s
         self.exit_reason = exit_reason
         self.exit_detail = exit_detail
@@ -96,9 +98,18 @@ def main(argv: list[str] | None = None) -> int:
     except TopologyError as exc:
         print(f"bare_vm: {exc}", file=sys.stderr)
         return 2
-    config = VmConfig(run_id=args.run_id, engine=args.engine, kernel=args.kernel, initrd=args.initrd,
-                      cmdline=args.cmdline, topology=topo, mem_mib=args.mem, timeout_s=args.timeout,
-                      vmlinux=args.vmlinux, qemu_accel=args.accel)
+    config = VmConfig(
+        run_id=args.run_id,
+        engine=args.engine,
+        kernel=args.kernel,
+        initrd=args.initrd,
+        cmdline=args.cmdline,
+        topology=topo,
+        mem_mib=args.mem,
+        timeout_s=args.timeout,
+        vmlinux=args.vmlinux,
+        qemu_accel=args.accel,
+    )
     try:
         result = run_bare_vm(config)
     except EngineError as exc:

@@ -59,3 +59,29 @@ def test_restart_after_kill_and_clean_shutdown(tmp_path: Path) -> None:
     finally:
         sup.shutdown()
     assert not _alive(pid2)
+
+
+def test_autostart_in_priority_order_and_a_stop_that_does_not_wait_a_tick(tmp_path: Path) -> None:
+    rt = tmp_path / "rt"
+    rt.mkdir()
+    order = tmp_path / "order"
+    # Each program appends its name, then ends on SIGTERM like our processes do.
+    script = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0));"
+              f" os.write(os.open({str(order)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT), sys.argv[1].encode());"
+              " time.sleep(600)")
+    progs = [Program(name, [sys.executable, "-c", script, name], tmp_path / f"{name}.log", autostart=True,
+                     priority=prio) for name, prio in (("b", 2), ("a", 1), ("c", 3))]
+    assert "autostart=true" in progs[0].section() and "priority=2" in progs[0].section()
+    sup = Supervisor(rt, tmp_path, progs)
+    sup.start()
+    try:
+        pids = [_wait(lambda n=n: sup.pid(n)) for n in ("a", "b", "c")]  # no start_program call
+        _wait(lambda: order.exists() and len(order.read_text()) == 3)
+        states = {sup.info(n)["statename"] for n in ("a", "b", "c")}
+        assert states == {"RUNNING"}
+    finally:
+        sup.shutdown()
+    assert not any(_alive(p) for p in pids)
+    log = (tmp_path / "supervisord.log").read_text()
+    assert log.index("spawned: 'a'") < log.index("spawned: 'b'") < log.index("spawned: 'c'")
+    assert all(f"stopped: {n} (exit status 0)" in log for n in ("a", "b", "c"))
