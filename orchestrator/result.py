@@ -11,6 +11,9 @@ from guest.wire import PANIC_PREFIX
 from schedlab_shared import run_layout
 from schedlab_shared.bus.vmm import ExitReason
 
+from .result_schema import validate_result
+from .sched_outcome import ERROR, SchedReport, findings
+
 __all__ = ("Timings", "RunOutcome", "load_monitor_samples", "check_rq_clocks", "build_result")
 
 
@@ -47,6 +50,7 @@ class RunOutcome:
     timings: Timings = field(default_factory=Timings)
     errors: list[str] = field(default_factory=list)
     injected: list[str] = field(default_factory=list)
+    sched: SchedReport = field(default_factory=SchedReport)
 
 
 def load_monitor_samples(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -104,34 +108,45 @@ def _workers(guest_result: dict[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def build_result(o: RunOutcome) -> dict[str, Any]:
-    """The result document; ``passed`` needs the guest verdict, a clean exit and the monitor."""
+    """The result document; ``passed`` needs the guest verdict, a clean exit and the monitor.
+
+    The scheduler under test speaks first: its errors (it did not load, no sched_ext) and
+    failures (it exited during the test, it would not stop) lead their lists, in its own
+    words. When the host stopped the VM because the scheduler exited, the missing guest
+    result and the early VM exit are consequences, not reasons.
+    """
     monitors = load_monitor_samples(o.run_dir)
     primary = monitors.get("monitor", next(iter(monitors.values()), []))
     nr_cpus = int(o.topology.get("cpus", 0))
     mon_ok, mon_reason = check_rq_clocks(primary, nr_cpus)
-    infra = list(o.errors)
+    sched = o.sched.section(o.run_dir)
+    sched_findings = findings(sched)
+    sched_errors = [f.reason for f in sched_findings if f.kind == ERROR]
+    sched_failures = [f.reason for f in sched_findings if f.kind != ERROR]
+    early = sched.stopped_early
+    infra = sched_errors + list(o.errors)
     if o.vm_exit_reason == ExitReason.ERROR:
         infra.append(f"VM engine failed: {o.vm_exit_detail}")
     evidence = collect_evidence(o.run_dir)
-    if o.guest_result is None and o.vm_exit_reason == ExitReason.GUEST_EXIT:
+    if o.guest_result is None and o.vm_exit_reason == ExitReason.GUEST_EXIT and not sched_errors:
         if evidence["panic"]:
             first = next((ln for ln in evidence["panic"] if "Error" in ln), evidence["panic"][0])
             infra.append(f"the guest's PID 1 crashed: {first.removeprefix(PANIC_PREFIX).strip()}")
         else:
             infra.append("the guest exited without a test result (see guest-stderr.log, diag.log)")
-    reasons: list[str] = list(infra)
+    reasons: list[str] = infra + sched_failures
     guest_passed = bool(o.guest_result and o.guest_result.get("passed"))
-    if o.guest_result is not None and not guest_passed:
+    if o.guest_result is not None and not guest_passed and not sched_findings:
         reasons.append(f"guest verdict: {o.guest_result.get('reason', 'failed')}")
-    if o.guest_result is not None and o.guest_exit_code != 0:
+    if o.guest_result is not None and o.guest_exit_code != 0 and not sched_findings:
         reasons.append(f"guest exit code {o.guest_exit_code}")
-    if o.vm_exit_reason not in (ExitReason.GUEST_EXIT, ExitReason.ERROR):
+    if o.vm_exit_reason not in (ExitReason.GUEST_EXIT, ExitReason.ERROR) and not early:
         reasons.append(f"VM exit: {o.vm_exit_reason or 'unknown'} {o.vm_exit_detail}".strip())
-    if not mon_ok:
+    if not mon_ok and not early:
         reasons.append(mon_reason)
     verdict = "error" if infra else ("failed" if reasons else "passed")
     verdict_ok = verdict == "passed"
-    return {
+    return validate_result({
         "passed": verdict_ok,
         "verdict": verdict,
         "reasons": reasons,
@@ -166,4 +181,5 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
         "run_dir": str(o.run_dir),
         "run_id": o.run_id,
         "injected_faults": o.injected,
-    }
+        "scheduler": sched.to_dict(),
+    })
