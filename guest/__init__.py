@@ -41,12 +41,14 @@ API summary
     handle on it (spawn, start, signal, ``ended`` events), and the work types workers run.
 ``guest.scx``
     a sched_ext scheduler under test: ``SchedulerRun`` (spawn, attach, watch, stop) and
-    the exit parsers the host uses too; see its package docstring.
+    the exit parsers the host uses too; see its package docstring. ``guest.schedphase``
+    runs it as the init's scheduler phase (start, watch, stop, SysRq-D on request).
 ``guest.workload``, ``guest.cgroups``, ``guest.verdict``
     the ``cgroup-spinners`` scenario: cgroup setup, spinning workers, pass/fail verdict.
 
 Run-time imports avoid typing, pathlib, dataclasses and re: under TCG they cost seconds.
 
 Host -> guest control bytes on ``/dev/hvc0`` (:mod:`guest.control`): ``SHUTDOWN_REQUEST``
-(``b"S"``) shut down now, ``DUMP_REQUEST`` (``b"D"``) dump.
+(``b"S"``) shut down now, ``DUMP_REQUEST`` (``b"D"``) SysRq-D (the kernel's sched_ext dump),
+``PROCDUMP_REQUEST`` (``b"P"``) a /proc snapshot.
 """

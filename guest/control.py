@@ -1,7 +1,8 @@
 """Host -> guest control bytes on the console port ``/dev/hvc0``.
 
-``b"S"``: shut down now (stop the test, report, power off). ``b"D"``: dump request.
-Other bytes are counted and ignored.
+``b"S"``: shut down now (stop the test, report, power off). ``b"D"``: dump request (a
+SysRq-D: the kernel's sched_ext state dump). ``b"P"``: a snapshot of ``/proc`` and cgroup
+scheduler statistics (:mod:`guest.dump`). Other bytes are counted and ignored.
 
 The reader is a background thread polling a non-blocking fd. A disconnected
 virtio-console raises POLLHUP permanently, so a poll that returns without POLLIN would
@@ -19,13 +20,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ("CMD_DUMP", "CMD_SHUTDOWN", "DUMP_REQUEST", "SHUTDOWN_REQUEST", "ControlReader")
+__all__ = (
+    "CMD_DUMP",
+    "CMD_PROCDUMP",
+    "CMD_SHUTDOWN",
+    "DUMP_REQUEST",
+    "PROCDUMP_REQUEST",
+    "SHUTDOWN_REQUEST",
+    "ControlReader",
+)
 
 CMD_SHUTDOWN = ord("S")
 CMD_DUMP = ord("D")
+CMD_PROCDUMP = ord("P")
 # The same commands as the host writes them to the console port (vmm.ConsoleWrite).
 SHUTDOWN_REQUEST = bytes((CMD_SHUTDOWN,))
 DUMP_REQUEST = bytes((CMD_DUMP,))
+PROCDUMP_REQUEST = bytes((CMD_PROCDUMP,))
 _POLL_MS = 200
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.01, 1.0
 
@@ -50,12 +61,20 @@ class ControlReader:
     :param path: the console device (a FIFO in tests).
     :param on_shutdown: called (in the reader thread) on ``S``.
     :param on_dump: called (in the reader thread) on ``D``.
+    :param on_procdump: called (in the reader thread) on ``P``; None counts it as unknown.
     """
 
-    def __init__(self, path: str, on_shutdown: Callable[[], None], on_dump: Callable[[], None]):
+    def __init__(
+        self,
+        path: str,
+        on_shutdown: Callable[[], None],
+        on_dump: Callable[[], None],
+        on_procdump: Callable[[], None] | None = None,
+    ):
         self._path = path
         self._on_shutdown = on_shutdown
         self._on_dump = on_dump
+        self._on_procdump = on_procdump
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._wake_w = -1
@@ -135,5 +154,7 @@ class ControlReader:
                 self._on_shutdown()
             elif b == CMD_DUMP:
                 self._on_dump()
+            elif b == CMD_PROCDUMP and self._on_procdump is not None:
+                self._on_procdump()
             else:
                 self.unknown += 1

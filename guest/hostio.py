@@ -16,6 +16,7 @@ from guest.wire import FrameType
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from guest.env import Env
@@ -37,6 +38,8 @@ class HostIo:
         self.stop_requested = threading.Event()
         self._stdio: StdioCapture | None = None
         self._control: ControlReader | None = None
+        #: answers a dump request (SysRq-D); the scheduler phase sets it to its own.
+        self.sysrq_dump: Callable[[], None] | None = None
 
     def redirect_stdio(self) -> None:
         """Point fds 1 and 2 at capture pipes (PID 1 only); no thread yet."""
@@ -49,7 +52,7 @@ class HostIo:
         if self._stdio is not None:
             self._stdio.start()
         self._control = ControlReader(
-            self._env.path("dev/hvc0"), self.stop_requested.set, self._dump
+            self._env.path("dev/hvc0"), self.stop_requested.set, self._sysrq, self._procdump
         )
         if not self._control.start():
             self._out.log("warning", f"no host control channel: {self._control.error}")
@@ -71,8 +74,20 @@ class HostIo:
             return None
         return {"polls": c.polls, "hangups": c.hangups, "unknown": c.unknown, "error": c.error}
 
-    def _dump(self) -> None:
-        """Answer a host dump request (runs in the control thread)."""
+    def _sysrq(self) -> None:
+        """Answer a host dump request: SysRq-D (runs in the control thread)."""
+        try:
+            if self.sysrq_dump is not None:
+                self.sysrq_dump()
+            else:
+                from guest.schedphase import sysrq_dump
+
+                sysrq_dump(self._env, self._out, None)
+        except Exception as e:  # a failed dump must not end the control thread
+            self._out.log("warning", f"SysRq-D dump failed: {type(e).__name__}: {e}")
+
+    def _procdump(self) -> None:
+        """Answer a host /proc snapshot request (runs in the control thread)."""
         try:
             for source, data in gather_dump(self._env.root):
                 self._out.send(FrameType.DUMP, {"source": source, "data": data})

@@ -8,8 +8,11 @@ PID 1 (:mod:`guest.init`) forks this process and powers off after it. Phases, in
    (:class:`~guest.worker_pool.WorkerPool`); then the host I/O threads
    (:class:`~guest.hostio.HostIo`).
 4. inputs: the run spec (:func:`guest.inputs.read_spec`).
-5. workload: the scenario (:mod:`guest.workload`), then RESULT.
-6. report: the kernel log, the shutdown PHASE and EXIT; the worker parent is closed.
+5. scheduler: the scheduler under test started and attached
+   (:class:`~guest.schedphase.SchedulerPhase`; nothing for EEVDF).
+6. workload: the scenario (:mod:`guest.workload`); the scheduler's exit stops it early.
+   Then the scheduler is stopped (its detach checked), and RESULT.
+7. report: the kernel log, the shutdown PHASE and EXIT; the worker parent is closed.
 
 A bad image or spec is reported on the bulk port (LOG, RESULT, EXIT with its
 :class:`~guest.wire.ExitCode`). An unexpected exception is a crash: its traceback goes out as
@@ -25,6 +28,8 @@ from guest.crash import CRASHED, panic
 from guest.hostio import HostIo
 from guest.inputs import read_spec
 from guest.reporter import Reporter
+from guest.rundoc import Scheduler
+from guest.schedphase import SchedulerPhase
 from guest.spec import RunSpec, SpecError
 from guest.wire import ExitCode, FrameType
 from guest.worker_pool import WorkerError, WorkerPool
@@ -50,6 +55,7 @@ class GuestRun:
         self.out = Reporter(env)
         self.host = HostIo(env, self.out)
         self.pool: WorkerPool | None = None
+        self.sched: SchedulerPhase | None = None
         self.workers_closed: dict[str, Any] = {}
         self._main_ns = env.system.boot_ns()  # after imports: SYS_RDY reports the startup cost
 
@@ -101,7 +107,7 @@ class GuestRun:
         except SpecError as e:
             self.out.log("error", f"bad run spec: {e}")
             return self.out.result_fail(ExitCode.BAD_SPEC, f"bad run spec: {e}")
-        return self._workload(spec)
+        return self._with_scheduler(spec, Scheduler())
 
     def _boot(self) -> list[str]:
         """Mount, reopen COM2; return the mount errors (noted)."""
@@ -133,7 +139,24 @@ class GuestRun:
         self.host.redirect_stdio()
         self.pool = WorkerPool.fork(self.out.com2.fd, single_threaded=self.env.pid1)
 
+    def _with_scheduler(self, spec: RunSpec, sched: Scheduler) -> ExitCode:
+        """The scheduler phase around the workload; the scheduler stopped on every path."""
+        if self.host.stop_requested.is_set():
+            return self.out.result_fail(ExitCode.SHUTDOWN, "host requested shutdown before start")
+        self.sched = SchedulerPhase(self.env, self.out, sched, self.host.stop_requested)
+        self.host.sysrq_dump = self.sched.sysrq_dump
+        try:
+            failed = self.sched.start()
+            if failed is not None:
+                code, why = failed
+                self.out.log("error", why)
+                return self.out.result_fail(code, why, spec)
+            return self._workload(spec)
+        finally:
+            self.sched.finish()
+
     def _workload(self, spec: RunSpec) -> ExitCode:
+        assert self.sched is not None
         if self.host.stop_requested.is_set():
             return self.out.result_fail(ExitCode.SHUTDOWN, "host requested shutdown before start")
         if spec.wire_noise and self.out.bulk is not None:
@@ -156,8 +179,13 @@ class GuestRun:
         self.out.phase("verdict")
         for err in out.cleanup_errors:
             self.out.log("warning", f"cgroup cleanup: {err}")
+        self.sched.finish()  # before RESULT: the host may stop the VM once it has it
         payload = out.verdict.as_payload()
-        if out.stopped:
+        sched_exit = self.sched.exit_reason()
+        if sched_exit:
+            payload["passed"] = False
+            payload["reason"] = f"{sched_exit}; {payload['reason']}"
+        elif out.stopped:
             payload["passed"] = False
             payload["reason"] = f"stopped by host shutdown request; {payload['reason']}"
         payload.update(
@@ -167,6 +195,8 @@ class GuestRun:
             workers=[r.as_map() for r in out.reports],
         )
         self.out.send(FrameType.RESULT, payload)
+        if sched_exit:
+            return ExitCode.TEST_FAILED
         if out.stopped:
             return ExitCode.SHUTDOWN
         return ExitCode.OK if out.verdict.passed else ExitCode.TEST_FAILED

@@ -95,9 +95,17 @@ def status_cmd(ep: Endpoints) -> None:
 @attach_group.command("dump")
 @click.pass_obj
 def dump_cmd(ep: Endpoints) -> None:
-    """Ask the guest for a dump (a control byte on its console); it arrives as a DUMP message."""
+    """SysRq-D in the guest: the kernel's sched_ext state dump, into sched_ext_dump.log."""
     _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(guest_control.DUMP_REQUEST))
-    click.echo("dump requested")
+    click.echo(f"SysRq-D requested; the dump lands in {run_layout.SCHED_EXT_DUMP}")
+
+
+@attach_group.command("procdump")
+@click.pass_obj
+def procdump_cmd(ep: Endpoints) -> None:
+    """A snapshot of the guest's /proc scheduler statistics and cgroup cpu.stat, into dumps.log."""
+    _request(ep.vmm_ctl, vmm_proto.ConsoleWrite(guest_control.PROCDUMP_REQUEST))
+    click.echo(f"/proc snapshot requested; it lands in {run_layout.DUMPS}")
 
 
 @attach_group.command("shutdown")

@@ -48,6 +48,7 @@ def test_attach_to_live_run(tmp_path: Path) -> None:
         status = json.loads(_cli("attach", str(run_dir), "status").stdout)
         assert status["vmm"]["state"] == "running" and status["collector"]["sys_rdy"] > 0
         assert _cli("attach", str(run_dir), "dump").returncode == 0
+        assert _cli("attach", str(run_dir), "procdump").returncode == 0
         mon = _cli("attach", str(run_dir), "monitor", "--name", "extra", "--samples", "5")
         assert mon.returncode == 0, mon.stderr[-2000:]
         _out, err = main.communicate(timeout=300)
@@ -61,8 +62,11 @@ def test_attach_to_live_run(tmp_path: Path) -> None:
                 p.wait()
     extra = (run_dir / "monitor-extra.jsonl").read_text().splitlines()
     assert len(extra) == 5 and all(json.loads(x)["monitor"] == "extra" for x in extra)
-    types = [json.loads(x)["type"] for x in (run_dir / "messages.jsonl").read_text().splitlines()]
-    assert "DUMP" in types
+    msgs = [json.loads(x) for x in (run_dir / "messages.jsonl").read_text().splitlines()]
+    sources = {m["payload"]["source"] for m in msgs if m["type"] == "DUMP"}
+    assert {"sched_ext_dump", "/proc/schedstat"} <= sources  # SysRq-D and the /proc snapshot
+    assert (run_dir / "sched_ext_dump.log").read_text().startswith("=== sched_ext_dump (sysrq) ===")
+    assert "=== /proc/schedstat ===" in (run_dir / "dumps.log").read_text()
     for name in ("console.log", "bulk.raw", "messages.jsonl"):
         if name == "messages.jsonl":  # host_time differs per collector; compare the rest
             a = [{k: v for k, v in json.loads(x).items() if k != "host_time"}

@@ -316,6 +316,7 @@ def test_host_dump_and_shutdown_requests(tmp_path):
         fd = os.open(root / "dev/hvc0", os.O_WRONLY)  # blocks until init opens hvc0
         try:
             time.sleep(0.3)
+            os.write(fd, b"P")
             os.write(fd, b"D")
             time.sleep(0.3)
             os.write(fd, b"S")
@@ -330,7 +331,12 @@ def test_host_dump_and_shutdown_requests(tmp_path):
     assert time.monotonic() - t0 < 15
     frames = frames_of(root)
     dumps = {f.payload["source"]: f.payload["data"] for f in frames if f.type is FrameType.DUMP}
-    assert dumps["/proc/schedstat"] == b"version 17\n"
+    assert dumps["/proc/schedstat"] == b"version 17\n"  # P: the /proc snapshot
+    # D: SysRq-D; this fake root has no tracefs, so the dump is empty and a LOG says why.
+    sysrq = [f.payload for f in frames if f.payload.get("source") == "sched_ext_dump"]
+    assert sysrq == [{"source": "sched_ext_dump", "data": b"", "trigger": "sysrq", "part": 0}]
+    logs = [f.payload["msg"] for f in frames if f.type is FrameType.LOG]
+    assert any(m.startswith("SysRq-D: no sched_ext dump lines (no tracefs") for m in logs), logs
     result = next(f.payload for f in frames if f.type is FrameType.RESULT)
     assert result["passed"] is False and result["stopped"] is True
     assert "shutdown" in result["reason"]
