@@ -67,6 +67,12 @@ def cli() -> None:
 @click.option("--monitors", default=1, show_default=True, type=int, help="monitor processes to attach")
 @click.option("--inject", multiple=True, help="fault injection, e.g. kill:collector@1.5 (s after SYS_RDY)")
 @click.option("--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)")
+@click.option("--scheduler", "scheduler", default="eevdf", show_default=True, metavar="NAME|PATH",
+              help="the sched_ext scheduler under test: an example (`schedlab scheduler list`), "
+                   "an executable's path, or eevdf (none)")
+@click.option("--sched-args", default="", metavar="ARGS", help="its arguments, quoted as one shell word")
+@click.option("--sched-flag", "sched_flags", multiple=True, metavar="FLAG",
+              help="a named flag of an example scheduler (repeatable), e.g. stall-user")
 @click.option("--wire-noise", default=0, type=click.IntRange(0, 100), hidden=True,
               help="test hook: rounds of broken frames the guest sends before the workload")
 @click.option("--crash-guest", default="", type=click.Choice(CRASHES), hidden=True,
@@ -75,10 +81,11 @@ def cli() -> None:
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
             workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
+            scheduler: str, sched_args: str, sched_flags: tuple[str, ...],
             wire_noise: int, crash_guest: str, progress: str) -> None:
-    """Boot a VM and run the cgroup-spinners test on EEVDF; print a verdict."""
+    """Boot a VM and run the cgroup-spinners test under a scheduler (EEVDF by default); print a verdict."""
     from .request import Hooks, Scenario, VerdictLimits
-    from .runner import execute
+    from .runner import SchedChoice, execute
 
     try:
         topo = Topology.parse(topology)
@@ -97,7 +104,7 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         hooks=Hooks(wire_noise=wire_noise, crash=crash_guest, faults=faults),
         mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, json_path=Path(json_path) if json_path else None, listen=listen,
-        progress_mode=progress,
+        progress_mode=progress, sched=SchedChoice(scheduler, sched_args, sched_flags),
     )
     sys.exit(code)
 

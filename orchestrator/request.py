@@ -4,6 +4,7 @@
 - :class:`Scenario`: what runs in the guest (scenario name, duration, cgroups, workers).
 - :class:`VerdictLimits`: what the guest's judge accepts (fairness spread, longest gap).
 - :class:`Hooks`: test hooks that prove behaviour end to end (wire noise, crashes, faults).
+- :class:`~orchestrator.sched_outcome.SchedAsked`: the scheduler under test, as reported.
 
 :meth:`RunRequest.guest_spec` is the one place these become the guest's
 :class:`~guest.spec.RunSpec`.
@@ -19,6 +20,7 @@ from guest import spec as guest_spec
 from schedlab_shared.topology import Topology
 
 from .faults import Fault
+from .sched_outcome import SchedAsked
 
 __all__ = ("BOOT_ALLOWANCE_S", "Hooks", "RunRequest", "Scenario", "VerdictLimits", "VmShape")
 
@@ -91,6 +93,8 @@ class Hooks:
 class RunRequest:
     """Validated inputs of one run.
 
+    :param sched: the scheduler under test as the result names it (its files and argv
+        travel in the run's inputs).
     :param run_dir: where logs and results go (default: a new directory in the run cache).
     :param monitors: monitor processes to attach.
     :param listen: host for the VMM's TCP endpoints (remote collectors).
@@ -100,6 +104,7 @@ class RunRequest:
     scenario: Scenario = field(default_factory=Scenario)
     limits: VerdictLimits = field(default_factory=VerdictLimits)
     hooks: Hooks = field(default_factory=Hooks)
+    sched: SchedAsked = field(default_factory=SchedAsked)
     run_dir: Path | None = None
     monitors: int = 1
     monitor_interval_s: float = 0.1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,11 @@ from schedlab_shared.topology import Topology
 from .engine_choice import EngineChoice
 from .progress import make_reporter
 from .request import Hooks, RunRequest, Scenario, VerdictLimits, VmShape
+from .sched_outcome import SchedAsked
 from .session import RunSession
 from .summary import render_summary
 
-__all__ = ("execute", "prepare_inputs")
+__all__ = ("SchedChoice", "execute", "prepare_inputs", "resolve_launch")
 
 console = Console(stderr=True, soft_wrap=True)  # a log line is one line, whatever the width
 
@@ -28,6 +30,50 @@ console = Console(stderr=True, soft_wrap=True)  # a log line is one line, whatev
 def _fail(message: str) -> int:
     console.print(f"[bold red]schedlab:[/] {message}", highlight=False)
     return RunExit.ERROR
+
+
+@dataclass(frozen=True)
+class SchedChoice:
+    """``--scheduler``, ``--sched-args`` (one shell-quoted string), ``--sched-flag``s."""
+
+    spec: str = "eevdf"
+    args: str = ""
+    flags: tuple[str, ...] = ()
+
+
+def resolve_launch(choice: SchedChoice, kernel: Any, topology: Topology, progress,  # noqa: ANN001
+                   resolve: Any = None) -> Any:
+    """The scheduler's launch for this kernel and topology (``SchedulerLaunch``).
+
+    A kernel whose config says it has no sched_ext is refused here, before anything is built
+    or booted (a kernel with no known config is found out by the guest).
+
+    :param resolve: ``orchestrator.scheduler.resolve.resolve_scheduler`` (tests pass a fake).
+    :raises SchedulerError: one line: no sched_ext, a bad name, flag or path, a topology
+        it cannot run on, a failed build.
+    """
+    from .scheduler.definition import EEVDF
+    from .scheduler.errors import ResolveError
+    from .scheduler.resolve import resolve_scheduler, split_sched_args
+
+    args = split_sched_args(choice.args)
+    if choice.spec.lower() != EEVDF.name and kernel.config_known and not kernel.has_sched_ext:
+        raise ResolveError(
+            f"--scheduler {choice.spec}: this kernel has no sched_ext (CONFIG_SCHED_CLASS_EXT "
+            f"is not set in {kernel.version}); pick a kernel with it, or --scheduler eevdf"
+        )
+    launch = (resolve or resolve_scheduler)(choice.spec, kernel, flags=choice.flags,
+                                            sched_args=args, progress=lambda m: progress("scheduler", m))
+    why = launch.definition.fits(topology)
+    if why:
+        raise ResolveError(f"--scheduler {choice.spec}: {why}")
+    return launch
+
+
+def asked_of(launch: Any) -> SchedAsked:
+    """How the result names a launch."""
+    d = launch.definition
+    return SchedAsked(d.name, launch.origin, tuple(launch.argv[1:]), d.ops)
 
 
 def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> tuple[Any, Path]:  # noqa: ANN001
@@ -47,8 +93,9 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
 def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, scenario: Scenario,
             limits: VerdictLimits, hooks: Hooks, mem_mib: int, timeout: float | None,
             run_dir: Path | None, monitors: int, json_path: Path | None, listen: str | None = None,
-            progress_mode: str = "auto") -> int:
+            progress_mode: str = "auto", sched: SchedChoice = SchedChoice()) -> int:
     from .kernel.artifacts import KernelError
+    from .scheduler.errors import SchedulerError
 
     # SIGTERM gets the same orderly teardown as Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -62,12 +109,17 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
         except OSError as exc:
             progress.done(verdict="error", exit_code=int(RunExit.ERROR), reason=str(exc))
             return _fail(f"preparing the guest image failed: {exc}")
+        try:
+            launch = resolve_launch(sched, kernel, topology, progress)
+        except SchedulerError as exc:
+            progress.done(verdict="error", exit_code=int(RunExit.ERROR), reason=str(exc))
+            return _fail(str(exc))
         vm = VmShape(
             engine=choice.engine, engine_reason=choice.reason, kernel=kernel, initrd=initrd,
             topology=topology, mem_mib=mem_mib, timeout_s=timeout, qemu_accel=choice.qemu_accel,
         )
         req = RunRequest(vm=vm, scenario=scenario, limits=limits, hooks=hooks, run_dir=run_dir,
-                         monitors=monitors, listen=listen)
+                         monitors=monitors, listen=listen, sched=asked_of(launch))
         session = RunSession(req, progress)
         console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)
         t0 = time.monotonic()

@@ -39,6 +39,8 @@ from .endpoints import Endpoints
 from .faults import Fault
 from .request import RunRequest
 from .result import RunOutcome, build_result
+from .sched_outcome import SchedReport, cut_debug_dump
+from .sched_watch import SchedWatch
 from .supervise import Program, Supervisor, SupervisorError
 
 __all__ = ("RunRequest", "RunSession", "RunError")
@@ -82,6 +84,7 @@ class RunSession:
             topology={**req.vm.topology.to_dict(), "spec": req.vm.topology.spec, "cpus": req.vm.topology.nr_cpus},
             run_dir=self.run_dir,
             run_id=self.run_id,
+            sched=SchedReport(req.sched),
         )
 
     # --- setup ---
@@ -155,6 +158,7 @@ class RunSession:
         self.supervisor.start()
         self.vmm = BusClient(self.ctx, self.endpoints.vmm_ctl, timeout_s=2.0)
         self.collector = BusClient(self.ctx, self.endpoints.collector_ctl, timeout_s=2.0)
+        self.sched_watch = SchedWatch(self.vmm, self.collector, self.outcome.sched, self.progress)
 
     def _follow(self, t0: float) -> None:
         started_at = 0.0
@@ -164,7 +168,7 @@ class RunSession:
         self.progress("boot", "booting the guest")
         interval, next_check = _POLL_S, 0.0
         while True:
-            time.sleep(interval)
+            time.sleep(_END_POLL_S if self.sched_watch.urgent else interval)
             try:
                 if not started_at:
                     started_at = self.vmm.request(vmm_proto.Status_()).started_at
@@ -172,6 +176,7 @@ class RunSession:
             except BusError:
                 cst = None  # a process is (re)starting; supervisor brings it back
             if cst is not None:
+                self.sched_watch.poll(cst)  # the scheduler exited: stop the VM early
                 self._note_progress(cst, started_at)
                 if cst.complete:
                     self._collect(cst, started_at)
@@ -227,6 +232,9 @@ class RunSession:
         o.guest_exit_code = cst.exit_code
         o.vm_exit_reason, o.vm_exit_detail = cst.vm_exit_reason, cst.vm_exit_detail
         o.decoder = dict(cst.decoder)
+        o.sched.state = cst.sched
+        o.sched.stopped_early = cst.vm_exit_reason == ExitReason.SCHED_EXIT
+        o.sched.debug_dump = cut_debug_dump(self.run_dir)
         times: dict[str, float] = {}
         start = 0
         while True:  # page through: a chatty guest can send many STDOUT frames first

@@ -16,6 +16,36 @@ def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v / 1000:.2f} s"
 
 
+def _sched_ending(s: dict[str, Any]) -> str:
+    """How the scheduler under test ended, in a few words."""
+    e, stop = s.get("exit"), s.get("stop")
+    if not s.get("attached"):
+        first = (s.get("attach_message") or "").strip().splitlines()[:1]
+        return f"did not attach ({s.get('attach_status')}){': ' + first[0][:100] if first else ''}"
+    if e:
+        words = ": ".join(x for x in (e.get("reason"), e.get("message")) if x) or "no reason"
+        early = ""
+        if s.get("stopped_early"):
+            ms = s.get("exit_to_stop_ms")
+            early = f"; VM stopped {ms:.0f} ms later" if ms is not None else "; VM stopped early"
+        return f"exited during the test: {words}{early}"
+    if stop:
+        problems = "; ".join(stop.get("problems") or [])
+        return f"stopped: {stop.get('status')}" + (f" ({problems})" if problems else "")
+    return "no stop reported"
+
+
+def _scheduler_table(s: dict[str, Any]) -> Table:
+    t = Table(title="scheduler", title_justify="left", box=None, pad_edge=False)
+    for col in ("name", "ops", "attach", "ended"):
+        t.add_column(col, overflow="fold")
+    ms = s.get("attach_ms")
+    attach = f"{ms:.0f} ms" if s.get("attached") and ms is not None else "-"
+    args = " ".join(s.get("args") or [])
+    t.add_row(f"{s['name']} {args}".strip(), s.get("ops") or "-", attach, _sched_ending(s))
+    return t
+
+
 def render_summary(result: dict[str, Any], console: Console) -> None:
     workers = Table(title="workers", title_justify="left", box=None, pad_edge=False)
     for col in ("cgroup", "pid", "work units", "cpu time", "max gap"):
@@ -35,11 +65,15 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
         for c in samples[-1]["cpus"]:
             cpus.add_row(str(c["cpu"]), str(c["nr_running"]), f"{c['rq_clock'] / 1e9:.3f} s")
         console.print(cpus)
+    sched = result.get("scheduler") or {}
+    if sched.get("origin", "eevdf") != "eevdf":
+        console.print(_scheduler_table(sched))
     t = result["timings"]
     console.print(
         f"boot to SYS_RDY {_ms(t['vm_start_to_sys_rdy_ms'])}, test {_ms(t['test_ms'])}, "
         f"teardown {_ms(t['teardown_ms'])}, total {_ms(t['total_ms'])}; "
-        f"{len(samples)} monitor samples; engine {result['engine']}; kernel {result['kernel']['version']}",
+        f"{len(samples)} monitor samples; engine {result['engine']}; kernel {result['kernel']['version']}; "
+        f"scheduler {sched.get('name', 'eevdf')}",
         highlight=False,
     )
     verdict = result["verdict"]

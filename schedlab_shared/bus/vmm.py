@@ -47,6 +47,7 @@ class ExitReason(enum.StrEnum):
     TIMEOUT = "timeout"  # the VMM stopped it at the deadline
     CRASH = "crash"  # kernel panic, triple fault, emulation failure
     STOPPED = "stopped"  # a stop request from the bus
+    SCHED_EXIT = "sched-exit"  # stopped by the orchestrator: the scheduler under test exited
     ERROR = "error"  # the engine itself failed (QEMU died, KVM error)
 
 

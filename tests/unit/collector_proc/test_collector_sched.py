@@ -12,7 +12,7 @@ from guest.wire import FrameType, encode_frame
 def _log(stream: str, data: bytes, seq: int, dropped: int = 0, eof: bool = False) -> bytes:
     return encode_frame(
         FrameType.SCHED_LOG,
-        {"stream": stream, "data": data, "seq": seq, "dropped": dropped, "eof": eof},
+        {"stream": stream, "data": data, "seq": seq + 1, "dropped": dropped, "eof": eof},
     )
 
 
@@ -23,12 +23,18 @@ def _dump(data: bytes, trigger: str, part: int) -> bytes:
     )
 
 
-_ATTACH = {"status": "attached", "attached": True, "ops": "qmap", "message": "", "attach_ms": 812.5}
+_ATTACH = {
+    "status": "attached", "attached": True, "ops": "qmap", "message": "", "attach_ms": 812.5,
+    "pid": 91, "exit_status": "", "state": "enabled",
+}  # fmt: skip
 _EXIT = {
-    "t_ns": 9_000_000_000,
-    "trigger": "disabled",
-    "exit": {"kind": "ERROR_BPF", "message": "test triggering error"},
-}
+    "t_ns": 9_000_000_000, "trigger": "disabled", "state": "disabling", "exit_status": "",
+    "ops": "qmap", "dump_bytes": 34, "headline": "scx_bpf_error: test triggering error",
+}  # fmt: skip
+_STOP = {
+    "status": "exited", "detached": True, "killed": False, "problems": [], "exit_status": "exited 0",
+    "state": "disabled", "wait_ms": 0.0,
+}  # fmt: skip
 
 
 def _stream() -> bytes:
@@ -45,9 +51,7 @@ def _stream() -> bytes:
             encode_frame(FrameType.SCHED_EXIT, {**_EXIT, "t_ns": 1}),  # a second: not kept
             _log("stderr", b"EXIT: scx_bpf_error (test triggering error)\n", 1, eof=True),
             _dump(b"SysRq dump\n", "sysrq", 0),
-            encode_frame(
-                FrameType.SCHED_STOP, {"status": "exited", "detached": True, "killed": False}
-            ),
+            encode_frame(FrameType.SCHED_STOP, _STOP),
         ]
     )
 
@@ -81,7 +85,7 @@ def test_log_dump_and_lifecycle_land_in_their_files(tmp_path: Path) -> None:
     assert s["dumps"] == {"exit": 34, "sysrq": 11}
     msgs = [json.loads(x) for x in (run / "messages.jsonl").read_text().splitlines()]
     logs = [m for m in msgs if m["type"] == "SCHED_LOG"]
-    assert logs[0]["payload"] == {"stream": "stdout", "seq": 0, "dropped": 0, "eof": False}
+    assert logs[0]["payload"] == {"stream": "stdout", "seq": 1, "dropped": 0, "eof": False}
     assert logs[0]["bytes"] == 17  # the bytes live in sched.log, not in the messages
     assert [m["payload"]["t_ns"] for m in msgs if m["type"] == "SCHED_EXIT"] == [9e9, 1]
 
