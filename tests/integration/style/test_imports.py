@@ -23,6 +23,9 @@ SHARED = "schedlab_shared"
 # Host libraries above the processes (a test author's imports): they may use schedlab_shared
 # and the guest contracts, never a process package's internals; no process is imported by them.
 LIBRARIES = ("schedlab_scenario",)
+# Judgement above the processes: the orchestrator judges runs with it, a monitor judges live.
+# It may import only the standard library and schedlab_shared.
+VERDICTS = "verdicts"
 # The guest modules the host must read: frames and their payload schemas, control bytes,
 # the run spec and document, the host -> guest transfer of a run's inputs, how a sched_ext
 # scheduler ended.
@@ -104,6 +107,8 @@ def violation(module: str, target: str) -> str | None:
                 "the guest runs inside the VM: only its own package, stdlib and msgpack exist there"
             )
         return None
+    if own == VERDICTS and not (_stdlib(top) or top in (SHARED, VERDICTS)):
+        return "verdicts may use only the standard library and schedlab_shared"
     if own == SHARED and (top in PROCESS_PACKAGES or top in LIBRARIES):
         return "schedlab_shared is imported by every process and may import none of them"
     if top in PROCESS_PACKAGES and top != own and target not in GUEST_CONTRACTS:
@@ -114,7 +119,7 @@ def violation(module: str, target: str) -> str | None:
 
 
 def _sources() -> Iterator[Path]:
-    for pkg in (*PROCESS_PACKAGES, SHARED, *LIBRARIES):
+    for pkg in (*PROCESS_PACKAGES, SHARED, *LIBRARIES, VERDICTS):
         yield from sorted((ROOT / pkg).rglob("*.py"))
 
 
@@ -157,6 +162,8 @@ def test_no_process_package_imports_another_s_internals() -> None:
         ("guest.wire", False, "import zmq", "zmq"),
         ("schedlab_scenario.model", False, "from orchestrator import request", "orchestrator.request"),
         ("schedlab_shared.topology", False, "import schedlab_scenario", "schedlab_scenario"),
+        ("verdicts.monitor", False, "from orchestrator import result", "orchestrator.result"),
+        ("verdicts.monitor", False, "import zmq", "zmq"),
         ("guest.wire", False, "from . import init", "guest.init"),
         ("guest.init", False, "from schedlab_shared.bus import vmm", "schedlab_shared.bus.vmm"),
         (
