@@ -32,6 +32,7 @@ from schedlab_shared.run_layout import monitor_file
 __all__ = ("Monitor",)
 
 log = logging.getLogger("monitor_proc")
+DUMP_EVERY_S = 10.0  # a violation that stays gets one dump, not one per sample
 
 
 class Monitor:
@@ -39,6 +40,8 @@ class Monitor:
         self, *, vm_id: str, vm_ctl: str, collector_ctl: str, vmlinux: str, run_dir: str,
         ctl: str, pub: str, name: str = "monitor", interval_s: float = 0.1,
         system_map: str | None = None, grace_s: float = 60.0, max_samples: int = 0,
+        watchdog_timeout_s: float | None = None, hz: int = 0,
+        thresholds: dict[str, Any] | None = None, dump_on_violation: bool = False,
     ) -> None:
         self.vm_id = vm_id
         self.name = name
@@ -65,6 +68,18 @@ class Monitor:
         self._domains_read = False
         self._ask_vcpu_times = True
         self.watchdog = None  # a WatchdogOverride when the run asked for one
+        if watchdog_timeout_s is not None:
+            from .watchdog import WatchdogOverride
+
+            self.watchdog = WatchdogOverride(watchdog_timeout_s, hz)
+        # The same judge as the verdict's, live: a sustained violation can ask for a dump.
+        from verdicts.monitor import MonitorJudge
+        from verdicts.thresholds import resolve_thresholds
+
+        self.judge = MonitorJudge(resolve_thresholds(test=thresholds))
+        self.dump_on_violation = dump_on_violation
+        self.dumps_requested = 0
+        self._last_dump = -DUMP_EVERY_S
 
     def _on_status(self, _msg: proto.MonitorStatus) -> proto.MonitorStatusReply:
         return proto.MonitorStatusReply(self.state, self.samples, self.errors, self.last_error)
@@ -104,7 +119,8 @@ class Monitor:
         from .memory import GuestPhysMemory
         from .program import Program
 
-        memory = GuestPhysMemory(vmm_proto.layout_regions(status))
+        # Writable only for the watchdog override: every other access is a read.
+        memory = GuestPhysMemory(vmm_proto.layout_regions(status), writable=self.watchdog is not None)
         return Program(self.vmlinux, memory, system_map=self.system_map)
 
     def _sample(self, prog: Any, started_at: float) -> dict[str, Any]:
@@ -193,6 +209,32 @@ class Monitor:
             os.close(self._wake_r)
             os.close(wake_w)
 
+    def _judge_live(self, sample: dict[str, Any]) -> None:
+        """Feed the live judge; a violation that just became sustained can ask the guest for
+        a dump (SysRq-D with sched_ext's state, through the guest's DUMP_REQUEST control
+        byte on its console port), at most once every :data:`DUMP_EVERY_S` seconds."""
+        fresh = self.judge.feed(sample)
+        if not fresh:
+            return
+        for v in fresh:
+            log.warning("sustained violation: %s on CPU %s: %s", v["check"], v["cpu"], v["detail"])
+        if self.dump_on_violation and time.monotonic() - self._last_dump >= DUMP_EVERY_S:
+            self._last_dump = time.monotonic()
+            self.request_dump()
+
+    def request_dump(self) -> bool:
+        """Ask the guest for a dump through the VMM's control path (the hook a live
+        violation uses); False if the VMM did not take it."""
+        from guest.control import DUMP_REQUEST
+
+        try:
+            self.vmm.request(vmm_proto.ConsoleWrite(DUMP_REQUEST), timeout_s=1.0)
+        except BusError as exc:
+            log.warning("dump request not delivered: %s", exc)
+            return False
+        self.dumps_requested += 1
+        return True
+
     def _vm_exited(self) -> bool:
         """Ask the VMM whether the VM exited; an unanswered request means "not yet" until
         the VMM was silent for ``grace_s`` (then BusError: the VM is lost)."""
@@ -220,6 +262,7 @@ class Monitor:
                 else:
                     out.write(json.dumps(sample) + "\n")
                     out.flush()
+                    self._judge_live(sample)
                     self.pub.publish(topics.monitor_sample(self.vm_id), proto.Sample(**sample))
                     self.samples += 1
                     if self.max_samples and self.samples >= self.max_samples:

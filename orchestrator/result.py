@@ -10,6 +10,9 @@ from typing import Any
 from guest.wire import PANIC_PREFIX
 from schedlab_shared import run_layout
 from schedlab_shared.bus.vmm import ExitReason
+from schedlab_shared.monitor_schema import CPU_FIELDS, SchemaError, check_sample
+from verdicts.run import monitor_section
+from verdicts.thresholds import MonitorThresholds
 
 from .result_schema import validate_result
 from .sched_outcome import ERROR, SchedReport, findings
@@ -51,18 +54,21 @@ class RunOutcome:
     errors: list[str] = field(default_factory=list)
     injected: list[str] = field(default_factory=list)
     sched: SchedReport = field(default_factory=SchedReport)
+    thresholds: MonitorThresholds | None = None  # the monitor's (verdicts.thresholds)
+    watchdog_timeout_s: float | None = None  # the sched_ext watchdog override asked for
 
 
 def load_monitor_samples(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Samples per monitor instance from its samples file (a torn last line is skipped)."""
+    """Valid samples per monitor instance from its samples file (a torn last line, or one
+    that is not a sample as :mod:`schedlab_shared.monitor_schema` defines it, is skipped)."""
     out: dict[str, list[dict[str, Any]]] = {}
     for name, path in run_layout.monitor_files(run_dir).items():
         samples = []
         for line in path.read_text().splitlines():
             try:
-                samples.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+                samples.append(check_sample(json.loads(line)))
+            except (json.JSONDecodeError, SchemaError):
+                continue  # torn last line, or not a sample this version defines
         out[name] = samples
     return out
 
@@ -107,6 +113,12 @@ def _workers(guest_result: dict[str, Any] | None) -> list[dict[str, Any]]:
     return [{k: w.get(k) for k in keys} for w in (guest_result or {}).get("workers", [])]
 
 
+def _cpu_fields(c: dict[str, Any]) -> dict[str, Any]:
+    """A CPU sample as the result shows it: every field the monitor read except the
+    current task (monitor_schema.CPU_FIELDS)."""
+    return {k: v for k, v in c.items() if k in CPU_FIELDS and k not in ("curr_pid", "curr_comm")}
+
+
 def build_result(o: RunOutcome) -> dict[str, Any]:
     """The result document; ``passed`` needs the guest verdict, a clean exit and the monitor.
 
@@ -144,6 +156,12 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
         reasons.append(f"VM exit: {o.vm_exit_reason or 'unknown'} {o.vm_exit_detail}".strip())
     if not mon_ok and not early:
         reasons.append(mon_reason)
+    judged = monitor_section(monitors, o.thresholds, o.watchdog_timeout_s)
+    if judged["status"] == "failed":
+        reasons.append(judged["reason"])
+    elif judged["status"] == "inconclusive" and primary:
+        infra.append(judged["reason"])  # the monitor read something no kernel holds
+        reasons.insert(0, judged["reason"])
     verdict = "error" if infra else ("failed" if reasons else "passed")
     verdict_ok = verdict == "passed"
     return validate_result({
@@ -166,13 +184,14 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
             "samples": [
                 {
                     "elapsed_ms": round(s["elapsed_ms"], 1),
-                    "cpus": [
-                        {"cpu": c["cpu"], "nr_running": c["nr_running"], "rq_clock": c["rq_clock"]}
-                        for c in s["cpus"]
-                    ],
+                    "cpus": [_cpu_fields(c) for c in s["cpus"]],
                 }
                 for s in primary
             ],
+            "checks": {k: judged[k] for k in ("status", "reason", "judged_samples", "thresholds")},
+            "events": judged["events"],
+            "violations": judged["violations"],
+            **({"watchdog": judged["watchdog"]} if "watchdog" in judged else {}),
             "instances": {name: len(s) for name, s in monitors.items()},
         },
         "evidence": evidence if verdict != "passed" else {},

@@ -23,6 +23,7 @@ class FakeVmm:
         self.logs = {n: StreamLog(retain_bytes) for n in STREAMS}
         self.state = "running"
         self.exit_reason = ""
+        self.console: list[bytes] = []  # ConsoleWrite data, in order
         self._lock = threading.Lock()
         self._pending: list[tuple[str, bytes]] = []
         self._stop = False
@@ -60,8 +61,13 @@ class FakeVmm:
             raise BusError(Status.GONE, str(exc)) from None
         return proto.ReplayReply([[s, d] for s, d in chunks], lg.next_seq, lg.first_seq)
 
+    def _console_write(self, m: proto.ConsoleWrite):  # noqa: ANN202
+        self.console.append(m.data)
+        return proto.Empty()
+
     def _run(self) -> None:
-        server = ControlServer(self.ctx, self._ctl, {proto.Status_: self._status, proto.Replay: self._replay})
+        server = ControlServer(self.ctx, self._ctl, {proto.Status_: self._status, proto.Replay: self._replay,
+                                                     proto.ConsoleWrite: self._console_write})
         pub = Publisher(self.ctx, self._pub)
         self._ready.set()
         while not self._stop:

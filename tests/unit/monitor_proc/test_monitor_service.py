@@ -64,3 +64,28 @@ def test_samples_carry_scx_state_and_domains_once(tmp_path: Path) -> None:
     assert all(s["scx"]["ops"] == "qmap" and s["scx"]["events"] == g.expected_events()
                for s in lines)
     assert lines[-1]["cpus"][0]["local_dsq_nr"] == 5 and "vcpus" not in lines[-1]
+
+
+def test_a_sustained_violation_asks_the_guest_for_one_dump(tmp_path: Path) -> None:
+    import struct
+
+    from guest.control import DUMP_REQUEST
+    from tests.unit.monitor_proc.scx_guest import ScxGuest
+
+    ep = {k: f"ipc://{tmp_path}/{k}" for k in ("vctl", "vpub", "cctl", "mctl", "mpub")}
+    vm = FakeVmm("md", ep["vctl"], ep["vpub"])
+    mon = Monitor(vm_id="md", vm_ctl=ep["vctl"], collector_ctl=ep["cctl"], vmlinux="unused",
+                  run_dir=str(tmp_path), ctl=ep["mctl"], pub=ep["mpub"], interval_s=0.01,
+                  max_samples=8, thresholds={"warmup_s": 0, "sustained_samples": 2, "fail_on_stall": False},
+                  dump_on_violation=True)
+    try:
+        g = ScxGuest(ncpus=2)
+        g.write_va(g.rq_va[0], struct.pack("<I", 9))           # CPU 0: 9 runnable, CPU 1: 2
+        assert mon._sample_loop(g.program(), 0.0) is ProcExit.DONE
+    finally:
+        for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
+            closer()
+        mon.ctx.term()
+        vm.close()
+    assert vm.console == [DUMP_REQUEST] and mon.dumps_requested == 1   # once, not per sample
+    assert [v["check"] for v in mon.judge.violations] == ["imbalance"]
