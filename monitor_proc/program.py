@@ -118,9 +118,12 @@ class Program:
         """
         if not 0 <= size <= MAX_READ:
             raise BadDataError(f"read of {size} bytes refused (limit {MAX_READ})")
-        tr = self.translator
+        tr = self._translator or self.translator
         parts, va, left = [], address, size
         try:
+            pa = tr.linear(address, size)
+            if pa is not None:  # the common case: one read, no page-table walk
+                return self.memory.read(pa, size)
             while left:
                 n = min(left, tr.linear_extent(va))
                 parts.append(self.memory.read(tr.to_phys(va), n))

@@ -68,6 +68,16 @@ class AddressTranslator:
             return va - lay.page_offset_base
         return self.walk(va)
 
+    def linear(self, va: int, size: int) -> int | None:
+        """``to_phys(va)`` when all ``size`` bytes lie in one linear map (the image or the
+        direct map), else None: the monitor's hot reads take this path, no walk, one test."""
+        lay = self.layout
+        if START_KERNEL_MAP <= va and va + size <= START_KERNEL_MAP + KERNEL_IMAGE_SIZE:
+            return va - START_KERNEL_MAP + lay.phys_base
+        if lay.page_offset_base <= va and va + size <= self._dm_end:
+            return va - lay.page_offset_base
+        return None
+
     def linear_extent(self, va: int) -> int:
         """Bytes from ``va`` that are physically contiguous for sure (to the page end when
         ``va`` needs the page-table walk)."""

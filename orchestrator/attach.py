@@ -129,13 +129,37 @@ def _run_attached(what: str, module: str, *args: str) -> None:
     sys.exit(code)
 
 
+def _top(ep: Endpoints, seconds: float) -> None:
+    from .live_table import follow
+
+    try:
+        follow(ep.run_id, ep.vmm_ctl, ep.monitors[0][1], max_s=seconds)
+    except KeyboardInterrupt:
+        pass
+    sys.exit(0)
+
+
+@attach_group.command("top")
+@click.option("--seconds", default=0.0, type=float, help="stop after this long (0: VM exit)")
+@click.pass_obj
+def top_cmd(ep: Endpoints, seconds: float) -> None:
+    """A live per-CPU table from the run's monitor: nr_running, scx nr, DSQ depth, events/s."""
+    _top(ep, seconds)
+
+
 @attach_group.command("monitor")
-@click.option("--name", required=True, help="instance name: samples go to monitor-NAME.jsonl")
+@click.option("--name", default=None, help="instance name: samples go to monitor-NAME.jsonl")
 @click.option("--interval", default=0.1, show_default=True, type=float)
 @click.option("--samples", default=0, type=int, help="stop after this many samples (0: VM exit)")
+@click.option("--live", is_flag=True, help="show the run's monitor as a live table (as `top`)")
 @click.pass_obj
-def monitor_cmd(ep: Endpoints, name: str, interval: float, samples: int) -> None:
-    """Attach one more monitor to the live VM, in the foreground."""
+def monitor_cmd(ep: Endpoints, name: str | None, interval: float, samples: int, live: bool) -> None:
+    """Attach one more monitor to the live VM, in the foreground (or, with --live, watch the
+    run's monitor as a live table)."""
+    if live:
+        _top(ep, 0.0)
+    if name is None:
+        _fail("--name is required (or --live to watch the run's monitor)")
     try:
         run_layout.monitor_file(name)
     except ValueError as exc:

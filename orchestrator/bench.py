@@ -165,3 +165,45 @@ def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
 
 
 bench_group.add_command(overhead_cmd)
+
+
+@bench_group.command("monitor")
+@click.option("--cpus", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(1, 1000),
+              help="samples per second")
+@click.option("--seconds", default=5.0, show_default=True, type=click.FloatRange(0.5, 600))
+@click.option("--kernel", "kernel_spec", default=None, help="a sched_ext kernel (default: the cached one)")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+def monitor_cmd(cpus: int, rate: float, seconds: float, kernel_spec: str | None, as_json: bool) -> None:
+    """The monitor's CPU cost (% of one core) and sample latency p50/p99, for CPUS vCPUs
+    sampled at RATE Hz with the full sched_ext sample, against synthetic guest memory laid
+    out from the kernel's BTF (goal: under 10 % at 8 vCPUs and 100 Hz)."""
+    from .kernel.artifacts import KernelError
+    from .kernel.resolve import resolve_kernel
+
+    try:
+        kernel = resolve_kernel(kernel_spec, progress=lambda p, d: None)
+    except KernelError as exc:
+        click.echo(f"schedlab: {exc}", err=True)
+        sys.exit(RunExit.ERROR)
+    if kernel.vmlinux is None or not kernel.enabled("SCHED_CLASS_EXT"):
+        click.echo(f"schedlab: kernel {kernel.version} has no vmlinux with sched_ext", err=True)
+        sys.exit(RunExit.ERROR)
+    # monitor_proc measures itself, in its own process (the import rule keeps it apart).
+    argv = [sys.executable, "-m", "monitor_proc.bench", "--vmlinux", str(kernel.vmlinux),
+            "--cpus", str(cpus), "--rate", str(rate), "--seconds", str(seconds)]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        err = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        click.echo(f"schedlab: the monitor benchmark failed (exit {out.returncode}): {err}", err=True)
+        sys.exit(RunExit.ERROR)
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    if as_json:
+        console.print_json(json.dumps(figures))
+        return
+    console.print(
+        f"monitor, {figures['cpus']} vCPUs at {figures['rate_hz']:g} Hz for {figures['seconds']} s: "
+        f"{figures['cpu_percent_of_one_core']:.1f} % of one core (goal < 10 %), sample latency "
+        f"p50 {figures['sample_ms_p50']} ms, p99 {figures['sample_ms_p99']} ms; "
+        f"{figures['samples']} samples of {figures['sample_bytes']} bytes, {figures['errors']} errors",
+        highlight=False)

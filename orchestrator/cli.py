@@ -73,6 +73,10 @@ def cli() -> None:
 @click.option("--sched-args", default="", metavar="ARGS", help="its arguments, quoted as one shell word")
 @click.option("--sched-flag", "sched_flags", multiple=True, metavar="FLAG",
               help="a named flag of an example scheduler (repeatable), e.g. stall-user")
+@click.option("--watchdog-timeout", "watchdog_timeout", default=None, type=click.FloatRange(0.01, 30),
+              help="seconds: shorten the sched_ext scheduler's watchdog once it attached")
+@click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
+              help="monitor threshold override, e.g. max_imbalance_ratio=8 (repeatable)")
 @click.option("--wire-noise", default=0, type=click.IntRange(0, 100), hidden=True,
               help="test hook: rounds of broken frames the guest sends before the workload")
 @click.option("--crash-guest", default="", type=click.Choice(CRASHES), hidden=True,
@@ -82,10 +86,13 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
             workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
             scheduler: str, sched_args: str, sched_flags: tuple[str, ...],
+            watchdog_timeout: float | None, thresholds: tuple[str, ...],
             wire_noise: int, crash_guest: str, progress: str) -> None:
     """Boot a VM and run the cgroup-spinners test under a scheduler (EEVDF by default); print a verdict."""
     from .request import Hooks, Scenario, VerdictLimits
     from .runner import SchedChoice, execute
+
+    checks = _monitor_checks(watchdog_timeout, thresholds)
 
     try:
         topo = Topology.parse(topology)
@@ -105,8 +112,22 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, json_path=Path(json_path) if json_path else None, listen=listen,
         progress_mode=progress, sched=SchedChoice(scheduler, sched_args, sched_flags),
+        checks=checks,
     )
     sys.exit(code)
+
+
+def _monitor_checks(watchdog_timeout: float | None, thresholds: tuple[str, ...]):  # noqa: ANN202
+    """The monitor's thresholds (defaults, then each --threshold) and watchdog override."""
+    from verdicts.thresholds import ThresholdError, parse_override, resolve_thresholds
+
+    from .request import MonitorChecks
+
+    try:
+        resolved = resolve_thresholds(test=dict(parse_override(t) for t in thresholds))
+    except ThresholdError as exc:
+        fail(f"--threshold: {exc}")
+    return MonitorChecks(thresholds=resolved, watchdog_timeout_s=watchdog_timeout)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,7 @@
 - :class:`VerdictLimits`: what the guest's judge accepts (fairness spread, longest gap).
 - :class:`Hooks`: test hooks that prove behaviour end to end (wire noise, crashes, faults).
 - :class:`~orchestrator.sched_outcome.SchedAsked`: the scheduler under test, as reported.
+- :class:`MonitorChecks`: the monitor's thresholds and the sched_ext watchdog override.
 
 :meth:`RunRequest.guest_spec` is the one place these become the guest's
 :class:`~guest.spec.RunSpec`.
@@ -18,11 +19,13 @@ from typing import Any
 
 from guest import spec as guest_spec
 from schedlab_shared.topology import Topology
+from verdicts.thresholds import MonitorThresholds
 
 from .faults import Fault
 from .sched_outcome import SchedAsked
 
-__all__ = ("BOOT_ALLOWANCE_S", "Hooks", "RunRequest", "Scenario", "VerdictLimits", "VmShape")
+__all__ = ("BOOT_ALLOWANCE_S", "Hooks", "MonitorChecks", "RunRequest", "Scenario", "VerdictLimits",
+           "VmShape")
 
 BOOT_ALLOWANCE_S = 90.0  # boot under a loaded TCG host, before the scenario starts
 _SPEC_DEFAULTS = guest_spec.RunSpec._field_defaults
@@ -90,6 +93,19 @@ class Hooks:
 
 
 @dataclass(frozen=True)
+class MonitorChecks:
+    """What the monitor judges and changes on a sched_ext run.
+
+    :param thresholds: the resolved thresholds (defaults, scheduler's, test's).
+    :param watchdog_timeout_s: shorten the attached scheduler's watchdog to this (None: leave
+        it); the kernel takes at most 30 s.
+    """
+
+    thresholds: MonitorThresholds = field(default_factory=MonitorThresholds)
+    watchdog_timeout_s: float | None = None
+
+
+@dataclass(frozen=True)
 class RunRequest:
     """Validated inputs of one run.
 
@@ -109,6 +125,7 @@ class RunRequest:
     monitors: int = 1
     monitor_interval_s: float = 0.1
     listen: str | None = None
+    checks: MonitorChecks = field(default_factory=MonitorChecks)
 
     @property
     def vm_timeout_s(self) -> float:

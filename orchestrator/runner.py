@@ -17,7 +17,7 @@ from schedlab_shared.topology import Topology
 
 from .engine_choice import EngineChoice
 from .progress import make_reporter
-from .request import Hooks, RunRequest, Scenario, VerdictLimits, VmShape
+from .request import Hooks, MonitorChecks, RunRequest, Scenario, VerdictLimits, VmShape
 from .sched_outcome import SchedAsked
 from .session import RunSession
 from .summary import render_summary
@@ -93,7 +93,8 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
 def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, scenario: Scenario,
             limits: VerdictLimits, hooks: Hooks, mem_mib: int, timeout: float | None,
             run_dir: Path | None, monitors: int, json_path: Path | None, listen: str | None = None,
-            progress_mode: str = "auto", sched: SchedChoice = SchedChoice()) -> int:
+            progress_mode: str = "auto", sched: SchedChoice = SchedChoice(),
+            checks: MonitorChecks | None = None) -> int:
     from .kernel.artifacts import KernelError
     from .scheduler.errors import SchedulerError
 
@@ -119,7 +120,8 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
             topology=topology, mem_mib=mem_mib, timeout_s=timeout, qemu_accel=choice.qemu_accel,
         )
         req = RunRequest(vm=vm, scenario=scenario, limits=limits, hooks=hooks, run_dir=run_dir,
-                         monitors=monitors, listen=listen, sched=asked_of(launch))
+                         monitors=monitors, listen=listen, sched=asked_of(launch),
+                         checks=checks or MonitorChecks())
         session = RunSession(req, progress)
         console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)
         t0 = time.monotonic()

@@ -7,6 +7,7 @@ and Ctrl-C alike.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -57,7 +58,8 @@ class RunError(Exception):
 
 def _cmdline(req: RunRequest) -> str:
     vm = req.vm
-    base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic"]
+    base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic",
+            "schedstats=enable"]  # the monitor's schedstat fields count only when enabled
     if vm.engine == "kvm" and "quiet" not in vm.extra_cmdline:
         # Our VMM takes one exit per UART byte: keep the console for warnings and panics;
         # the guest sends the whole kernel log over the bulk port instead (kernel.log).
@@ -85,6 +87,8 @@ class RunSession:
             run_dir=self.run_dir,
             run_id=self.run_id,
             sched=SchedReport(req.sched),
+            thresholds=req.checks.thresholds,
+            watchdog_timeout_s=req.checks.watchdog_timeout_s,
         )
 
     # --- setup ---
@@ -120,8 +124,24 @@ class RunSession:
                     "--ctl", ctl, "--pub", pub, "--name", name, "--interval", str(self.req.monitor_interval_s)]
             if self.req.vm.kernel.system_map:
                 argv += ["--system-map", str(self.req.vm.kernel.system_map)]
+            if i == 0:
+                argv += self._primary_monitor_args()
             progs.append(Program(name, argv, self.run_dir / run_layout.process_log(name)))
         return progs
+
+    def _primary_monitor_args(self) -> list[str]:
+        """The primary monitor judges live (a sustained violation asks for a dump) and
+        applies the watchdog override; extra monitors only read."""
+        checks = self.req.checks
+        args = ["--dump-on-violation",
+                "--thresholds", json.dumps(checks.thresholds.to_dict())]
+        if checks.watchdog_timeout_s is not None:
+            hz = self.req.vm.kernel.opt("CONFIG_HZ")
+            if not (hz or "").isdigit():
+                raise RunError(f"kernel {self.req.vm.kernel.version}: no CONFIG_HZ in its config; "
+                               "the watchdog override needs it")
+            args += ["--watchdog-timeout", str(checks.watchdog_timeout_s), "--hz", hz]
+        return args
 
     # --- the run ---
     def run(self) -> tuple[dict[str, Any], int]:

@@ -87,15 +87,21 @@ class MonitorJudge:
         self._closing: list[list[Any]] = []
         self._history: deque[tuple[dict[str, Any], dict[tuple[str, int | None], dict[str, Any]]]]
         self._history = deque(maxlen=_AROUND)
+        self._vcpu_last: dict[int, int] = {}  # cpu -> its thread's last run-time reading
+        self._vcpu_ran: dict[int, bool] = {}  # cpu -> ran between its last two readings
         self._first_events: tuple[float, dict[str, int]] | None = None
         self._last_events: tuple[float, dict[str, int]] | None = None
 
     # -- feeding ------------------------------------------------------------------------
 
-    def feed(self, sample: Any) -> list[dict[str, Any]]:
-        """Judge one sample line; returns violations that reached ``sustained_samples``."""
+    def feed(self, sample: Any, trusted: bool = False) -> list[dict[str, Any]]:
+        """Judge one sample line; returns violations that reached ``sustained_samples``.
+
+        :param trusted: the caller made the sample itself (the live monitor): skip the
+            schema check that lines read back from a file get.
+        """
         try:
-            s = check_sample(sample)
+            s = sample if trusted else check_sample(sample)
         except SchemaError:
             self.invalid += 1
             return []
@@ -109,6 +115,7 @@ class MonitorJudge:
         if self._attach_ms is None:
             self._attach_ms = now
         self._sanity(s)
+        self._note_vcpu_runs(s)
         prev, self._prev = self._prev, s
         if now - self._attach_ms < self.t.warmup_s * 1000 or prev is None:
             return []
@@ -187,15 +194,13 @@ class MonitorJudge:
     ) -> dict[tuple[str, int | None], dict[str, Any]]:
         out = {}
         before = {c["cpu"]: c for c in prev["cpus"]}
-        min_run_ns = self.t.vcpu_min_run_ms * 1e6
         for c in s["cpus"]:
             p = before.get(c["cpu"])
             if p is None or c["rq_clock"] != p["rq_clock"]:
                 continue
             if c["nr_running"] == 0 or p["nr_running"] == 0:
                 continue  # idle: NO_HZ stops the tick and nothing updates the clock
-            ran = c.get("vcpu_run_ns", -1) - p.get("vcpu_run_ns", -1)
-            if "vcpu_run_ns" in c and "vcpu_run_ns" in p and ran < min_run_ns:
+            if not self._vcpu_ran.get(c["cpu"], True):
                 continue  # the host did not run this vCPU: the guest could not advance
             out[("stall", c["cpu"])] = {
                 "value": (s["elapsed_ms"] - prev["elapsed_ms"]),
@@ -206,6 +211,19 @@ class MonitorJudge:
                 f"{c['nr_running']} runnable",
             }
         return out
+
+    def _note_vcpu_runs(self, s: dict[str, Any]) -> None:
+        """Whether the host ran each vCPU between its last two run-time readings (samples
+        between readings keep the last answer; unknown counts as ran)."""
+        min_run_ns = self.t.vcpu_min_run_ms * 1e6
+        for c in s["cpus"]:
+            ns = c.get("vcpu_run_ns")
+            if ns is None:
+                continue
+            last = self._vcpu_last.get(c["cpu"])
+            if last is not None:
+                self._vcpu_ran[c["cpu"]] = ns - last >= min_run_ns
+            self._vcpu_last[c["cpu"]] = ns
 
     def _min_span_ms(self, key: tuple[str, int | None], s_shared: int) -> float:
         if key[0] == "stall" and s_shared > 1:

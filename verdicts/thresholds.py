@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ("MonitorThresholds", "ThresholdError", "resolve_thresholds")
+__all__ = ("MonitorThresholds", "ThresholdError", "parse_override", "resolve_thresholds")
 
 
 class ThresholdError(ValueError):
@@ -88,3 +88,29 @@ def resolve_thresholds(
 ) -> MonitorThresholds:
     """The defaults, then the scheduler's overrides, then the test's: the last one set wins."""
     return MonitorThresholds().with_overrides(scheduler).with_overrides(test)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"NAME=VALUE"`` (a command-line override) as ``(name, typed value)``.
+
+    >>> parse_override("max_imbalance_ratio=8")
+    ('max_imbalance_ratio', 8.0)
+
+    :raises ThresholdError: no ``=``, an unknown name or a value of the wrong kind.
+    """
+    name, sep, raw = text.partition("=")
+    name, raw = name.strip(), raw.strip()
+    fields = {f.name: f.type for f in dataclasses.fields(MonitorThresholds)}
+    if not sep or name not in fields:
+        raise ThresholdError(f"threshold {text!r}: expected NAME=VALUE with NAME one of "
+                             f"{', '.join(sorted(fields))}")
+    kind = fields[name]
+    try:
+        if kind == "bool":
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return name, raw.lower() in ("true", "1", "yes")
+        return name, int(raw) if kind == "int" else float(raw)
+    except ValueError:
+        raise ThresholdError(f"threshold {name}: {raw!r} is not a{'n' if kind == 'int' else ''} "
+                             f"{kind}") from None

@@ -59,7 +59,8 @@ class _Plan:
     comm_off: int
     sd_off: int | None
     runqueues: int
-    unpack: struct.Struct  # every field of ``fields`` in one unpack
+    unpack: struct.Struct  # every field of ``fields`` in one unpack, in offset order
+    keys: tuple[str, ...]  # the sample keys of ``unpack``'s values
 
 
 def cpu_rq(prog: Program, cpu: int) -> int:
@@ -122,7 +123,8 @@ def _plan(prog: Program) -> _Plan:
     sd_off = rq.member("sd").offset if rq.has_member("sd") else None
     plan = _Plan(tuple(fields), cpu_off, rq.member("curr").offset, rq.size,
                  prog.member_offset("task_struct", "pid"), prog.member_offset("task_struct", "comm"),
-                 sd_off, percpu_symbol(prog, "runqueues"), _one_unpack(fields))
+                 sd_off, percpu_symbol(prog, "runqueues"), _one_unpack(fields),
+                 tuple(k for k, _, _ in sorted(fields, key=lambda e: e[1])))
     prog.cache["rq_sample_plan"] = plan
     return plan
 
@@ -144,8 +146,7 @@ def _decode_rq(prog: Program, plan: _Plan, cpu: int, rq: int, raw: bytes) -> dic
         rq_cpu = struct.unpack_from("<i", raw, plan.cpu_off)[0]
         if rq_cpu != cpu:
             raise BadDataError(f"rq of cpu {cpu} at {rq:#x} says cpu {rq_cpu}")
-    keys = [k for k, off, _ in sorted(plan.fields, key=lambda e: e[1])]
-    out: dict[str, int | str] = dict(zip(keys, plan.unpack.unpack_from(raw), strict=True))
+    out: dict[str, int | str] = dict(zip(plan.keys, plan.unpack.unpack_from(raw), strict=True))
     curr = struct.unpack_from("<Q", raw, plan.curr_off)[0]
     if curr:
         out["curr_pid"] = prog.read_s32(curr + plan.pid_off)

@@ -201,3 +201,14 @@ def test_thresholds_merge_defaults_scheduler_then_test():
             e["nr_running"] = 6
 
     assert judge_samples(series(40, cpu=heavy), t).status == "passed"  # 6 < 8
+
+
+def test_command_line_overrides_are_typed():
+    from verdicts.thresholds import parse_override
+
+    assert parse_override("max_imbalance_ratio=8") == ("max_imbalance_ratio", 8.0)
+    assert parse_override("sustained_samples = 3") == ("sustained_samples", 3)
+    assert parse_override("fail_on_stall=false") == ("fail_on_stall", False)
+    for bad in ("max_imbalance_ratio", "nope=1", "sustained_samples=2.5", "fail_on_stall=maybe"):
+        with pytest.raises(ThresholdError):
+            parse_override(bad)
