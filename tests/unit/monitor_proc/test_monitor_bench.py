@@ -6,14 +6,14 @@ import pytest
 from monitor_proc.bench import build_guest, measure
 from monitor_proc.helpers.ext import scx_sched_sample
 from monitor_proc.helpers.sched import cpu_samples
+from tests.framework.prereq import require
 
 
 @pytest.fixture(scope="module")
 def vmlinux(real_vmlinux):
     from monitor_proc.btf import Btf
 
-    if not Btf.load(real_vmlinux).ids("scx_sched"):
-        pytest.skip(f"{real_vmlinux} has no sched_ext")
+    require(Btf.load(real_vmlinux).ids("scx_sched"), f"{real_vmlinux} has no sched_ext")
     return str(real_vmlinux)
 
 
