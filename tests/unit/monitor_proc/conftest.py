@@ -222,7 +222,13 @@ def sample_symbols():
 def find_kernel_dir() -> tuple[Path, Path | None] | None:
     """(vmlinux, vmlinuz or None): ~/.cache/schedlab/kernels/* first, /root/dev-kernel next."""
     from schedlab_shared.cache import kernels_dir
-    for d in sorted(kernels_dir().glob("*")) if kernels_dir().is_dir() else []:
+
+    def scx_first(d: Path) -> tuple[bool, str]:
+        # the default kernel (sched_ext) before any other cached one (e.g. a 6.12 without it)
+        cfg = d / "config"
+        return (not (cfg.is_file() and "CONFIG_SCHED_CLASS_EXT=y" in cfg.read_text()), d.name)
+
+    for d in sorted(kernels_dir().glob("*"), key=scx_first) if kernels_dir().is_dir() else []:
         if (d / "vmlinux").is_file():
             z = d / "vmlinuz"
             return d / "vmlinux", z if z.is_file() else None
