@@ -232,7 +232,9 @@ def receive(
                 elif kind == "chunk":
                     files.chunk(event[2])
                 else:
-                    files.end(parser.doc.files[event[1]])
+                    doc = parser.doc  # set by the RUN frame, which end events follow
+                    assert doc is not None
+                    files.end(doc.files[event[1]])
         if decoder.pending:
             raise InputError(f"{len(decoder.pending)} bytes after the last input frame")
     except TransferError as e:

@@ -40,7 +40,7 @@ from guest.spec import RunSpec, SpecError
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import Any
+    from typing import Any, NoReturn
 
 __all__ = (
     "ENTROPY_BYTES",
@@ -148,7 +148,7 @@ class RunDoc(namedtuple("RunDoc", "version run_id spec scenario scheduler files 
 # -- field checks ------------------------------------------------------------------------
 
 
-def _fail(path: str, msg: str) -> None:
+def _fail(path: str, msg: str) -> NoReturn:
     raise SpecError(path, msg)
 
 

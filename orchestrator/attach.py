@@ -13,7 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import zmq
@@ -34,7 +34,7 @@ from .foreground import python_module, run_foreground
 __all__ = ("attach_group",)
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"schedlab: {message}", err=True)
     sys.exit(RunExit.ERROR)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 from rich.console import Console
 
@@ -84,7 +84,7 @@ class SpinnerReporter(Reporter):
 class LineReporter(Reporter):
     """``HH:MM:SS.mmm +ELAPSED phase: detail`` lines."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: IO[str]) -> None:
         super().__init__()
         self.stream = stream
 
@@ -98,7 +98,7 @@ class LineReporter(Reporter):
 class JsonReporter(Reporter):
     """``{"event": "progress", "time", "elapsed_s", "phase", "detail"}`` lines, then ``done``."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: IO[str]) -> None:
         super().__init__()
         self.stream = stream
 

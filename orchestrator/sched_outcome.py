@@ -143,7 +143,8 @@ def section(
 ) -> SchedulerResult:
     """The ``scheduler`` section from the collector's ``sched`` state (None: none reported)."""
     state = state if isinstance(state, dict) else {}
-    attach = state.get("attach") if isinstance(state.get("attach"), dict) else {}
+    raw_attach = state.get("attach")
+    attach = raw_attach if isinstance(raw_attach, dict) else {}
     status = _text(attach.get("status"), 32) or ("" if asked.eevdf else "not_reported")
     attached = attach.get("attached") is True and status == "attached"
     ops = _text(attach.get("ops"), 128) if attached else ""

@@ -16,6 +16,7 @@ import time
 import xmlrpc.client
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from supervisor.xmlrpc import SupervisorTransport
 
@@ -89,7 +90,7 @@ class Supervisor:
         self._proc: subprocess.Popen[bytes] | None = None
         self._rpc = self._proxy()
 
-    def _proxy(self) -> xmlrpc.client.ServerProxy:
+    def _proxy(self) -> Any:  # XML-RPC answers are untyped; Any, not the Marshallable union
         return xmlrpc.client.ServerProxy(
             "http://127.0.0.1", transport=SupervisorTransport(None, None, f"unix://{self.sock}")
         )

@@ -68,7 +68,7 @@ class VmmService:
                 proto.VcpuTimes: self._on_vcpu_times,
             },
         )
-        self.logs = {name: StreamLog() for name in STREAMS}
+        self.logs: dict[str, StreamLog] = {name: StreamLog() for name in STREAMS}
         self.state = VmState.STARTING
         self.started_at = 0.0
         self.exit_reason = ""

@@ -204,9 +204,9 @@ def _build_plan(prog: Program, root_sym: int | None, sched: Struct | None,
         dsq_hash_off=dsq_hash_off if walkable else None,
         dsq_hash_sym=(None if dsq_hash_off is not None or not walkable
                       else _symbol_or_none(prog, "dsq_hash")),
-        dsq_node_off=dsq.member("hash_node").offset if walkable else 0,
-        dsq_nr_off=dsq.member("nr").offset if walkable else 0,
-        dsq_id_off=dsq.member("id").offset if walkable else 0)
+        dsq_node_off=dsq.member("hash_node").offset if walkable and dsq is not None else 0,
+        dsq_nr_off=dsq.member("nr").offset if walkable and dsq is not None else 0,
+        dsq_id_off=dsq.member("id").offset if walkable and dsq is not None else 0)
 
 
 def scx_root(prog: Program) -> int:

@@ -241,7 +241,7 @@ class VirtioConsole:
 
     # -- host side ---------------------------------------------------------------------------
 
-    def send(self, port: int, data: bytes) -> int:
+    def send(self, port: int, data: bytes | memoryview) -> int:
         """Queue host-to-guest bytes for ``port``; returns how many fit under ``rx_limit``."""
         if not 0 <= port < self.nports:
             raise ValueError(f"no port {port}")
