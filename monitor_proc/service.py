@@ -63,7 +63,8 @@ class Monitor:
         self.errors = 0
         self.last_error = ""
         self._terminate = False
-        self._poller = zmq.Poller()  # the control socket and the wake pipe (run())
+        self._poller = zmq.Poller()  # the control socket, and the wake pipe once run() starts
+        self._poller.register(self.server.socket, zmq.POLLIN)  # the sample loop sleeps on it
         self._wake_r = self._wake_w = -1
         self._memory = None  # the guest RAM mapping, once opened
         self._vmm_ok = 0.0  # monotonic time of the last answered status request while sampling
@@ -186,7 +187,6 @@ class Monitor:
 
     def run(self) -> ProcExit:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._poller.register(self.server.socket, zmq.POLLIN)
         self._poller.register(self._wake_r, zmq.POLLIN)
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
@@ -268,12 +268,13 @@ class Monitor:
                     self.errors += 1
                     self.last_error = f"{type(exc).__name__}: {exc}"
                 else:
-                    out.write(json.dumps(sample) + "\n")
+                    out.write(json.dumps(sample, separators=(",", ":")) + "\n")
                     if tick - last_flush >= FLUSH_EVERY_S:
                         out.flush()
                         last_flush = tick
                     self._judge_live(sample)
-                    self.pub.publish(topics.monitor_sample(self.vm_id), proto.Sample(**sample))
+                    # the body of a proto.Sample, sent as built (a dataclass per sample costs)
+                    self.pub.publish(topics.monitor_sample(self.vm_id), sample)
                     self.samples += 1
                     if self.max_samples and self.samples >= self.max_samples:
                         return ProcExit.DONE

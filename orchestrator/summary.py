@@ -65,6 +65,10 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
         for c in samples[-1]["cpus"]:
             cpus.add_row(str(c["cpu"]), str(c["nr_running"]), f"{c['rq_clock'] / 1e9:.3f} s")
         console.print(cpus)
+    checks = result["monitor"].get("checks") or {}
+    if checks.get("status") not in (None, "not_applied"):
+        # the sched_ext thresholds: one line, the first violation's evidence in result.json
+        console.print(f"monitor checks: {checks.get('reason', '')}", highlight=False)
     sched = result.get("scheduler") or {}
     if sched.get("origin", "eevdf") != "eevdf":
         console.print(_scheduler_table(sched))
