@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.initramfs.builder import build_initramfs
-from orchestrator.kernel.artifacts import KernelError, resolve_kernel
+from orchestrator.kernel.artifacts import KernelError
+from orchestrator.kernel.resolve import resolve_kernel
 from tests.framework.prereq import require
 
 pytestmark = pytest.mark.slow

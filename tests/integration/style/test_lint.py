@@ -43,3 +43,13 @@ def test_prerequisites_go_through_prereq() -> None:
             if "pytest.skip(" in line or "mark.skipif" in line or 'environ.get("CI")' in line:
                 offenders.append(f"{path.relative_to(ROOT)}:{no}: {line.strip()}")
     assert not offenders, "use tests.framework.prereq (missing/require):\n" + "\n".join(offenders)
+
+
+def test_test_file_basenames_are_unique() -> None:
+    """pytest imports test modules by basename (rootdir-relative, no packages): two files
+    with one name make the second fail to collect ("import file mismatch")."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        seen.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    dups = {name: paths for name, paths in seen.items() if len(paths) > 1}
+    assert not dups, f"rename one of each: {dups}"
