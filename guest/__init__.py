@@ -43,8 +43,12 @@ API summary
     a sched_ext scheduler under test: ``SchedulerRun`` (spawn, attach, watch, stop) and
     the exit parsers the host uses too; see its package docstring. ``guest.schedphase``
     runs it as the init's scheduler phase (start, watch, stop, SysRq-D on request).
-``guest.workload``, ``guest.cgroups``, ``guest.verdict``
-    the ``cgroup-spinners`` scenario: cgroup setup, spinning workers, pass/fail verdict.
+``guest.scenario``
+    scenarios: the scenario document (a contract), the work type table, the per-step
+    records, and the runner that plays a document (cgroup v2, affinity, scheduling and
+    memory policies, ops with their effect times); see its package docstring.
+``guest.verdict``, ``guest.cgroups``
+    the pass/fail checks over worker reports; where the run's cgroups live.
 
 Run-time imports avoid typing, pathlib, dataclasses and re: under TCG they cost seconds.
 

@@ -10,7 +10,8 @@ PID 1 (:mod:`guest.init`) forks this process and powers off after it. Phases, in
 4. inputs: the run spec (:func:`guest.inputs.read_spec`).
 5. scheduler: the scheduler under test started and attached
    (:class:`~guest.schedphase.SchedulerPhase`; nothing for EEVDF).
-6. workload: the scenario (:mod:`guest.workload`); the scheduler's exit stops it early.
+6. workload: the scenario (:mod:`guest.scenario.runner`); the scheduler's exit stops it
+   early. RESULT carries its step records.
    Then the scheduler is stopped (its detach checked), and RESULT.
 7. report: the kernel log, the shutdown PHASE and EXIT; the worker parent is closed.
 
@@ -23,17 +24,17 @@ EXIT frame then tells the host the guest was lost rather than the test failed.
 from __future__ import annotations
 
 from guest import boot
-from guest.cgroups import CgroupError, CgroupTree
 from guest.crash import CRASHED, panic
 from guest.hostio import HostIo
 from guest.inputs import read_spec
 from guest.reporter import Reporter
 from guest.rundoc import Scheduler
+from guest.scenario.cgroupfs import CgroupError, Cgroups
+from guest.scenario.runner import WORK_DIR, run_scenario, spinners_plan
 from guest.schedphase import SchedulerPhase
 from guest.spec import RunSpec, SpecError
 from guest.wire import ExitCode, FrameType
 from guest.worker_pool import WorkerError, WorkerPool
-from guest.workload import run_cgroup_spinners
 
 TYPE_CHECKING = False  # typing and pathlib cost seconds of guest startup under TCG
 if TYPE_CHECKING:
@@ -155,7 +156,9 @@ class GuestRun:
         finally:
             self.sched.finish()
 
-    def _workload(self, spec: RunSpec) -> ExitCode:
+    def _workload(self, spec: RunSpec, plan: dict[str, Any] | None = None) -> ExitCode:
+        """The scenario ``plan`` (a validated scenario document), or, for a cgroup-spinners
+        spec, its steady document; then RESULT."""
         assert self.sched is not None
         if self.host.stop_requested.is_set():
             return self.out.result_fail(ExitCode.SHUTDOWN, "host requested shutdown before start")
@@ -169,10 +172,21 @@ class GuestRun:
         if spec.crash:
             self._crash_on_purpose(spec.crash)
         assert self.pool is not None
-        tree = CgroupTree(self.env.path("sys/fs/cgroup"), rmdir=self.env.cgroup_rmdir)
+        if plan is None:
+            plan = spinners_plan(spec.cgroups, spec.workers, spec.duration, self.env.system.cpus())
+        cgroups = Cgroups(self.env.path("sys/fs/cgroup"), rmdir=self.env.cgroup_rmdir)
         try:
-            out = run_cgroup_spinners(spec, tree, self.pool, stop=self.host.stop_requested)
+            out = run_scenario(
+                plan,
+                cgroups,
+                self.pool,
+                stop=self.host.stop_requested,
+                work_dir=self.env.path(WORK_DIR.lstrip("/")),
+                fairness=spec.fairness,
+                max_gap_ms=spec.max_gap_ms,
+            )
         except CgroupError as e:
+            cgroups.remove_all()
             return self.out.result_fail(ExitCode.SETUP_FAILED, f"cgroup setup failed: {e}", spec)
         except WorkerError as e:
             return self.out.result_fail(ExitCode.SETUP_FAILED, f"workers: {e}", spec)
@@ -189,10 +203,12 @@ class GuestRun:
             payload["passed"] = False
             payload["reason"] = f"stopped by host shutdown request; {payload['reason']}"
         payload.update(
-            scenario=spec.scenario,
+            scenario=plan["name"],
             spec=spec.as_dict(),
             stopped=out.stopped,
             workers=[r.as_map() for r in out.reports],
+            steps=out.steps,
+            backdrop=out.backdrop,
         )
         self.out.send(FrameType.RESULT, payload)
         if sched_exit:

@@ -37,6 +37,7 @@ from collections import namedtuple
 
 import msgpack
 
+from guest.scenario import record as scenario_record
 from guest.schema import (
     KINDS,
     MAX_CONTAINERS,
@@ -170,6 +171,8 @@ SCHEMAS: dict[FrameType, Any] = {
         "passed": bool, "reason": str, "scenario": Opt(str), "stopped": Opt(bool), "spec": Opt({}),
         "workers": Opt(ListOf(_WORKER, 1024)), "verdicts": Opt([_CHECK]),
         "cgroups": Opt([{"cgroup": str}]),
+        "steps": Opt(ListOf(scenario_record.STEP, scenario_record.MAX_STEPS)),
+        "backdrop": Opt(scenario_record.BACKDROP),
     },
     FrameType.EXIT: {"code": int},
     FrameType.DUMP: {"source": str, "data": bytes},

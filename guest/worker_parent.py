@@ -11,8 +11,9 @@ by one reply, in order:
 - ``{"op": "spawn", "kind": str, "args": map}`` -> ``{"ev": "spawned", "pid": int}`` or
   ``{"ev": "failed", "error": str}``. The worker waits at the start gate.
 - ``{"op": "start"}`` -> ``{"ev": "started", "count": int}``: every waiting worker starts.
-- ``{"op": "signal", "sig": int}`` -> ``{"ev": "signalled", "count": int}``: to every worker
-  not reaped yet (a reaped pid may belong to another process already).
+- ``{"op": "signal", "sig": int, "pids": [int] (optional)}`` -> ``{"ev": "signalled",
+  "count": int}``: to every worker not reaped yet (a reaped pid may belong to another process
+  already), or to those of ``pids`` not reaped yet.
 - ``{"op": "quit"}`` -> ``{"ev": "bye", "spawned": int, "killed": int}``; the parent kills and
   reaps what is left, then exits.
 
@@ -194,9 +195,16 @@ class WorkerParent:
             sig = req.get("sig")
             if not isinstance(sig, int) or isinstance(sig, bool):
                 return {"ev": EV_FAILED, "error": f"bad signal {sig!r}"}
-            for pid in self._workers:  # none is reaped yet: the pid is still ours
+            pids = req.get("pids")
+            if pids is None:
+                targets = list(self._workers)
+            elif isinstance(pids, list):
+                targets = [p for p in pids if isinstance(p, int) and p in self._workers]
+            else:
+                return {"ev": EV_FAILED, "error": f"bad pids {str(pids)[:40]!r}"}
+            for pid in targets:  # none is reaped yet: the pid is still ours
                 _kill(pid, sig)
-            return {"ev": EV_SIGNALLED, "count": len(self._workers)}
+            return {"ev": EV_SIGNALLED, "count": len(targets)}
         return {"ev": EV_FAILED, "error": f"unknown request {op!r}"}
 
     def _spawn(self, req: dict[str, Any]) -> dict[str, Any]:

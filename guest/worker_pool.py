@@ -85,9 +85,12 @@ class WorkerPool:
         """Start every waiting worker; return how many."""
         return int(self._request({"op": wp.OP_START}, wp.EV_STARTED)["count"])
 
-    def signal(self, sig: int) -> int:
-        """Send ``sig`` to every worker not reaped yet; return how many."""
-        return int(self._request({"op": wp.OP_SIGNAL, "sig": int(sig)}, wp.EV_SIGNALLED)["count"])
+    def signal(self, sig: int, pids: list[int] | None = None) -> int:
+        """Send ``sig`` to every worker not reaped yet (or to those of ``pids``); return how many."""
+        msg: dict[str, Any] = {"op": wp.OP_SIGNAL, "sig": int(sig)}
+        if pids is not None:
+            msg["pids"] = [int(p) for p in pids]
+        return int(self._request(msg, wp.EV_SIGNALLED)["count"])
 
     def wait_ended(self, timeout_s: float) -> list[dict[str, Any]]:
         """The ``ended`` events received so far, waiting up to ``timeout_s`` for the first."""

@@ -29,6 +29,7 @@ _SUBCOMMANDS = {
     "bench": "orchestrator.bench:bench_group",
     "completions": "orchestrator.completions:completions_cmd",
     "kernel": "orchestrator.kernel.cli:kernel_group",
+    "list": "orchestrator.scenarios:list_cmd",
     "scheduler": "orchestrator.scheduler.cli:scheduler_group",
     "test": "orchestrator.suite:suite_cmd",
     "testbed": "orchestrator.testbed.cli:testbed",
@@ -54,6 +55,8 @@ def cli() -> None:
               help="vmlinuz/bzImage path or cached version")
 @click.option("--topology", default="1,1,2,1", show_default=True, help="N,L,C,T: nodes,LLCs/node,cores/LLC,threads/core")
 @click.option("--duration", default=5.0, show_default=True, type=float, help="test seconds")
+@click.option("--scenario", "scenario_name", default=None,
+              help="a catalog scenario ('schedlab list'); default: steady, --cgroups cgroups")
 @click.option("--cgroups", default=2, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="spinning workers per cgroup")
 @click.option("--fairness", default=RunSpec._field_defaults["fairness"], show_default=True, type=click.FloatRange(0, 1),
@@ -82,15 +85,18 @@ def cli() -> None:
 @click.option("--crash-guest", default="", type=click.Choice(CRASHES), hidden=True,
               help="test hook: crash the guest kernel or its init (a Python exception or a native fault)")
 @progress_option
-def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, cgroups: int,
+def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, scenario_name: str | None, cgroups: int,
             workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
             scheduler: str, sched_args: str, sched_flags: tuple[str, ...],
             watchdog_timeout: float | None, thresholds: tuple[str, ...],
             wire_noise: int, crash_guest: str, progress: str) -> None:
-    """Boot a VM and run the cgroup-spinners test under a scheduler (EEVDF by default); print a verdict."""
-    from .request import Hooks, Scenario, VerdictLimits
+    """Boot a VM and run a scenario (default: steady cgroup spinners) under a scheduler (EEVDF by default); print a verdict."""
+    from schedlab_scenario import ScenarioError
+
+    from .request import Hooks, VerdictLimits
     from .runner import SchedChoice, execute
+    from .scenarios import plan_for
 
     checks = _monitor_checks(watchdog_timeout, thresholds)
 
@@ -104,9 +110,13 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         fail(f"--duration {duration:g}: must be in (0, 3600] seconds")
     if not 1 <= monitors <= 8:
         fail(f"--monitors {monitors}: must be 1..8")
+    try:
+        scenario = plan_for(scenario_name, topo, duration, workers, cgroups)
+    except ScenarioError as exc:
+        fail(str(exc))
     code = execute(
         choice=choice, kernel_spec=kernel_spec, topology=topo,
-        scenario=Scenario(duration_s=duration, cgroups=cgroups, workers=workers),
+        scenario=scenario,
         limits=VerdictLimits(fairness=fairness, max_gap_ms=max_gap_ms),
         hooks=Hooks(wire_noise=wire_noise, crash=crash_guest, faults=faults),
         mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,

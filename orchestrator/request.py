@@ -58,12 +58,18 @@ class VmShape:
 
 @dataclass(frozen=True)
 class Scenario:
-    """What the guest runs: ``workers`` spinners in each of ``cgroups`` cgroups for ``duration_s``."""
+    """What the guest runs: ``workers`` spinners in each of ``cgroups`` cgroups for ``duration_s``,
+    or, with ``plan``, that scenario document (``schedlab_scenario.Scenario.to_document``).
+
+    :param planned_s: seconds the plan's steps hold in all (it may exceed ``duration_s``).
+    """
 
     name: str = "cgroup-spinners"
     duration_s: float = 5.0
     cgroups: int = 2
     workers: int = 2
+    plan: dict[str, Any] | None = None
+    planned_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -130,13 +136,14 @@ class RunRequest:
     @property
     def vm_timeout_s(self) -> float:
         """The VM's hard timeout: given, or boot allowance plus a TCG-slow scenario."""
-        return self.vm.timeout_s or (BOOT_ALLOWANCE_S + self.scenario.duration_s * 3 + 30.0)
+        length = max(self.scenario.duration_s, self.scenario.planned_s)
+        return self.vm.timeout_s or (BOOT_ALLOWANCE_S + length * 3 + 30.0)
 
     def guest_spec(self) -> guest_spec.RunSpec:
         """The guest's run spec (validated: raises :class:`~guest.spec.SpecError`)."""
         s, lim, h = self.scenario, self.limits, self.hooks
         return guest_spec.RunSpec(
-            scenario=s.name,
+            scenario=guest_spec.PLAN if s.plan is not None else s.name,
             duration=s.duration_s,
             cgroups=s.cgroups,
             workers=s.workers,

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from guest.scenario import record as scenario_record
+from guest.schema import SchemaError as RecordError
 from guest.wire import PANIC_PREFIX
 from schedlab_shared import run_layout
 from schedlab_shared.bus.vmm import ExitReason
@@ -17,7 +19,9 @@ from verdicts.thresholds import MonitorThresholds
 from .result_schema import validate_result
 from .sched_outcome import ERROR, SchedReport, findings
 
-__all__ = ("Timings", "RunOutcome", "load_monitor_samples", "check_rq_clocks", "build_result")
+__all__ = (
+    "Timings", "RunOutcome", "load_monitor_samples", "check_rq_clocks", "build_result", "scenario_records",
+)
 
 
 @dataclass
@@ -119,6 +123,21 @@ def _cpu_fields(c: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in c.items() if k in CPU_FIELDS and k not in ("curr_pid", "curr_comm")}
 
 
+def scenario_records(guest_result: dict[str, Any] | None) -> dict[str, Any]:
+    """The result's ``scenario``: the scenario's name, its step records and the backdrop's
+    (:mod:`guest.scenario.record`), checked again here; a bad record is left out, with why."""
+    g = guest_result or {}
+    out: dict[str, Any] = {"name": g.get("scenario", ""), "steps": [], "backdrop": None}
+    try:
+        if "steps" in g:
+            out["steps"] = scenario_record.check_steps(g["steps"])
+        if "backdrop" in g:
+            out["backdrop"] = scenario_record.check_backdrop(g["backdrop"])
+    except RecordError as e:
+        out["error"] = f"step records refused: {e}"
+    return out
+
+
 def build_result(o: RunOutcome) -> dict[str, Any]:
     """The result document; ``passed`` needs the guest verdict, a clean exit and the monitor.
 
@@ -173,6 +192,7 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
         "kernel": o.kernel,
         "topology": o.topology,
         "workers": _workers(o.guest_result),
+        "scenario": scenario_records(o.guest_result),
         "guest": {
             "result": o.guest_result,
             "exit_code": o.guest_exit_code,

@@ -129,8 +129,10 @@ def test_happy_path_frame_sequence(tmp_path):
     assert b"Linux version" in frames[1].payload["data"]
     result = frames[5].payload
     assert result["passed"] is True, result["reason"]
-    assert result["scenario"] == "cgroup-spinners" and len(result["workers"]) == 4
-    assert {c["name"] for c in result["verdicts"]} == {"complete", "starvation", "fairness"}
+    assert result["scenario"] == "steady" and len(result["workers"]) == 4
+    assert {c["name"] for c in result["verdicts"]} == {"complete", "starvation", "fairness", "ops"}
+    (step,) = result["steps"]  # the scenario runner's per-step record
+    assert len(step["workers"]) == 4 and [o["target"] for o in step["ops"]] == ["cg_0", "cg_1"]
     assert len({w["pid"] for w in result["workers"]}) == 4
     assert frames[-1].payload == {"code": ExitCode.OK}
     shutdown = frames[-2].payload

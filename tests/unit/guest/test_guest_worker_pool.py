@@ -87,6 +87,17 @@ def test_sigterm_gives_a_partial_report(pool):
     assert e["pid"] == pid and e["report"] == {"slept": True, "pid": pid}
 
 
+def test_a_signal_can_name_its_workers(pool):
+    a, b = pool.spawn("sleep", {}), pool.spawn("sleep", {})
+    pool.start()
+    assert pool.signal(signal.SIGTERM, pids=[b, 999999]) == 1  # not ours: skipped
+    (e,) = wait_for(pool, 1)
+    assert e["pid"] == b and alive(a)
+    assert pool.signal(signal.SIGTERM, pids=[b]) == 0  # reaped already: never signalled again
+    assert pool.signal(signal.SIGTERM, pids=[a]) == 1
+    assert [e["pid"] for e in wait_for(pool, 1)] == [a]
+
+
 def test_sigterm_before_start_still_reports(pool):
     pid = pool.spawn("sleep", {})
     assert pool.signal(signal.SIGTERM) == 1  # the worker waits at the gate
