@@ -142,8 +142,10 @@ class RunRequest:
     def guest_spec(self) -> guest_spec.RunSpec:
         """The guest's run spec (validated: raises :class:`~guest.spec.SpecError`)."""
         s, lim, h = self.scenario, self.limits, self.hooks
+        # A plan travels as the run document's scenario (guest.rundoc.build(scenario=...)),
+        # which then takes only the limits and hooks from this spec.
         return guest_spec.RunSpec(
-            scenario=guest_spec.PLAN if s.plan is not None else s.name,
+            scenario="cgroup-spinners",
             duration=s.duration_s,
             cgroups=s.cgroups,
             workers=s.workers,

@@ -8,6 +8,17 @@ Kept import-free (see :mod:`guest`). Contract modules, imported by the host too 
 ``guest.scenario.work``
     the work types a cgroup may run: ``WORK_TYPES`` (name -> :class:`~guest.scenario.work.WorkTypeSpec`
     with its parameters and group size), ``check_work(name, params, path)``, ``register``.
-The runner that plays a document in the guest (cgroup v2, affinity, policies, per-step
-records) follows in this package.
+``guest.scenario.record``
+    what the runner reports per step (ops with their effect times, worker segments):
+    ``STEP``, ``OP``, ``SEGMENT``, ``BACKDROP``; ``check_steps`` (the host, on read).
+
+Guest only:
+
+``guest.scenario.runner``
+    ``run_scenario(plan, cgroups, pool, stop, ...) -> ScenarioOutcome``: backdrop, steps,
+    holds, ops, step records; ``spinners_plan`` for a run with no document.
+``guest.scenario.apply`` (the ops), ``guest.scenario.judge`` (reports, segments, verdict),
+``guest.scenario.cgroupfs`` (cgroup v2 files), ``guest.scenario.placement`` (policy, nice,
+affinity, memory policy), ``guest.scenario.stepclock`` (the step counter workers read),
+``guest.scenario.worker`` (kind ``scenario``: a work type cut into per-step segments).
 """

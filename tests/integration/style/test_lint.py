@@ -25,7 +25,7 @@ def test_ruff_clean() -> None:
 
 def test_mypy_on_contracts() -> None:
     targets = ["schedlab_shared", "guest/wire.py", "schedlab_scenario", "guest/scenario/document.py"]
-    targets += ["guest/scenario/work.py"]
+    targets += ["guest/scenario/work.py", "guest/scenario/record.py"]
     proc = subprocess.run(
         [_tool("mypy"), "--ignore-missing-imports", "--no-incremental", "--follow-imports=silent", *targets],
         cwd=ROOT, capture_output=True, text=True,
