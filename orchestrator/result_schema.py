@@ -5,7 +5,8 @@ users read it back with :func:`load_result`, which refuses a document whose decl
 are missing or of the wrong type (other fields pass unchecked). Each section is a frozen
 dataclass; its type hints are the schema (``str``, ``int``, ``float``, ``bool``,
 ``X | None``, ``tuple[str, ...]`` and nested sections), so a field added here is written,
-read and checked with no second list to keep in step.
+read and checked with no second list to keep in step. The ``scenario`` section's step
+records are checked against their one definition, :mod:`guest.scenario.record`.
 
 >>> sched = SchedulerResult(name="scx_qmap", origin="example", args=("-e", "100"), ops="qmap")
 >>> SchedulerResult.from_dict(sched.to_dict()) == sched
@@ -21,6 +22,9 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from guest.scenario import record as scenario_record
+from guest.schema import SchemaError
 
 __all__ = (
     "VERDICTS",
@@ -197,12 +201,30 @@ class _Top(_Section):
     scheduler: SchedulerResult = field(default_factory=lambda: SchedulerResult("eevdf", "eevdf"))
 
 
+def _check_scenario(doc: dict[str, Any]) -> None:
+    """``scenario``: the name, step records and backdrop record (guest.scenario.record)."""
+    sc = doc.get("scenario")
+    if sc is None:
+        return
+    if not isinstance(sc, dict) or not isinstance(sc.get("name", ""), str):
+        raise ResultError("result.scenario: want a map with a name")
+    for key, check in (("steps", scenario_record.check_steps), ("backdrop", scenario_record.check_backdrop)):
+        if sc.get(key) is None:
+            continue
+        try:
+            check(sc[key])
+        except SchemaError as e:
+            sep = "" if e.field.startswith("[") or not e.field else "."
+            raise ResultError(f"result.scenario.{key}{sep}{e.field}: {e.why}") from None
+
+
 def validate_result(doc: Any) -> dict[str, Any]:
     """Check ``doc``'s declared fields; return it unchanged.
 
     :raises ResultError: the first bad field, named by its path (``result.scheduler.exit.kind``).
     """
     top = _Top.from_dict(doc, "result")
+    _check_scenario(doc)
     if top.verdict not in VERDICTS:
         raise ResultError(f"result.verdict: {top.verdict!r} is not one of {', '.join(VERDICTS)}")
     if top.passed != (top.verdict == "passed"):
