@@ -13,7 +13,7 @@ from rich.table import Table
 
 from orchestrator.cli_options import progress_option
 from orchestrator.kernel.artifacts import KernelArtifacts, KernelError, list_cached
-from orchestrator.kernel.fetch import fetch_default
+from orchestrator.kernel.fetch import DEFAULT_SUITE, SUITES, fetch_default
 from orchestrator.progress import make_reporter
 
 __all__ = ("kernel_group",)
@@ -36,14 +36,16 @@ def _size(kernel: KernelArtifacts) -> str:
 
 @kernel_group.command("fetch")
 @click.option("--refresh", is_flag=True,
-              help="Re-read Debian sid's package lists and fetch a newer kernel if sid moved.")
+              help="Re-read the suite's package lists and fetch a newer kernel if it moved.")
+@click.option("--suite", default=DEFAULT_SUITE, show_default=True, type=click.Choice(SUITES),
+              help="Debian suite: sid (7.x, sched_ext) or trixie (6.12, no sched_ext)")
 @progress_option
-def fetch_cmd(refresh: bool, progress: str) -> None:
-    """Download Debian sid's cloud kernel (with sched_ext) into the cache."""
+def fetch_cmd(refresh: bool, suite: str, progress: str) -> None:
+    """Download Debian sid's cloud kernel (with sched_ext), or another suite's, into the cache."""
     console = Console(stderr=True)
     try:
         with make_reporter(progress, console) as report:
-            kernel = fetch_default(progress=report, refresh=refresh)
+            kernel = fetch_default(progress=report, refresh=refresh, suite=suite)
     except KernelError as exc:
         console.print(f"[red]error:[/] {exc}")
         sys.exit(1)

@@ -1,5 +1,9 @@
 """Fetch the default kernel: Debian sid's current cloud kernel (it has sched_ext).
 
+``suite="trixie"`` fetches Debian 13's cloud kernel the same way (6.12: no sched_ext), the
+kernel the "no sched_ext" tests boot; it is cached beside the default one, never preferred
+over it (``meta.json`` ``source`` is ``debian-<suite>``).
+
 Chain, resolved each time (sid moves): ``linux-image-cloud-amd64`` (meta) depends on
 ``linux-image-<release>``, which depends on ``linux-base-<release>`` (config),
 ``linux-binary-<release>`` (vmlinuz) and ``linux-modules-<release>``. The result goes to ``kernels_dir()/<release>/``:
@@ -39,16 +43,22 @@ from orchestrator.kernel.modules import ModuleError, write_modules_dep
 from orchestrator.private_apt import AptError, PrivateApt
 from schedlab_shared.cache import kernels_dir
 
-__all__ = ("DEFAULT_META_PACKAGE", "DEFAULT_SUITE", "META_FLAGS", "Progress", "fetch_default",
-           "resolve_default_release")
+__all__ = ("DEFAULT_META_PACKAGE", "DEFAULT_SUITE", "META_FLAGS", "SUITES", "Progress",
+           "fetch_default", "resolve_default_release", "source_of")
 
 DEFAULT_SUITE = "sid"
+#: Suites a kernel may be fetched from (``experimental``'s rc kernels are not mixed in).
+SUITES = ("sid", "trixie")
 DEFAULT_META_PACKAGE = "linux-image-cloud-amd64"
 #: Config options recorded in meta.json (absent options are recorded as "n").
 META_FLAGS = ("SCHED_CLASS_EXT", "EXT_GROUP_SCHED", "DEBUG_INFO_BTF", "HZ", "VIRTIO_MMIO",
               "VIRTIO_PCI", "VIRTIO_CONSOLE", "VIRTIO_BLK", "SERIAL_8250", "KVM_AMD",
               "RANDOMIZE_BASE", "PVH", "NET_9P", "BPF_SYSCALL", "PREEMPT_DYNAMIC", "NR_CPUS")
-_SOURCE = "debian-sid"
+
+
+def source_of(suite: str) -> str:
+    """``meta.json``'s ``source`` of a kernel fetched from ``suite``."""
+    return f"debian-{suite}"
 
 #: ``progress(stage, detail)``: called at each step (``resolve``, ``download``, ...).
 Progress = Callable[[str, str], None]
@@ -122,7 +132,7 @@ def _locate(tree: Path, release: str) -> tuple[Path, Path, Path]:
 
 
 def _assemble(tree: Path, out: Path, release: str, versions: dict[str, str],
-              progress: Progress) -> None:
+              progress: Progress, source: str) -> None:
     mods, vmlinuz, config = _locate(tree, release)
     out.mkdir()
     shutil.move(vmlinuz, out / "vmlinuz")
@@ -145,7 +155,7 @@ def _assemble(tree: Path, out: Path, release: str, versions: dict[str, str],
     cfg = parse_config((out / "config").read_text(errors="replace"))
     meta = {
         "version": release,
-        "source": _SOURCE,
+        "source": source,
         "packages": versions,
         "config_flags": {f: cfg.get(f"CONFIG_{f}", "n") for f in META_FLAGS},
         "vmlinuz_sha256": hashlib.sha256(data).hexdigest(),
@@ -156,7 +166,7 @@ def _assemble(tree: Path, out: Path, release: str, versions: dict[str, str],
 
 
 def _fetch_release(apt: PrivateApt, release: str, image_pkg: str,
-                   progress: Progress) -> KernelArtifacts:
+                   progress: Progress, source: str) -> KernelArtifacts:
     final = kernels_dir() / release
     with _fetch_lock():
         if (final / "meta.json").is_file():
@@ -165,7 +175,7 @@ def _fetch_release(apt: PrivateApt, release: str, image_pkg: str,
         try:
             pkgs = _packages_for(apt, release, image_pkg)
             versions = _download_and_extract(apt, pkgs, work, progress)
-            _assemble(work / "x", work / "out", release, versions, progress)
+            _assemble(work / "x", work / "out", release, versions, progress, source)
             if final.exists():  # a leftover without meta.json: incomplete, replace it
                 shutil.rmtree(final)
             os.rename(work / "out", final)
@@ -176,27 +186,31 @@ def _fetch_release(apt: PrivateApt, release: str, image_pkg: str,
 
 
 def fetch_default(progress: Progress | None = None, *, refresh: bool = False,
-                  apt: PrivateApt | None = None) -> KernelArtifacts:
-    """Make sure the default kernel is cached and return it.
+                  apt: PrivateApt | None = None, suite: str = DEFAULT_SUITE) -> KernelArtifacts:
+    """Make sure the default kernel (or ``suite``'s cloud kernel) is cached and return it.
 
     :param progress: ``progress(stage, detail)`` callback for the CLI.
     :param refresh: re-download sid's package lists and fetch a newer kernel if sid moved;
         without it, an already cached default kernel is returned with no network access.
     :param apt: the apt state to use (tests pass a private one).
+    :param suite: one of :data:`SUITES`.
     :return: the cached kernel's artifacts; raises :class:`KernelError` on failure.
     """
     report = progress or _noop
+    if suite not in SUITES:
+        raise KernelError(f"suite {suite!r}: pick one of {', '.join(SUITES)}")
+    source = source_of(suite)
     if not refresh:
-        cached = [k for k in list_cached() if k.meta.get("source") == _SOURCE]
+        cached = [k for k in list_cached() if k.meta.get("source") == source]
         if cached:
             report("cached", str(cached[-1].root))
             return cached[-1]
-    apt = apt or PrivateApt(DEFAULT_SUITE)
+    apt = apt or PrivateApt(suite)
     try:
         report("update", f"package lists of {apt.suite} from {apt.mirror}")
         apt.update(force=refresh)
         release, image_pkg = resolve_default_release(apt)
         report("resolve", release)
-        return _fetch_release(apt, release, image_pkg, report)
+        return _fetch_release(apt, release, image_pkg, report, source)
     except AptError as exc:
         raise KernelError(f"kernel download failed: {exc}") from exc

@@ -122,3 +122,19 @@ def test_broken_package_leaves_nothing(env):
         fetch_default(refresh=True, apt=apt)
     left = [p.name for p in (env / "cache/kernels").iterdir() if p.name != ".fetch.lock"]
     assert left == []
+
+
+def test_another_suite_is_cached_beside_the_default_and_never_preferred(env, monkeypatch):
+    sid = fetch_default(apt=FakeApt(env), refresh=True)
+    monkeypatch.setitem(globals(), "REL", "6.12.57+deb13-cloud-amd64")
+    (env / "trixie").mkdir()
+    trixie_apt = FakeApt(env / "trixie")
+    trixie_apt.suite = "trixie"
+    # A cached sid kernel is not trixie's: the suite's own lists are read.
+    k = fetch_default(apt=trixie_apt, suite="trixie")
+    assert trixie_apt.updates == 1 and k.meta["source"] == "debian-trixie"
+    assert k.version == "6.12.57+deb13-cloud-amd64"
+    assert fetch_default(apt=FakeApt(env), suite="trixie").meta["source"] == "debian-trixie"
+    assert resolve_kernel(None).meta["source"] == sid.meta["source"] == "debian-sid"
+    with pytest.raises(KernelError, match="pick one of sid, trixie"):
+        fetch_default(apt=trixie_apt, suite="experimental")
