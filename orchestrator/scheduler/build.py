@@ -84,7 +84,11 @@ def _run_make(cmd: list[str], log: TextIO) -> int:
 def _clang_version(clang: str) -> str:
     try:
         res = subprocess.run(
-            [clang, "--version"], capture_output=True, text=True, timeout=30, check=False
+            [clang, "-target", "bpf", "--version"],  # the BPF compiler (toolchain.bpf_clang)
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return "?"

@@ -46,7 +46,7 @@ __all__ = (
 )
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: BPF objects from the ziglang wheel's clang (see toolchain)
 _SAFE_DIR = re.compile(r"^[\w.+~-]{1,128}$")
 
 Progress = Callable[[str], None]

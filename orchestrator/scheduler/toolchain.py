@@ -1,5 +1,12 @@
 """The host toolchain that builds sched_ext schedulers: Debian's clang-19 and friends.
 
+BPF objects are compiled by the clang the ``ziglang`` wheel ships (clang 22) when it is
+installed (a dependency of schedlab): clang-19 miscompiles arena pointers (it stores through
+a pointer it did not ``addr_space_cast``), so the 7.2 verifier refuses ``scx_qmap``
+("qmap_dequeue: R7 invalid mem access 'scalar'"). A small wrapper (:func:`bpf_clang`) hands
+``-target bpf`` compiles to it and every other call (the Makefile's include probe) to
+clang-19.
+
 Each package is proven present by one file or command. Missing ones are installed with
 ``apt-get install`` when we are root (as the ``schedlab`` launcher does for its own
 packages); otherwise :class:`ToolchainError` carries the exact ``apt-get`` line to run.
@@ -14,13 +21,22 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.scheduler.errors import ToolchainError
+from schedlab_shared.cache import tools_dir
 
-__all__ = ("PACKAGES", "Toolchain", "ToolchainError", "ensure_toolchain", "missing_packages")
+__all__ = (
+    "PACKAGES",
+    "Toolchain",
+    "ToolchainError",
+    "bpf_clang",
+    "ensure_toolchain",
+    "missing_packages",
+)
 
 _LLVM = "19"
 #: Debian package -> the command (bare name) or file (absolute path) that proves it.
@@ -117,4 +133,43 @@ def ensure_toolchain(
             f"installation; run: {apt_line(list(PACKAGES))}"
         )
     clang, strip, make = (str(t) for t in tools)
-    return Toolchain(clang=clang, llvm_strip=strip, make=make)
+    return Toolchain(clang=bpf_clang(clang) or clang, llvm_strip=strip, make=make)
+
+
+# -target bpf -> zig's spelling of the same target; anything else is not a BPF compile.
+_WRAPPER = """#!/bin/sh
+# schedlab: BPF objects with the ziglang wheel's clang; the rest with {fallback}
+bpf=0 prev=
+for a do
+    shift
+    if [ "$prev" = -target ] && [ "$a" = bpf ]; then a=bpfel-freestanding-none bpf=1; fi
+    set -- "$@" "$a"
+    prev=$a
+done
+[ $bpf = 1 ] || exec {fallback} "$@"
+# zig's defaults add .eh_frame and .llvm_addrsig, sections libbpf's linker refuses.
+exec {python} -m ziglang cc -fno-unwind-tables -fno-asynchronous-unwind-tables -fno-addrsig "$@"
+"""
+
+
+def bpf_clang(fallback: str, python: str = sys.executable) -> str | None:
+    """The wrapper that compiles BPF with the ziglang wheel's clang, or None without it.
+
+    :param fallback: the clang for everything that is not ``-target bpf``.
+    """
+    try:
+        import ziglang  # noqa: F401 - only its presence matters; it runs as a module
+    except ImportError:
+        return None
+    text = _WRAPPER.format(fallback=fallback, python=python)
+    path = tools_dir() / "bpf-clang"
+    try:
+        if not path.is_file() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(text)
+            tmp.chmod(0o755)
+            os.replace(tmp, path)
+    except OSError:
+        return None
+    return str(path)

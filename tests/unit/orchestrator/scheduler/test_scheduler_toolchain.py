@@ -36,6 +36,7 @@ def test_root_installs_what_ismissing(monkeypatch):
         have.add("clang-19")
 
     monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr("orchestrator.scheduler.toolchain.bpf_clang", lambda clang: None)
     said = []
     tc = ensure_toolchain(
         present=lambda p: p in have, is_root=True, install=install, progress=said.append
@@ -55,3 +56,26 @@ def test_install_that_changes_nothing_fails():
             is_root=True,
             install=lambda pkgs, progress: None,
         )
+
+
+def test_bpf_compiles_go_to_the_wheels_clang_the_rest_to_clang_19(tmp_path, monkeypatch):
+    import subprocess
+
+    from orchestrator.scheduler.toolchain import bpf_clang
+
+    monkeypatch.setenv("SCHEDLAB_CACHE", str(tmp_path / "cache"))
+    echo = tmp_path / "echo-args"
+    echo.write_text('#!/bin/sh\necho "$0 $*"\n')
+    echo.chmod(0o755)
+    wrapper = bpf_clang(str(echo) + " fallback", python=str(echo))
+    assert wrapper is not None and wrapper.startswith(str(tmp_path / "cache"))
+
+    def run(*args):
+        return subprocess.run([wrapper, *args], capture_output=True, text=True).stdout.strip()
+
+    assert run("-g", "-target", "bpf", "-c", "a b.c") == (
+        f"{echo} -m ziglang cc -fno-unwind-tables -fno-asynchronous-unwind-tables -fno-addrsig"
+        " -g -target bpfel-freestanding-none -c a b.c"
+    )
+    assert run("-v", "-E", "-") == f"{echo} fallback -v -E -"
+    assert bpf_clang(str(echo) + " fallback", python=str(echo)) == wrapper  # idempotent
