@@ -1,8 +1,12 @@
-"""The run's result document (``schedlab run --json``) and the host-side checks behind it."""
+"""The run's result document (``schedlab run --json``) and the evidence behind it.
+
+Classification lives in :mod:`orchestrator.verdict` (the guest EXIT code and VM exit
+reason tables) and :mod:`orchestrator.monitor_check` (the monitors); this module gathers
+the findings of one run and writes the document.
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,16 +16,38 @@ from guest.schema import SchemaError as RecordError
 from guest.wire import PANIC_PREFIX
 from schedlab_shared import run_layout
 from schedlab_shared.bus.vmm import ExitReason
-from schedlab_shared.monitor_schema import CPU_FIELDS, SchemaError, check_sample
+from schedlab_shared.kernel_console import is_oops
+from schedlab_shared.monitor_schema import CPU_FIELDS
 from verdicts.run import monitor_section
 from verdicts.thresholds import MonitorThresholds
 
+from .monitor_check import MonitorReport, check_rq_clocks, load_monitor_samples, monitor_findings
 from .result_schema import validate_result
-from .sched_outcome import ERROR, SchedReport, findings
+from .sched_outcome import ERROR as SCHED_ERROR
+from .sched_outcome import SchedFinding, SchedReport
+from .sched_outcome import findings as sched_findings
+from .verdict import (
+    Finding,
+    Severity,
+    decide,
+    guest_exit_finding,
+    one_line,
+    ordered_reasons,
+    vm_exit_finding,
+)
 
 __all__ = (
-    "Timings", "RunOutcome", "load_monitor_samples", "check_rq_clocks", "build_result", "scenario_records",
+    "Timings",
+    "RunOutcome",
+    "build_result",
+    "check_rq_clocks",
+    "collect_evidence",
+    "load_monitor_samples",
+    "scenario_records",
 )
+
+# Without oops=panic the VM survives an oops: the kernel log is where it shows.
+_KERNEL_LOG_SCAN = 8 << 20  # bytes of kernel.log scanned for oops lines (guest output is untrusted)
 
 
 @dataclass
@@ -51,47 +77,19 @@ class RunOutcome:
     run_id: str = ""
     guest_result: dict[str, Any] | None = None
     guest_exit_code: int | None = None
+    sys_rdy: float = 0.0  # host time the guest reported ready (0: never)
     vm_exit_reason: str = ""
     vm_exit_detail: str = ""
+    timed_out_s: float | None = None  # the run hit --timeout: the graceful stop was sent
     decoder: dict[str, int] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
-    errors: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # host-side infrastructure failures
     injected: list[str] = field(default_factory=list)
+    restarts: dict[str, int] = field(default_factory=dict)  # supervised program -> restarts
+    monitors: dict[str, MonitorReport] = field(default_factory=dict)  # requested monitors
     sched: SchedReport = field(default_factory=SchedReport)
     thresholds: MonitorThresholds | None = None  # the monitor's (verdicts.thresholds)
     watchdog_timeout_s: float | None = None  # the sched_ext watchdog override asked for
-
-
-def load_monitor_samples(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
-    """Valid samples per monitor instance from its samples file (a torn last line, or one
-    that is not a sample as :mod:`schedlab_shared.monitor_schema` defines it, is skipped)."""
-    out: dict[str, list[dict[str, Any]]] = {}
-    for name, path in run_layout.monitor_files(run_dir).items():
-        samples = []
-        for line in path.read_text().splitlines():
-            try:
-                samples.append(check_sample(json.loads(line)))
-            except (json.JSONDecodeError, SchemaError):
-                continue  # torn last line, or not a sample this version defines
-        out[name] = samples
-    return out
-
-
-def check_rq_clocks(samples: list[dict[str, Any]], nr_cpus: int) -> tuple[bool, str]:
-    """Every CPU's rq clock must advance between its first and last sample."""
-    if len(samples) < 2:
-        return False, f"monitor: {len(samples)} samples, need at least 2"
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-    for s in samples:
-        for c in s.get("cpus", []):
-            cpu, clock = int(c["cpu"]), int(c["rq_clock"])
-            first.setdefault(cpu, clock)
-            last[cpu] = clock
-    stuck = [cpu for cpu in range(nr_cpus) if cpu not in first or last[cpu] <= first[cpu]]
-    if stuck:
-        return False, f"monitor: rq_clock did not advance on CPU(s) {stuck}"
-    return True, f"monitor: rq_clock advanced on all {nr_cpus} CPUs over {len(samples)} samples"
 
 
 def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
@@ -106,15 +104,93 @@ def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
     return [ln.decode(errors="replace").rstrip("\r") for ln in data.splitlines()[-n:]]
 
 
+def _oops_lines(path: Path, limit: int = 20) -> list[str]:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_KERNEL_LOG_SCAN)
+    except OSError:
+        return []
+    lines = [ln for ln in data.splitlines() if is_oops(ln)][:limit]
+    return [ln.decode(errors="replace")[:300] for ln in lines]
+
+
 def collect_evidence(run_dir: Path) -> dict[str, list[str]]:
-    """Crash text from COM2 (the guest init's PANIC lines) and the end of the kernel console."""
-    panic = [ln for ln in _tail_lines(run_dir / run_layout.DIAG, 200) if ln.startswith(PANIC_PREFIX)]
-    return {"panic": panic[:40], "console_tail": _tail_lines(run_dir / run_layout.CONSOLE, 30)}
+    """Crash text from COM2 (``PANIC:`` lines and the rest), kernel oopses, the console's end."""
+    diag = _tail_lines(run_dir / run_layout.DIAG, 200)
+    return {
+        "panic": [ln for ln in diag if ln.startswith(PANIC_PREFIX)][:40],
+        "diag_tail": [ln for ln in diag if ln.strip() and not ln.startswith(PANIC_PREFIX)][-10:],
+        "oops": _oops_lines(run_dir / run_layout.KERNEL_LOG),
+        "console_tail": _tail_lines(run_dir / run_layout.CONSOLE, 30),
+    }
+
+
+def _pid1_crash(panic: list[str]) -> Finding:
+    first = next((ln for ln in panic if "Error" in ln), panic[0])
+    return Finding(
+        Severity.BROKEN, f"the guest's PID 1 crashed: {one_line(first.removeprefix(PANIC_PREFIX))}"
+    )
+
+
+def _timeout_finding(o: RunOutcome) -> Finding:
+    kept = "partial reports kept" if _workers(o.guest_result) else "no worker reports"
+    if o.vm_exit_reason == ExitReason.TIMEOUT:
+        return Finding(
+            Severity.BROKEN,
+            f"timed out after {o.timed_out_s:g} s; the guest did not stop on "
+            f"request, so the VM was stopped; {kept}",
+        )
+    return Finding(Severity.BROKEN, f"timed out after {o.timed_out_s:g} s; {kept}")
+
+
+def _guest_findings(
+    o: RunOutcome, evidence: dict[str, list[str]], sched: list[SchedFinding], early: bool
+) -> list[Finding]:
+    """Findings from the VM's exit and the guest's EXIT code (one place: verdict tables).
+
+    When the scheduler under test spoke (it did not load, it exited), the guest's verdict
+    and exit code are its consequences; when the host stopped the VM because it exited,
+    so is the early VM exit.
+    """
+    if o.errors and not o.vm_exit_reason:
+        return []  # the run never got to observe the VM's end: the host errors say why
+    if evidence["panic"] and not any(f.kind == SCHED_ERROR for f in sched):
+        return [_pid1_crash(evidence["panic"])]  # native fault or exception in PID 1
+    if o.timed_out_s is not None:
+        return [_timeout_finding(o)]
+    if o.vm_exit_reason == ExitReason.SCHED_EXIT or (
+        early and o.vm_exit_reason != ExitReason.ERROR
+    ):
+        if sched:
+            return []
+        return [
+            Finding(
+                Severity.BROKEN, "the VM was stopped for a scheduler exit that was not recorded"
+            )
+        ]
+    vm = vm_exit_finding(o.vm_exit_reason, o.vm_exit_detail, guest_ready=bool(o.sys_rdy))
+    if vm is not None:
+        return [vm]
+    if sched:
+        return []
+    if o.guest_exit_code is None:
+        last = evidence["diag_tail"][-1:] or [""]
+        why = (
+            f"; its last COM2 line: {one_line(last[0])}"
+            if last[0]
+            else " (see guest-stderr.log, diag.log)"
+        )
+        return [Finding(Severity.BROKEN, f"the guest exited without a test result{why}")]
+    guest = guest_exit_finding(o.guest_exit_code, o.guest_result)
+    return [guest] if guest is not None else []
 
 
 def _workers(guest_result: dict[str, Any] | None) -> list[dict[str, Any]]:
     keys = ("cgroup", "pid", "work_units", "cpu_time_ns", "max_gap_ms")
-    return [{k: w.get(k) for k in keys} for w in (guest_result or {}).get("workers", [])]
+    workers = (guest_result or {}).get("workers", [])
+    if not isinstance(workers, list):
+        return []
+    return [{k: w.get(k) for k in keys} for w in workers if isinstance(w, dict)]
 
 
 def _cpu_fields(c: dict[str, Any]) -> dict[str, Any]:
@@ -139,86 +215,94 @@ def scenario_records(guest_result: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def build_result(o: RunOutcome) -> dict[str, Any]:
-    """The result document; ``passed`` needs the guest verdict, a clean exit and the monitor.
+    """The result document; ``verdict`` follows from the findings (see :mod:`.verdict`).
 
     The scheduler under test speaks first: its errors (it did not load, no sched_ext) and
-    failures (it exited during the test, it would not stop) lead their lists, in its own
-    words. When the host stopped the VM because the scheduler exited, the missing guest
-    result and the early VM exit are consequences, not reasons.
+    failures (it exited during the test, it would not stop) lead their severity, in its own
+    words.
     """
-    monitors = load_monitor_samples(o.run_dir)
-    primary = monitors.get("monitor", next(iter(monitors.values()), []))
-    nr_cpus = int(o.topology.get("cpus", 0))
-    mon_ok, mon_reason = check_rq_clocks(primary, nr_cpus)
     sched = o.sched.section(o.run_dir)
-    sched_findings = findings(sched)
-    sched_errors = [f.reason for f in sched_findings if f.kind == ERROR]
-    sched_failures = [f.reason for f in sched_findings if f.kind != ERROR]
+    sched_said = sched_findings(sched)
     early = sched.stopped_early
-    infra = sched_errors + list(o.errors)
-    if o.vm_exit_reason == ExitReason.ERROR:
-        infra.append(f"VM engine failed: {o.vm_exit_detail}")
+    samples = load_monitor_samples(o.run_dir)
+    primary = samples.get("monitor", [])
+    nr_cpus = int(o.topology.get("cpus", 0))
     evidence = collect_evidence(o.run_dir)
-    if o.guest_result is None and o.vm_exit_reason == ExitReason.GUEST_EXIT and not sched_errors:
-        if evidence["panic"]:
-            first = next((ln for ln in evidence["panic"] if "Error" in ln), evidence["panic"][0])
-            infra.append(f"the guest's PID 1 crashed: {first.removeprefix(PANIC_PREFIX).strip()}")
-        else:
-            infra.append("the guest exited without a test result (see guest-stderr.log, diag.log)")
-    reasons: list[str] = infra + sched_failures
-    guest_passed = bool(o.guest_result and o.guest_result.get("passed"))
-    if o.guest_result is not None and not guest_passed and not sched_findings:
-        reasons.append(f"guest verdict: {o.guest_result.get('reason', 'failed')}")
-    if o.guest_result is not None and o.guest_exit_code != 0 and not sched_findings:
-        reasons.append(f"guest exit code {o.guest_exit_code}")
-    if o.vm_exit_reason not in (ExitReason.GUEST_EXIT, ExitReason.ERROR) and not early:
-        reasons.append(f"VM exit: {o.vm_exit_reason or 'unknown'} {o.vm_exit_detail}".strip())
-    if not mon_ok and not early:
-        reasons.append(mon_reason)
-    judged = monitor_section(monitors, o.thresholds, o.watchdog_timeout_s)
+    findings = [
+        Finding(Severity.BROKEN if f.kind == SCHED_ERROR else Severity.FAILED, f.reason)
+        for f in sched_said
+    ]
+    findings += [Finding(Severity.BROKEN, e) for e in o.errors]
+    findings += _guest_findings(o, evidence, sched_said, early)
+    if evidence["oops"] and o.vm_exit_reason != ExitReason.CRASH:
+        findings.append(
+            Finding(Severity.FAILED, f"the guest kernel reported: {one_line(evidence['oops'][0])}")
+        )
+    clocks, mon_findings, notes = monitor_findings(samples, o.monitors, nr_cpus)
+    if o.sys_rdy and not early:  # before the guest is ready they have nothing to read
+        findings += mon_findings
+    judged = monitor_section(samples, o.thresholds, o.watchdog_timeout_s)
     if judged["status"] == "failed":
-        reasons.append(judged["reason"])
+        findings.append(Finding(Severity.FAILED, judged["reason"]))
     elif judged["status"] == "inconclusive" and primary:
-        infra.append(judged["reason"])  # the monitor read something no kernel holds
-        reasons.insert(0, judged["reason"])
-    verdict = "error" if infra else ("failed" if reasons else "passed")
-    verdict_ok = verdict == "passed"
-    return validate_result({
-        "passed": verdict_ok,
-        "verdict": verdict,
-        "reasons": reasons,
-        "engine": o.engine,
-        "engine_reason": o.engine_reason,
-        "kernel": o.kernel,
-        "topology": o.topology,
-        "workers": _workers(o.guest_result),
-        "scenario": scenario_records(o.guest_result),
-        "guest": {
-            "result": o.guest_result,
-            "exit_code": o.guest_exit_code,
-        },
-        "vm_exit": {"reason": o.vm_exit_reason, "detail": o.vm_exit_detail},
-        "monitor": {
-            "ok": mon_ok,
-            "reason": mon_reason,
-            "samples": [
-                {
-                    "elapsed_ms": round(s["elapsed_ms"], 1),
-                    "cpus": [_cpu_fields(c) for c in s["cpus"]],
-                }
-                for s in primary
-            ],
-            "checks": {k: judged[k] for k in ("status", "reason", "judged_samples", "thresholds")},
-            "events": judged["events"],
-            "violations": judged["violations"],
-            **({"watchdog": judged["watchdog"]} if "watchdog" in judged else {}),
-            "instances": {name: len(s) for name, s in monitors.items()},
-        },
-        "evidence": evidence if verdict != "passed" else {},
-        "decoder": o.decoder,
-        "timings": o.timings.as_dict(),
-        "run_dir": str(o.run_dir),
-        "run_id": o.run_id,
-        "injected_faults": o.injected,
-        "scheduler": sched.to_dict(),
-    })
+        # the monitor read something no kernel holds
+        findings.append(Finding(Severity.INCONCLUSIVE, judged["reason"]))
+    notes += [
+        f"{name} restarted {n} time(s)"
+        for name, n in sorted(o.restarts.items())
+        if n and name not in o.monitors
+    ]
+    verdict = decide(findings)
+    reasons = ordered_reasons(findings)
+    return validate_result(
+        {
+            "passed": verdict == "passed",
+            "verdict": str(verdict),
+            "reason": reasons[0] if reasons else "",
+            "reasons": reasons,
+            "notes": notes,
+            "engine": o.engine,
+            "engine_reason": o.engine_reason,
+            "kernel": o.kernel,
+            "topology": o.topology,
+            "workers": _workers(o.guest_result),
+            "scenario": scenario_records(o.guest_result),
+            "guest": {
+                "result": o.guest_result,
+                "exit_code": o.guest_exit_code,
+            },
+            "vm_exit": {"reason": o.vm_exit_reason, "detail": o.vm_exit_detail},
+            "timed_out_s": o.timed_out_s,
+            "monitor": {
+                "ok": clocks.verdict == "passed",
+                "verdict": str(clocks.verdict),
+                "reason": clocks.reason,
+                "samples": [
+                    {
+                        "elapsed_ms": round(s["elapsed_ms"], 1),
+                        "cpus": [_cpu_fields(c) for c in s["cpus"]],
+                    }
+                    for s in primary
+                ],
+                "checks": {
+                    k: judged[k] for k in ("status", "reason", "judged_samples", "thresholds")
+                },
+                "events": judged["events"],
+                "violations": judged["violations"],
+                **({"watchdog": judged["watchdog"]} if "watchdog" in judged else {}),
+                "instances": {name: len(s) for name, s in samples.items()},
+                "processes": {
+                    name: {"restarts": r.restarts, "gave_up": r.gave_up, **r.status}
+                    for name, r in sorted(o.monitors.items())
+                },
+            },
+            "restarts": dict(sorted(o.restarts.items())),
+            "evidence": evidence if verdict != "passed" else {},
+            "decoder": o.decoder,
+            "timings": o.timings.as_dict(),
+            "run_dir": str(o.run_dir),
+            "run_id": o.run_id,
+            "injected_faults": o.injected,
+            "scheduler": sched.to_dict(),
+        }
+    )

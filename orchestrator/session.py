@@ -43,6 +43,7 @@ from .result import RunOutcome, build_result
 from .sched_outcome import SchedReport, cut_debug_dump
 from .sched_watch import SchedWatch
 from .supervise import Program, Supervisor, SupervisorError
+from .verdict import Verdict
 
 __all__ = ("RunRequest", "RunSession", "RunError")
 
@@ -164,7 +165,7 @@ class RunSession:
             self.outcome.timings.teardown_ms = (time.monotonic() - t_down) * 1000
             self.outcome.timings.total_ms = (time.monotonic() - t0) * 1000
         result = build_result(self.outcome)
-        code = {"passed": 0, "failed": 1}.get(result["verdict"], 2)
+        code = Verdict(result["verdict"]).exit_code
         return result, (RunExit.INTERRUPTED if interrupted else code)
 
     def _start(self) -> None:
@@ -250,6 +251,7 @@ class RunSession:
         o = self.outcome
         o.guest_result = cst.result
         o.guest_exit_code = cst.exit_code
+        o.sys_rdy = cst.sys_rdy
         o.vm_exit_reason, o.vm_exit_detail = cst.vm_exit_reason, cst.vm_exit_detail
         o.decoder = dict(cst.decoder)
         o.sched.state = cst.sched

@@ -84,4 +84,6 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
     console.print(f"[{_STYLE[verdict]}]{verdict.upper()}[/]", highlight=False)
     for r in result["reasons"]:
         console.print(f"  - {r}", highlight=False)
+    for n in result.get("notes", []):
+        console.print(f"  note: {n}", highlight=False)
     console.print(f"run dir: {result['run_dir']}", highlight=False)

@@ -52,13 +52,13 @@ def test_signal_mid_run(kernel, tmp_path: Path, sig: int) -> None:  # noqa: ANN0
     assert not [p for p in os.listdir("/tmp") if p.startswith("schedlab-run-") and result["run_id"] in p]
 
 
-def test_vm_timeout_is_a_failure_with_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+def test_vm_timeout_is_an_error_with_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001
     run = run_cli(["run", "--engine", "qemu", "--duration", "60", "--timeout", "25",
                    "--run-dir", str(tmp_path / "run")], tmp_path)
-    assert run.code == 1, run.stderr[-2000:]
+    assert run.code == 2, run.stderr[-2000:]  # the harness could not complete the test
     r = run.result
     assert r is not None and r["vm_exit"]["reason"] == "timeout"
-    assert any("timeout" in x for x in r["reasons"])
+    assert "timeout" in r["reason"]
     assert b"timed out" in (Path(r["run_dir"]) / "diag.log").read_bytes()
     assert leftovers(r["run_id"]) == []
 
