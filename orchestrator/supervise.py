@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from schedlab_shared.exitcodes import ProcExit
 from schedlab_shared.parentdeath import die_with_parent
 from schedlab_shared.run_layout import SUPERVISORD_LOG
 
-__all__ = ("Program", "Supervisor", "SupervisorError")
+__all__ = ("Program", "ProgramHistory", "Supervisor", "SupervisorError", "program_history")
 
 _ACTIVE_STATES = {"STARTING", "RUNNING", "BACKOFF", "STOPPING"}
 _STOP_POLL_S = 0.02
@@ -74,6 +75,37 @@ class Program:
         return "\n".join(lines) + "\n"
 
 
+@dataclass
+class ProgramHistory:
+    """How often supervisord started a program, and whether it gave up on it."""
+
+    spawns: int = 0
+    gave_up: bool = False
+
+    @property
+    def restarts(self) -> int:
+        return max(0, self.spawns - 1)
+
+
+_SPAWNED = re.compile(r" INFO spawned: '([^']+)' with pid \d+$")
+_GAVE_UP = re.compile(r" INFO gave up: (\S+) entered FATAL state")
+
+
+def program_history(log: Path) -> dict[str, ProgramHistory]:
+    """Spawns and give-ups per program, from supervisord's own log (it keeps no counter)."""
+    out: dict[str, ProgramHistory] = {}
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return out
+    for line in text.splitlines():
+        if m := _SPAWNED.search(line):
+            out.setdefault(m.group(1), ProgramHistory()).spawns += 1
+        elif m := _GAVE_UP.search(line):
+            out.setdefault(m.group(1), ProgramHistory()).gave_up = True
+    return out
+
+
 def _die_with_parent() -> None:
     die_with_parent(signal.SIGTERM)
 
@@ -86,6 +118,7 @@ class Supervisor:
         self.sock = runtime_dir / "supervisor.sock"
         self.conf = runtime_dir / "supervisord.conf"
         self.programs = {p.name: p for p in programs}
+        self.log = log_dir / SUPERVISORD_LOG
         self._write_conf(log_dir)
         self._proc: subprocess.Popen[bytes] | None = None
         self._rpc = self._proxy()
@@ -102,7 +135,7 @@ chmod=0700
 
 [supervisord]
 nodaemon=true
-logfile={log_dir / SUPERVISORD_LOG}
+logfile={self.log}
 logfile_maxbytes=0
 pidfile={self.runtime_dir / 'supervisord.pid'}
 childlogdir={log_dir}
@@ -148,6 +181,10 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         if pid:
             os.kill(pid, sig)
         return pid
+
+    def history(self) -> dict[str, ProgramHistory]:
+        """Spawns and give-ups of every program so far."""
+        return program_history(self.log)
 
     def stop_program(self, name: str) -> None:
         try:

@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from orchestrator.supervise import Program, Supervisor
+from orchestrator.supervise import Program, Supervisor, program_history
 
 
 def _alive(pid: int) -> bool:
@@ -56,6 +56,9 @@ def test_restart_after_kill_and_clean_shutdown(tmp_path: Path) -> None:
         assert pid2 != pid1 and _wait(lambda: marker.read_text() == "xx")
         os.kill(once, signal.SIGKILL)
         _wait(lambda: sup.info("once")["statename"] == "EXITED")
+        hist = sup.history()
+        assert hist["sleeper"].restarts == 1 and hist["once"].restarts == 0
+        assert not hist["sleeper"].gave_up
     finally:
         sup.shutdown()
     assert not _alive(pid2)
@@ -85,3 +88,21 @@ def test_autostart_in_priority_order_and_a_stop_that_does_not_wait_a_tick(tmp_pa
     log = (tmp_path / "supervisord.log").read_text()
     assert log.index("spawned: 'a'") < log.index("spawned: 'b'") < log.index("spawned: 'c'")
     assert all(f"stopped: {n} (exit status 0)" in log for n in ("a", "b", "c"))
+
+
+def test_program_history_counts_spawns_and_give_ups(tmp_path: Path) -> None:
+    log = tmp_path / "supervisord.log"
+    log.write_text(
+        "2026-12-01 22:26:08,179 INFO supervisord started with pid 18630\n"
+        "2026-12-01 22:26:08,188 INFO spawned: 'monitor' with pid 18631\n"
+        "2026-12-01 22:26:08,189 INFO spawned: 'monitor1' with pid 18632\n"
+        "2026-12-01 22:26:09,321 WARN exited: monitor1 (exit status 1; not expected)\n"
+        "2026-12-01 22:26:10,325 INFO spawned: 'monitor1' with pid 18649\n"
+        "2026-12-01 22:26:11,325 INFO gave up: monitor1 entered FATAL state, too many start retries too quickly\n"
+        "2026-12-01 22:26:11,326 INFO spawned: 'x' with pid 1 and a torn li"
+    )
+    hist = program_history(log)
+    assert (hist["monitor"].restarts, hist["monitor"].gave_up) == (0, False)
+    assert (hist["monitor1"].spawns, hist["monitor1"].restarts, hist["monitor1"].gave_up) == (2, 1, True)
+    assert "x" not in hist
+    assert program_history(tmp_path / "missing.log") == {}
