@@ -15,6 +15,7 @@ from orchestrator.cli_options import progress_option
 from orchestrator.kernel.artifacts import KernelArtifacts, KernelError, list_cached
 from orchestrator.kernel.fetch import DEFAULT_SUITE, SUITES, fetch_default
 from orchestrator.progress import make_reporter
+from schedlab_shared.exitcodes import RunExit
 
 __all__ = ("kernel_group",)
 
@@ -46,9 +47,11 @@ def fetch_cmd(refresh: bool, suite: str, progress: str) -> None:
     try:
         with make_reporter(progress, console) as report:
             kernel = fetch_default(progress=report, refresh=refresh, suite=suite)
-    except KernelError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        sys.exit(1)
+    except (KernelError, OSError) as exc:
+        # Not a verdict: nothing was tested, so this is exit 2 like every setup failure.
+        what = str(exc) if isinstance(exc, KernelError) else f"kernel fetch failed: {exc}"
+        console.print(f"[bold red]schedlab:[/] {what}", highlight=False, soft_wrap=True)
+        sys.exit(RunExit.ERROR)
     click.echo(f"{kernel.version}\t{kernel.root}")
 
 
