@@ -23,6 +23,8 @@ EXIT frame then tells the host the guest was lost rather than the test failed.
 
 from __future__ import annotations
 
+import os
+
 from guest import boot
 from guest.crash import CRASHED, panic
 from guest.hostio import HostIo
@@ -253,8 +255,17 @@ class GuestRun:
         }
 
     def _crash_on_purpose(self, kind: str) -> None:
-        """The ``schedlab.crash`` test hook: a kernel panic, a Python exception, a native fault."""
+        """The ``schedlab.crash`` test hook: a kernel panic, a Python exception, a native
+        fault, or a cgroup tree the kernel refuses (``cgroup`` returns: the setup fails)."""
         self.out.log("warning", f"schedlab.crash={kind}: crashing on purpose")
+        if kind == "cgroup":
+            from guest.cgroups import BASE_NAME  # cgroup.max.descendants=0: mkdir gets EAGAIN
+
+            base = self.env.path(os.path.join("sys/fs/cgroup", BASE_NAME))
+            os.makedirs(base, exist_ok=True)
+            with open(os.path.join(base, "cgroup.max.descendants"), "w") as f:
+                f.write("0")
+            return
         if kind == "kernel":
             for path, data in (("proc/sys/kernel/sysrq", b"1"), ("proc/sysrq-trigger", b"c")):
                 with open(self.env.path(path), "wb", buffering=0) as f:

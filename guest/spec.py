@@ -22,10 +22,11 @@ reach only ``/proc/cmdline``. Keys:
     Test hook: rounds of deliberately broken frames (garbage, bad crc, truncated, unknown
     type, oversize) the guest writes on the bulk port before the workload, to prove that the
     host counts and skips them while every real frame gets through.
-``schedlab.crash`` (``kernel``, ``init`` or ``native``, default none)
+``schedlab.crash`` (``kernel``, ``init``, ``native`` or ``cgroup``, default none)
     Test hook: crash on purpose once the workload started: ``kernel`` panics the kernel
     (sysrq c), ``init`` raises in the init process, ``native`` makes it read address 0
-    (SIGSEGV), to prove crashes are caught with their evidence.
+    (SIGSEGV), to prove crashes are caught with their evidence; ``cgroup`` makes the
+    kernel refuse the run's cgroups, to prove a setup failure is reported as one.
 
 Parsing is strict: an unknown ``schedlab.*`` key, a repeated key, a missing ``=``, or a
 value that is malformed or out of range raises :class:`SpecError` naming the key.
@@ -73,7 +74,7 @@ KEY_FAIRNESS = "schedlab.fairness"
 KEY_MAX_GAP_MS = "schedlab.max_gap_ms"
 KEY_WIRE_NOISE = "schedlab.wire_noise"
 KEY_CRASH = "schedlab.crash"
-CRASHES = ("", "kernel", "init", "native")
+CRASHES = ("", "kernel", "init", "native", "cgroup")
 #: The RunSpec scenario of a run whose run document carries a scenario document
 #: (:mod:`guest.scenario.document`); only the command line's cgroup-spinners has no document.
 PLAN = "scenario"

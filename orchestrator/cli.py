@@ -64,7 +64,11 @@ def cli() -> None:
 @click.option("--max-gap-ms", default=0.0, show_default=True, type=click.FloatRange(0),
               help="largest allowed gap between a worker's checkpoints (0: no check)")
 @click.option("--mem", "mem_mib", default=512, show_default=True, type=int, help="guest MiB")
-@click.option("--timeout", default=None, type=float, help="VM timeout in seconds (default: derived)")
+@click.option("--timeout", default=None, type=click.FloatRange(0, min_open=True),
+              help="seconds until the guest is asked to stop and report what it has; the VM is "
+                   "killed a grace period later (default: derived from --duration)")
+@click.option("--oops-panic", is_flag=True,
+              help="add oops=panic to the kernel command line (off: sched_ext's error exit can run)")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="write the result here")
 @click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="where logs go")
 @click.option("--monitors", default=1, show_default=True, type=int, help="monitor processes to attach")
@@ -83,14 +87,22 @@ def cli() -> None:
 @click.option("--wire-noise", default=0, type=click.IntRange(0, 100), hidden=True,
               help="test hook: rounds of broken frames the guest sends before the workload")
 @click.option("--crash-guest", default="", type=click.Choice(CRASHES), hidden=True,
-              help="test hook: crash the guest kernel or its init (a Python exception or a native fault)")
+              help="test hook: crash the guest kernel or its init (a Python exception or a native "
+                   "fault), or fail its cgroup setup, on purpose")
+@click.option("--corrupt-spec", is_flag=True, hidden=True,
+              help="test hook: hand the guest a run spec it must reject")
+@click.option("--truncate-image", default=0, type=click.IntRange(0), hidden=True,
+              help="test hook: cut this many bytes off the end of the guest image")
+@click.option("--hide-bulk-port", is_flag=True, hidden=True,
+              help="test hook: the VMM names the bulk port otherwise (QEMU engine)")
 @progress_option
 def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, scenario_name: str | None, cgroups: int,
             workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
             scheduler: str, sched_args: str, sched_flags: tuple[str, ...],
             watchdog_timeout: float | None, thresholds: tuple[str, ...],
-            wire_noise: int, crash_guest: str, progress: str) -> None:
+            wire_noise: int, crash_guest: str, progress: str, oops_panic: bool = False,
+            corrupt_spec: bool = False, truncate_image: int = 0, hide_bulk_port: bool = False) -> None:
     """Boot a VM and run a scenario (default: steady cgroup spinners) under a scheduler (EEVDF by default); print a verdict."""
     from schedlab_scenario import ScenarioError
 
@@ -118,7 +130,9 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
         choice=choice, kernel_spec=kernel_spec, topology=topo,
         scenario=scenario,
         limits=VerdictLimits(fairness=fairness, max_gap_ms=max_gap_ms),
-        hooks=Hooks(wire_noise=wire_noise, crash=crash_guest, faults=faults),
+        hooks=Hooks(wire_noise=wire_noise, crash=crash_guest, faults=faults, corrupt_spec=corrupt_spec,
+                    truncate_image=truncate_image, hide_bulk_port=hide_bulk_port),
+        oops_panic=oops_panic,
         mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
         monitors=monitors, json_path=Path(json_path) if json_path else None, listen=listen,
         progress_mode=progress, sched=SchedChoice(scheduler, sched_args, sched_flags),

@@ -24,10 +24,13 @@ from verdicts.thresholds import MonitorThresholds
 from .faults import Fault
 from .sched_outcome import SchedAsked
 
-__all__ = ("BOOT_ALLOWANCE_S", "Hooks", "MonitorChecks", "RunRequest", "Scenario", "VerdictLimits",
-           "VmShape")
+__all__ = ("BOOT_ALLOWANCE_S", "STOP_GRACE_S", "Hooks", "MonitorChecks", "RunRequest", "Scenario",
+           "VerdictLimits", "VmShape")
 
 BOOT_ALLOWANCE_S = 90.0  # boot under a loaded TCG host, before the scenario starts
+# From the graceful stop request at the run's timeout to the VM's hard timeout: time for
+# the guest to stop its workers, report what they did and power off (TCG-slow).
+STOP_GRACE_S = 15.0
 _SPEC_DEFAULTS = guest_spec.RunSpec._field_defaults
 
 
@@ -39,9 +42,11 @@ class VmShape:
     :param engine_reason: why that engine (shown to the user).
     :param kernel: the resolved ``orchestrator.kernel.artifacts.KernelArtifacts``.
     :param initrd: the guest image.
-    :param timeout_s: hard VM timeout; None derives it from the scenario
-        (:attr:`RunRequest.vm_timeout_s`).
+    :param timeout_s: the run's timeout, when the guest is asked to stop and report; None
+        derives it from the scenario (:attr:`RunRequest.run_timeout_s`).
     :param boot_bzimage: KVM engine: boot the bzImage even though a vmlinux exists.
+    :param oops_panic: ``oops=panic`` on the kernel command line. Off by default: an oops in
+        a sched_ext scheduler's callback must leave room for sched_ext's own error exit.
     """
 
     engine: str
@@ -54,6 +59,7 @@ class VmShape:
     qemu_accel: str = "tcg"
     extra_cmdline: tuple[str, ...] = ()
     boot_bzimage: bool = False
+    oops_panic: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,11 +97,18 @@ class Hooks:
     :param wire_noise: rounds of broken frames the guest sends before the workload.
     :param crash: a value of :data:`guest.spec.CRASHES`: the guest crashes on purpose.
     :param faults: host processes to kill during the run.
+    :param corrupt_spec: the host hands the guest a run spec it must reject (BAD_SPEC).
+    :param truncate_image: bytes cut off the end of the guest image (BAD_IMAGE).
+    :param hide_bulk_port: the VMM names the bulk port otherwise (QEMU engine): the guest
+        cannot report at all.
     """
 
     wire_noise: int = 0
     crash: str = ""
     faults: tuple[Fault, ...] = ()
+    corrupt_spec: bool = False
+    truncate_image: int = 0
+    hide_bulk_port: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,10 +147,15 @@ class RunRequest:
     checks: MonitorChecks = field(default_factory=MonitorChecks)
 
     @property
-    def vm_timeout_s(self) -> float:
-        """The VM's hard timeout: given, or boot allowance plus a TCG-slow scenario."""
+    def run_timeout_s(self) -> float:
+        """When the guest is asked to stop: given, or boot allowance plus a TCG-slow scenario."""
         length = max(self.scenario.duration_s, self.scenario.planned_s)
         return self.vm.timeout_s or (BOOT_ALLOWANCE_S + length * 3 + 30.0)
+
+    @property
+    def vm_timeout_s(self) -> float:
+        """The VM's hard timeout: the run's timeout plus the graceful stop's grace."""
+        return self.run_timeout_s + STOP_GRACE_S
 
     def guest_spec(self) -> guest_spec.RunSpec:
         """The guest's run spec (validated: raises :class:`~guest.spec.SpecError`)."""

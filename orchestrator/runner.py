@@ -94,7 +94,7 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
             limits: VerdictLimits, hooks: Hooks, mem_mib: int, timeout: float | None,
             run_dir: Path | None, monitors: int, json_path: Path | None, listen: str | None = None,
             progress_mode: str = "auto", sched: SchedChoice = SchedChoice(),
-            checks: MonitorChecks | None = None) -> int:
+            checks: MonitorChecks | None = None, oops_panic: bool = False) -> int:
     from .kernel.artifacts import KernelError
     from .scheduler.errors import SchedulerError
 
@@ -118,6 +118,7 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
         vm = VmShape(
             engine=choice.engine, engine_reason=choice.reason, kernel=kernel, initrd=initrd,
             topology=topology, mem_mib=mem_mib, timeout_s=timeout, qemu_accel=choice.qemu_accel,
+            oops_panic=oops_panic,
         )
         req = RunRequest(vm=vm, scenario=scenario, limits=limits, hooks=hooks, run_dir=run_dir,
                          monitors=monitors, listen=listen, sched=asked_of(launch),

@@ -38,6 +38,7 @@ from schedlab_shared.vm_config import RUNTIME_DIR_ENV, VmConfig
 
 from .endpoints import Endpoints
 from .faults import Fault
+from .monitor_watch import MonitorWatch, monitor_name
 from .request import RunRequest
 from .result import RunOutcome, build_result
 from .sched_outcome import SchedReport, cut_debug_dump
@@ -51,21 +52,33 @@ Progress = Callable[[str, str], None]
 _DRAIN_GRACE_S = 30.0
 _POLL_S = 0.2  # following the run; the processes' health is checked at this pace too
 _END_POLL_S = 0.02  # between the guest's RESULT and the collector's "complete"
+_STOP_RESEND_S = 2.0  # the guest may open its control port only after the first request
 
 
 class RunError(Exception):
     """Infrastructure failure before or around the test; one line for the user."""
 
 
+#: The Hooks.hide_bulk_port name: not the one the guest looks for.
+HIDDEN_BULK_PORT = "org.schedlab.hidden-by-test-hook"
+#: The Hooks.corrupt_spec word: a key the guest does not know, so it must reject the spec.
+CORRUPT_SPEC_WORD = f"{guest_spec.PREFIX}corrupt_spec_hook=1"
+
+
 def _cmdline(req: RunRequest) -> str:
     vm = req.vm
-    base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init", "oops=panic",
+    base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init",
             "schedstats=enable"]  # the monitor's schedstat fields count only when enabled
+    if vm.oops_panic:
+        base.append("oops=panic")
     if vm.engine == "kvm" and "quiet" not in vm.extra_cmdline:
         # Our VMM takes one exit per UART byte: keep the console for warnings and panics;
         # the guest sends the whole kernel log over the bulk port instead (kernel.log).
         base.append("quiet")
-    return " ".join([*base, *vm.extra_cmdline, *guest_spec.to_cmdline(req.guest_spec())])
+    spec = guest_spec.to_cmdline(req.guest_spec())
+    if req.hooks.corrupt_spec:
+        spec.append(CORRUPT_SPEC_WORD)
+    return " ".join([*base, *vm.extra_cmdline, *spec])
 
 
 class RunSession:
@@ -80,6 +93,8 @@ class RunSession:
         self.endpoints.system_map = str(req.vm.kernel.system_map or "")
         self.ctx = zmq.Context()
         self.supervisor: Supervisor | None = None
+        self.monitors: MonitorWatch | None = None
+        self._stop_sent_at = 0.0  # monotonic time of the last timeout stop request
         self.outcome = RunOutcome(
             engine=req.vm.engine,
             engine_reason=req.vm.engine_reason,
@@ -97,15 +112,26 @@ class RunSession:
         vm = self.req.vm
         k = vm.kernel
         cfg = VmConfig(
-            run_id=self.run_id, engine=vm.engine, kernel=str(k.vmlinuz), initrd=str(vm.initrd),
+            run_id=self.run_id, engine=vm.engine, kernel=str(k.vmlinuz), initrd=str(self._guest_image()),
             cmdline=_cmdline(self.req), topology=vm.topology, mem_mib=vm.mem_mib,
             timeout_s=self.req.vm_timeout_s, qemu_accel=vm.qemu_accel,
             vmlinux="" if vm.boot_bzimage else str(k.vmlinux or ""),
+            bulk_port_name=HIDDEN_BULK_PORT if self.req.hooks.hide_bulk_port else "",
         )
         path = self.runtime / "vm.msgpack"
         path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
         (self.run_dir / run_layout.VM_CONFIG).write_text(__import__("json").dumps(cfg.to_dict(), indent=2))
         return path
+
+    def _guest_image(self) -> Path:
+        """The initramfs, or for the truncate_image hook a copy missing its last bytes."""
+        cut = self.req.hooks.truncate_image
+        if not cut:
+            return self.req.vm.initrd
+        out = self.runtime / "initrd-truncated.cpio"
+        shutil.copyfile(self.req.vm.initrd, out)
+        os.truncate(out, max(0, out.stat().st_size - cut))
+        return out
 
     def _programs(self, vm_config: Path) -> list[Program]:
         py, ep, rd = sys.executable, self.endpoints, str(self.run_dir)
@@ -119,7 +145,7 @@ class RunSession:
         ]
         vmlinux = self.req.vm.kernel.vmlinux
         for i, (ctl, pub) in enumerate(ep.monitors):
-            name = "monitor" if i == 0 else f"monitor{i}"
+            name = monitor_name(i)
             argv = [py, "-m", "monitor_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
                     "--collector-ctl", ep.collector_ctl, "--vmlinux", str(vmlinux), "--run-dir", rd,
                     "--ctl", ctl, "--pub", pub, "--name", name, "--interval", str(self.req.monitor_interval_s)]
@@ -164,6 +190,7 @@ class RunSession:
             self._teardown()
             self.outcome.timings.teardown_ms = (time.monotonic() - t_down) * 1000
             self.outcome.timings.total_ms = (time.monotonic() - t0) * 1000
+        self._gather_restarts()
         result = build_result(self.outcome)
         code = Verdict(result["verdict"]).exit_code
         return result, (RunExit.INTERRUPTED if interrupted else code)
@@ -180,9 +207,12 @@ class RunSession:
         self.vmm = BusClient(self.ctx, self.endpoints.vmm_ctl, timeout_s=2.0)
         self.collector = BusClient(self.ctx, self.endpoints.collector_ctl, timeout_s=2.0)
         self.sched_watch = SchedWatch(self.vmm, self.collector, self.outcome.sched, self.progress)
+        self.monitors = MonitorWatch(self.ctx, [ctl for ctl, _ in self.endpoints.monitors],
+                                     self.supervisor, self.run_dir, self.progress)
 
     def _follow(self, t0: float) -> None:
         started_at = 0.0
+        follow_wall = time.time()
         deadline = time.monotonic() + self.req.vm_timeout_s + _DRAIN_GRACE_S
         pending_faults = list(self.req.hooks.faults)
         timed_out = False
@@ -209,6 +239,11 @@ class RunSession:
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + _POLL_S
                 self._check_processes()
+                ending = cst is not None and (cst.result is not None or cst.vm_exited)
+                if self.monitors is not None and not ending:  # what they said until now stands
+                    self.monitors.poll()
+                if time.time() >= (started_at or follow_wall) + self.req.run_timeout_s:
+                    self._stop_on_timeout(cst)
             if time.monotonic() > deadline and not timed_out:
                 timed_out = True
                 self.outcome.errors.append("the run did not complete in time; VM stopped")
@@ -216,6 +251,26 @@ class RunSession:
                 deadline = time.monotonic() + _DRAIN_GRACE_S
             elif time.monotonic() > deadline:
                 raise RunError("processes did not drain after the VM was stopped")
+
+    def _stop_on_timeout(self, cst: collector_proto.CollectorStatusReply | None) -> None:
+        """The run's timeout: ask the guest to stop and report (again every few seconds, in
+        case its control port was not open yet); the VM's hard timeout follows later."""
+        if self.outcome.timed_out_s is None:
+            if cst is not None and (cst.result is not None or cst.vm_exited):
+                return  # the test finished in time; the guest is on its way out
+            self.outcome.timed_out_s = self.req.run_timeout_s
+            self.progress("timeout", f"timed out after {self.req.run_timeout_s:g} s; asking the guest "
+                                     "to stop and report")
+        if time.monotonic() - self._stop_sent_at >= _STOP_RESEND_S:
+            self._stop_sent_at = time.monotonic()
+            self._request_guest_stop()
+
+    def _request_guest_stop(self) -> None:
+        """The shutdown control byte on the guest's console port: stop, report, power off."""
+        try:
+            self.vmm.request(vmm_proto.ConsoleWrite(guest_control.SHUTDOWN_REQUEST), timeout_s=1.0)
+        except BusError:
+            pass  # the VMM is busy or the port is not connected yet: asked again later
 
     def _note_progress(self, cst: collector_proto.CollectorStatusReply, started_at: float) -> None:
         if cst.vm_exited:
@@ -280,13 +335,21 @@ class RunSession:
         except BusError:
             pass
 
+    def _gather_restarts(self) -> None:
+        """Restart counts from supervisord's log, once every process has stopped."""
+        if self.supervisor is None:
+            return
+        self.outcome.restarts = {n: h.restarts for n, h in self.supervisor.history().items()}
+        if self.monitors is not None:
+            self.outcome.monitors = self.monitors.reports()
+
     # --- teardown ---
     def _stop_guest_gracefully(self, wait_s: float = 3.0) -> None:
         """Ask the guest to shut down (a control byte on its console port), then the VM."""
         try:
             if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state != VmState.RUNNING:
                 return
-            self.vmm.request(vmm_proto.ConsoleWrite(guest_control.SHUTDOWN_REQUEST), timeout_s=1.0)
+            self._request_guest_stop()
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
                 if self.vmm.request(vmm_proto.Status_(), timeout_s=1.0).state == VmState.EXITED:
@@ -307,6 +370,8 @@ class RunSession:
             for client in ("vmm", "collector"):
                 if hasattr(self, client):
                     getattr(self, client).close()
+            if self.monitors is not None:
+                self.monitors.close()
             self.ctx.term()
             shutil.rmtree(self.runtime, ignore_errors=True)
             (self.run_dir / run_layout.ENDPOINTS).unlink(missing_ok=True)  # the run is no longer live

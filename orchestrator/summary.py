@@ -83,7 +83,7 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
     verdict = result["verdict"]
     console.print(f"[{_STYLE[verdict]}]{verdict.upper()}[/]", highlight=False)
     for r in result["reasons"]:
-        console.print(f"  - {r}", highlight=False)
+        console.print(f"  - {r}", highlight=False, soft_wrap=True)
     for n in result.get("notes", []):
-        console.print(f"  note: {n}", highlight=False)
+        console.print(f"  note: {n}", highlight=False, soft_wrap=True)
     console.print(f"run dir: {result['run_dir']}", highlight=False)

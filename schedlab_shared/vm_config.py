@@ -34,6 +34,8 @@ class VmConfig:
     # the kernel live-patched a static key) about once in 40 runs; single-threaded booted as
     # fast here (5-6.5 s to SYS_RDY either way) and has not crashed.
     tcg_threads: str = "single"
+    # Test hook (QEMU engine): name the bulk port otherwise, so the guest cannot find it.
+    bulk_port_name: str = ""  # "" -> the contract's name
 
     @property
     def guest_ram_path(self) -> str:

@@ -80,7 +80,7 @@ def qemu_argv(config: VmConfig, sockets: QemuSockets, qemu: str = "qemu-system-x
         "-chardev", f"socket,id=hvc0,path={sockets.hvc0}",
         "-device", "virtconsole,chardev=hvc0,bus=vser0.0,nr=0",
         "-chardev", f"socket,id=bulk,path={sockets.bulk}",
-        "-device", f"virtserialport,chardev=bulk,bus=vser0.0,nr=1,name={BULK_PORT_NAME}",
+        "-device", f"virtserialport,chardev=bulk,bus=vser0.0,nr=1,name={config.bulk_port_name or BULK_PORT_NAME}",
     ]
     if sockets.qmp:
         argv += ["-qmp", f"unix:{sockets.qmp},server=on,wait=off"]

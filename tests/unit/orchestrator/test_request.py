@@ -12,6 +12,7 @@ from guest.spec import RunSpec, SpecError, parse_cmdline
 from orchestrator.faults import Fault
 from orchestrator.request import (
     BOOT_ALLOWANCE_S,
+    STOP_GRACE_S,
     Hooks,
     RunRequest,
     Scenario,
@@ -76,9 +77,22 @@ def test_cmdline_carries_the_spec_and_vm_extras():
 
 
 def test_vm_timeout_given_or_derived():
-    assert RunRequest(vm=_vm(timeout_s=12.0)).vm_timeout_s == 12.0
-    derived = RunRequest(vm=_vm(), scenario=Scenario(duration_s=10.0)).vm_timeout_s
-    assert derived == BOOT_ALLOWANCE_S + 10.0 * 3 + 30.0
+    req = RunRequest(vm=_vm(timeout_s=12.0))
+    assert (req.run_timeout_s, req.vm_timeout_s) == (12.0, 12.0 + STOP_GRACE_S)
+    derived = RunRequest(vm=_vm(), scenario=Scenario(duration_s=10.0))
+    assert derived.run_timeout_s == BOOT_ALLOWANCE_S + 10.0 * 3 + 30.0
+    assert derived.vm_timeout_s == derived.run_timeout_s + STOP_GRACE_S  # the graceful stop comes first
+
+
+def test_oops_panic_is_an_option_not_the_default():
+    assert "oops=panic" not in _cmdline(RunRequest(vm=_vm())).split()
+    assert "oops=panic" in _cmdline(RunRequest(vm=_vm(oops_panic=True))).split()
+
+
+def test_corrupt_spec_hook_gives_a_spec_the_guest_rejects():
+    line = _cmdline(RunRequest(vm=_vm(), hooks=Hooks(corrupt_spec=True)))
+    with pytest.raises(SpecError, match="unknown key"):
+        parse_cmdline(line)
 
 
 def test_a_bad_scenario_is_rejected_when_the_spec_is_built():

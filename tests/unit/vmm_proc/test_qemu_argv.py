@@ -31,6 +31,12 @@ def test_single_node_tcg() -> None:
     assert _opt(argv, "-machine") == ["memory-backend=ram0"]
 
 
+def test_bulk_port_rename_hook() -> None:
+    devices = _opt(qemu_argv(_cfg(bulk_port_name="org.example.other"), SOCKS), "-device")
+    assert any("name=org.example.other" in d for d in devices)
+    assert not any(f"name={BULK_PORT_NAME}" in d for d in devices)
+
+
 def test_numa_nodes_get_a_file_and_cpus_each() -> None:
     cfg = _cfg(topology=Topology(2, 1, 2, 1), mem_mib=1024)
     argv = qemu_argv(cfg, SOCKS)
