@@ -122,7 +122,7 @@ def check_rq_clocks(samples: list[dict[str, Any]], nr_cpus: int) -> ClockCheck:
 def _no_sample_reason(name: str, rep: MonitorReport) -> str:
     st = rep.status
     if rep.gave_up:
-        why = f"it crashed {rep.restarts + 1} times and supervisor gave up"
+        why = f"it was started {rep.restarts + 1} times, then given up"
         if rep.last_log_line:
             why += f" (last log line: {one_line(rep.last_log_line, 160)})"
     elif st.get("errors"):

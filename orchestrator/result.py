@@ -114,14 +114,27 @@ def _oops_lines(path: Path, limit: int = 20) -> list[str]:
     return [ln.decode(errors="replace")[:300] for ln in lines]
 
 
+def _crash_text(console: list[str], before: int = 3, limit: int = 60) -> list[str]:
+    """The console from just before its first panic or oops line on (a backtrace can be
+    longer than any fixed tail)."""
+    first = next((i for i, ln in enumerate(console) if is_oops(ln.encode())), None)
+    if first is None:
+        return []
+    start = max(0, first - before)
+    return console[start : start + limit]
+
+
 def collect_evidence(run_dir: Path) -> dict[str, list[str]]:
-    """Crash text from COM2 (``PANIC:`` lines and the rest), kernel oopses, the console's end."""
+    """Crash text from COM2 (``PANIC:`` lines and the rest), kernel oopses, the console's
+    crash text and end."""
     diag = _tail_lines(run_dir / run_layout.DIAG, 200)
+    console = _tail_lines(run_dir / run_layout.CONSOLE, 400)
     return {
         "panic": [ln for ln in diag if ln.startswith(PANIC_PREFIX)][:40],
         "diag_tail": [ln for ln in diag if ln.strip() and not ln.startswith(PANIC_PREFIX)][-10:],
         "oops": _oops_lines(run_dir / run_layout.KERNEL_LOG),
-        "console_tail": _tail_lines(run_dir / run_layout.CONSOLE, 30),
+        "console_crash": _crash_text(console),
+        "console_tail": console[-30:],
     }
 
 

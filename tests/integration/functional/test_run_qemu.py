@@ -90,7 +90,7 @@ def test_kernel_panic_is_a_failure_with_evidence(kernel, tmp_path: Path) -> None
     assert run.code == 1, run.stderr[-2000:]
     r = run.result
     assert r["verdict"] == "failed" and r["vm_exit"]["reason"] == "crash"
-    assert "Kernel panic" in r["vm_exit"]["detail"] and "sysrq" in " ".join(r["evidence"]["console_tail"]).lower()
+    assert "Kernel panic" in r["vm_exit"]["detail"] and "sysrq" in " ".join(r["evidence"]["console_crash"]).lower()
     assert leftovers(r["run_id"]) == []
 
 

@@ -99,3 +99,29 @@ def test_a_vmlinux_that_does_not_match_is_inconclusive(kernel, tmp_path: Path) -
     assert "does the vmlinux match the running kernel?" in r["reason"]
     assert r["guest"]["exit_code"] == 0 and r["workers"]  # the guest itself ran the test
     assert r["monitor"]["samples"] == [] and r["monitor"]["processes"]["monitor"]["errors"] > 0
+
+
+def test_a_crash_looping_monitor_is_stopped_and_reported(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+    vmlinuz = _kernel_dir_with_foreign_vmlinux(kernel, tmp_path / "k")
+    (vmlinuz.parent / "vmlinux").write_bytes(b"not an ELF at all\n")  # the monitor dies loading it
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "15",
+            "--kernel",
+            str(vmlinuz),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
+    r = _inconclusive(run)
+    assert r["reason"].startswith(
+        "monitor monitor: no valid sample; it was started 6 times, then given up (last log line: "
+    ), r["reasons"]
+    assert "monitor monitor restarted 5 time(s), then gave up" in r["notes"]
+    assert r["restarts"]["monitor"] == 5 and r["monitor"]["processes"]["monitor"]["gave_up"] is True
+    assert r["guest"]["exit_code"] == 0  # the test itself ran; only the monitor could not judge

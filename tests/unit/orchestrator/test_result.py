@@ -136,6 +136,23 @@ def test_a_stuck_busy_cpu_fails_the_test(tmp_path: Path) -> None:
     assert code == RunExit.FAILED and "did not advance on CPU(s) [1]" in r["reason"]
 
 
+def test_the_consoles_crash_text_is_evidence_however_long_the_backtrace(tmp_path: Path) -> None:
+    trace = [f"[ 8.{i:04}]  ? frame_{i}+0x1/0x2" for i in range(80)]
+    lines = [
+        "[ 1.0] booted",
+        "[ 7.9] sysrq: Trigger a crash",
+        "[ 7.9] Kernel panic - not syncing: x",
+        *trace,
+    ]
+    (tmp_path / "console.log").write_text("\n".join(lines) + "\n")
+    r, code = _judge(
+        tmp_path, vm_exit_reason="crash", vm_exit_detail="Kernel panic - not syncing: x"
+    )
+    crash = r["evidence"]["console_crash"]
+    assert code == RunExit.FAILED and crash[:2] == lines[:2] and len(crash) == 60
+    assert not any("sysrq" in ln for ln in r["evidence"]["console_tail"])
+
+
 def test_a_kernel_oops_without_panic_fails_the_test(tmp_path: Path) -> None:
     _good_monitor(tmp_path)
     (tmp_path / "kernel.log").write_text(
@@ -335,7 +352,7 @@ def test_a_crash_looping_monitor_is_reported(tmp_path: Path) -> None:
     )
     assert code == RunExit.ERROR
     assert r["reason"] == (
-        "monitor monitor1: no valid sample; it crashed 6 times and supervisor gave up "
+        "monitor monitor1: no valid sample; it was started 6 times, then given up "
         "(last log line: ValueError: not an ELF)"
     )
     assert r["notes"] == [
