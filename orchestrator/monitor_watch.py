@@ -14,6 +14,7 @@ from pathlib import Path
 
 import zmq
 
+from schedlab_shared import run_layout
 from schedlab_shared.bus import monitor as monitor_proto
 from schedlab_shared.bus.client import BusClient
 from schedlab_shared.bus.codec import BusError
@@ -101,7 +102,7 @@ class MonitorWatch:
                 rep.restarts = h.restarts
                 rep.gave_up = rep.gave_up or h.gave_up
             if rep.gave_up:
-                rep.last_log_line = _last_line(self._run_dir / f"{name}_proc.log")
+                rep.last_log_line = _last_line(self._run_dir / run_layout.process_log(name))
         return self._reports
 
     def close(self) -> None:
