@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from schedlab_shared import run_layout
+from schedlab_shared.monitor_schema import check_sample
 
 from .verdict import Finding, Severity, Verdict, one_line
 
@@ -50,7 +51,7 @@ class MonitorReport:
 def load_monitor_samples(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """Valid samples per monitor instance from its samples file.
 
-    A torn last line, or a line that is not a sample map, is skipped.
+    A torn last line, or a line that is not a sample (:func:`check_sample`), is skipped.
     """
     out: dict[str, list[dict[str, Any]]] = {}
     for name, path in run_layout.monitor_files(run_dir).items():
@@ -60,24 +61,11 @@ def load_monitor_samples(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
                 if len(raw) > _MAX_LINE:
                     continue
                 try:
-                    s = json.loads(raw)
-                except ValueError:
+                    samples.append(check_sample(json.loads(raw)))
+                except ValueError:  # not JSON, or not a sample (SchemaError)
                     continue
-                if _valid_sample(s):
-                    samples.append(s)
         out[name] = samples
     return out
-
-
-def _valid_sample(s: Any) -> bool:
-    if not isinstance(s, dict) or not isinstance(s.get("elapsed_ms"), int | float):
-        return False
-    cpus = s.get("cpus")
-    return isinstance(cpus, list) and all(
-        isinstance(c, dict)
-        and all(isinstance(c.get(k), int) for k in ("cpu", "nr_running", "rq_clock"))
-        for c in cpus
-    )
 
 
 def check_rq_clocks(samples: list[dict[str, Any]], nr_cpus: int) -> ClockCheck:
