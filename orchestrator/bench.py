@@ -207,3 +207,50 @@ def monitor_cmd(cpus: int, rate: float, seconds: float, kernel_spec: str | None,
         f"p50 {figures['sample_ms_p50']} ms, p99 {figures['sample_ms_p99']} ms; "
         f"{figures['samples']} samples of {figures['sample_bytes']} bytes, {figures['errors']} errors",
         highlight=False)
+
+
+@bench_group.command("sched-exit")
+@click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--engine", default="auto", show_default=True, type=click.Choice(ENGINES))
+@click.option("--kernel", "kernel_spec", default=None)
+@click.option("--enqueues", default=100, show_default=True, type=click.IntRange(1),
+              help="scx_qmap -e: scx_bpf_error() after this many enqueues")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+def sched_exit_cmd(runs: int, engine: str, kernel_spec: str | None, enqueues: int,
+                   as_json: bool) -> None:
+    """Milliseconds from a scheduler's exit (the guest's clock) to the VM stopped on the host:
+    scx_qmap -e N, median of RUNS runs (each cut short by the exit, not by its 30 s scenario)."""
+    from .engine_choice import choose_engine
+    from .request import RunRequest, Scenario, VmShape
+    from .runner import SchedChoice, prepare_inputs, resolve_launch, sched_parts
+    from .session import RunSession
+
+    choice = choose_engine(engine)
+    topo = Topology.parse("1,1,2,1")
+    kernel, initrd = prepare_inputs(choice, kernel_spec, lambda p, d: None)
+    launch = resolve_launch(SchedChoice("scx_qmap", f"-e {enqueues}"), kernel, topo,
+                            lambda p, d: None)
+    rows: list[dict] = []
+    for i in range(runs):
+        vm = VmShape(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
+                     initrd=initrd, topology=topo, qemu_accel=choice.qemu_accel)
+        req = RunRequest(vm=vm, scenario=Scenario(duration_s=30.0), **sched_parts(launch))
+        result, _code = RunSession(req).run()
+        s = result["scheduler"]
+        row = {"verdict": result["verdict"], "exit_to_stop_ms": s.get("exit_to_stop_ms"),
+               "stopped_early": s.get("stopped_early"), "test_ms": result["timings"]["test_ms"],
+               "reason": (result["reasons"] or [""])[0][:80]}
+        rows.append(row)
+        console.print(f"run {i + 1}/{runs}: {row}", highlight=False)
+    ms = [r["exit_to_stop_ms"] for r in rows if r["stopped_early"] and r["exit_to_stop_ms"] is not None]
+    med = statistics.median(ms) if ms else None
+    if as_json:
+        json.dump({"engine": choice.engine, "runs": runs, "median_ms": med, "all": rows}, sys.stdout)
+        print()
+        return
+    if med is None:
+        console.print("no run was stopped early by its scheduler's exit: no figure", highlight=False)
+        return
+    console.print(f"scheduler exit -> VM stopped ({choice.engine}, scx_qmap -e {enqueues}): "
+                  f"median {med:.0f} ms (min {min(ms):.0f}, max {max(ms):.0f}) over {len(ms)} of "
+                  f"{runs} runs", highlight=False)

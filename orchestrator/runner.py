@@ -76,6 +76,11 @@ def asked_of(launch: Any) -> SchedAsked:
     return SchedAsked(d.name, launch.origin, tuple(launch.argv[1:]), d.ops)
 
 
+def sched_parts(launch: Any) -> dict[str, Any]:
+    """The :class:`RunRequest` fields a launch fills (its report name; files and argv)."""
+    return {"sched": asked_of(launch)}
+
+
 def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> tuple[Any, Path]:  # noqa: ANN001
     """Resolve the kernel (fetching the default if needed) and build the initramfs."""
     from .initramfs.builder import build_initramfs

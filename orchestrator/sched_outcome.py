@@ -176,6 +176,18 @@ def _nonempty(path: Path) -> bool:
         return False
 
 
+def _without_debug_dump(text: str) -> str:
+    """The output without its ``DEBUG DUMP`` block (kept apart: sched_debug_dump.log); what
+    follows it, the ``EXIT:`` line, is then what the reason starts with."""
+    lines = text.splitlines()
+    if "DEBUG DUMP" not in lines:
+        return text
+    i = lines.index("DEBUG DUMP")
+    rules = [j for j in range(i + 1, len(lines)) if lines[j].startswith("=" * 80)]
+    end = rules[1] + 1 if len(rules) >= 2 else len(lines)
+    return "\n".join(lines[:i] + lines[end:])
+
+
 def _load_failure(s: SchedulerResult) -> str:
     """``<its first output lines> | ... (<name> <how it ended> before attaching)``."""
     text = s.attach_message
@@ -184,7 +196,7 @@ def _load_failure(s: SchedulerResult) -> str:
         text, trailer = text.rsplit("\n-- ", 1)
     elif text.startswith(f"{s.name} "):
         text, trailer = "", text
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in _without_debug_dump(text).splitlines() if ln.strip()]
     head = " | ".join(lines[:_HEAD_LINES]) + (" | ..." if len(lines) > _HEAD_LINES else "")
     if not head:
         return _one_line(trailer or f"{s.name} exited before attaching to sched_ext")

@@ -118,6 +118,19 @@ def test_a_load_failure_is_an_error_starting_with_its_output(tmp_path: Path) -> 
     assert r["scheduler"]["attach_message"] == died["message"]
 
 
+def test_a_refused_load_leads_with_its_exit_line_not_its_debug_dump(tmp_path: Path) -> None:
+    rule = "=" * 80
+    died = {"status": "died", "attached": False, "ops": "", "message": (
+        f"\nDEBUG DUMP\n{rule}\n\nqmap: root\n  runtime error (cid 0 assigned to multiple cpus)\n"
+        f"\n{rule}\nEXIT: runtime error (cid 0 assigned to multiple cpus)\n"
+        "-- scx_qmap exited before attaching to sched_ext (exited 1)")}  # fmt: skip
+    r = _result(tmp_path, {"attach": died}, vm_exit_reason="guest-exit")
+    assert r["reasons"][0] == (
+        "EXIT: runtime error (cid 0 assigned to multiple cpus) "
+        "(scx_qmap exited before attaching to sched_ext (exited 1))"
+    )
+
+
 def test_no_sched_ext_and_not_reported_are_errors(tmp_path: Path) -> None:
     absent = {"status": "sysfs_absent", "attached": False, "ops": "",
               "message": "this kernel has no sched_ext (CONFIG_SCHED_CLASS_EXT)"}  # fmt: skip
