@@ -57,6 +57,8 @@ def cli() -> None:
 @click.option("--duration", default=5.0, show_default=True, type=float, help="test seconds")
 @click.option("--scenario", "scenario_name", default=None,
               help="a catalog scenario ('schedlab list'); default: steady, --cgroups cgroups")
+@click.option("--plan", "plan_file", default=None, type=click.Path(dir_okay=False, path_type=Path), hidden=True,
+              help="test hook: a scenario document as JSON (schedlab_scenario.Scenario.to_document)")
 @click.option("--cgroups", default=2, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int, help="spinning workers per cgroup")
 @click.option("--fairness", default=RunSpec._field_defaults["fairness"], show_default=True, type=click.FloatRange(0, 1),
@@ -96,7 +98,7 @@ def cli() -> None:
 @click.option("--hide-bulk-port", is_flag=True, hidden=True,
               help="test hook: the VMM names the bulk port otherwise (QEMU engine)")
 @progress_option
-def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, scenario_name: str | None, cgroups: int,
+def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, scenario_name: str | None, plan_file: Path | None, cgroups: int,
             workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
             run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
             scheduler: str, sched_args: str, sched_flags: tuple[str, ...],
@@ -123,7 +125,7 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
     if not 1 <= monitors <= 8:
         fail(f"--monitors {monitors}: must be 1..8")
     try:
-        scenario = plan_for(scenario_name, topo, duration, workers, cgroups)
+        scenario = plan_for(scenario_name, topo, duration, workers, cgroups, plan_file)
     except ScenarioError as exc:
         fail(str(exc))
     code = execute(

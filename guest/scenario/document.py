@@ -76,6 +76,7 @@ __all__ = (
     "VERSION",
     "check_cgroup_name",
     "check_lifetimes",
+    "planned_s",
     "validate",
 )
 
@@ -528,3 +529,15 @@ def validate(doc: Any) -> dict[str, Any]:
     out["steps"] = [_scope(s, f"scenario.steps[{i}]", topo, step=True) for i, s in enumerate(steps)]
     check_lifetimes(out)
     return out
+
+
+def planned_s(plan: dict[str, Any]) -> float:
+    """Seconds the steps of a validated ``plan`` hold in all (a loop step takes what is left
+    of ``duration_s``); setup time is not included."""
+    d, elapsed = plan["duration_s"], 0.0
+    for s in plan["steps"]:
+        kind, value = s["hold"]["kind"], s["hold"]["value"]
+        elapsed += (
+            value * d if kind == "frac" else value if kind == "fixed" else max(0.0, d - elapsed)
+        )
+    return elapsed

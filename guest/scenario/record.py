@@ -10,15 +10,19 @@ A step record::
      "ops": [OP, ...], "workers": [SEGMENT, ...], "dropped": 0}
     OP      = {"op": "set_cpuset", "target": "cg_0", "started_ns": ..., "effect_ns": ...,
                "ok": True, "error": "", "detail": {"cpus": [0], "effective": [0]}}
-    SEGMENT = {"pid", "cgroup", "cohort", "work", "step", "start_ns", "end_ns", "wall_ns",
+    SEGMENT = {"pid", "cgroup", "cohort", "work", "step", "phase", "start_ns", "end_ns", "wall_ns",
                "cpu_ns", "run_delay_ns", "timeslices", "migrations", "nvcsw", "nivcsw",
+               "allowed", "policy", "nice", "seen_cgroup",   # the kernel's view at its end
                + what the work type measured: work_units, max_gap_ms, max_gap_at_ns, cpus, ...}
 
 ``effect_ns`` is when the op had taken effect: its writes returned and, where the kernel
 shows it, the result was read back (``cpuset.cpus.effective``, the affinity mask, the
-cgroup's ``cgroup.procs``). A worker's segment covers the part of the step it ran in
-(``cgroup`` is where it was at the step's end; ``cohort`` names the definition or spawn op
-that made it: workers of one cohort start together and run alike). The backdrop's record
+cgroup's ``cgroup.procs``). A worker reports up to two segments per step it ran in:
+``setup`` (while the step's ops and cgroups were applied; step 0's also holds the
+backdrop's) and ``hold``, which begins once all of them took effect, so it shows the step's
+steady state. ``cgroup`` is where the worker was at the step's end; ``cohort`` names the
+definition or spawn op that made it (workers of one cohort start together and run alike).
+The backdrop's record
 has ``started_ns``, ``ops`` and ``dropped``. ``dropped`` counts records left out to keep
 the frame within its bounds.
 """
@@ -47,7 +51,7 @@ __all__ = (
 )
 
 MAX_OP_RECORDS = 256  # per step (a loop step repeats its ops)
-MAX_SEGMENTS = 2048  # in all steps: a RESULT payload holds at most 8192 maps and lists
+MAX_SEGMENTS = 2048  # in all steps and phases: a RESULT payload holds at most 8192 maps and lists
 _NS = Int(0)
 
 #: One worker's figures over one step. Work types may add fields (JSON values).
@@ -57,6 +61,7 @@ SEGMENT = {
     "cohort": Str(200),
     "work": Str(64),
     "step": Int(0, MAX_STEPS - 1),
+    "phase": OneOf("setup", "hold"),
     "start_ns": _NS,
     "end_ns": _NS,
     "wall_ns": _NS,
@@ -66,6 +71,10 @@ SEGMENT = {
     "migrations": _NS,
     "nvcsw": _NS,
     "nivcsw": _NS,
+    "allowed": Opt(ListOf(Int(0, 4095), 64)),
+    "policy": Opt(Int(0, 64)),
+    "nice": Opt(Int(-20, 19)),
+    "seen_cgroup": Opt(Str(256)),
     "work_units": Opt(_NS),
     "iterations": Opt(_NS),
     "max_gap_ms": Opt(float),

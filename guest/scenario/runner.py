@@ -24,6 +24,7 @@ from collections import namedtuple
 from guest.scenario import record
 from guest.scenario.apply import OpError, Ops
 from guest.scenario.cgroupfs import CgroupError, Cgroups
+from guest.scenario.document import planned_s
 from guest.scenario.judge import collect_reports, judge_scenario
 from guest.scenario.placement import Rng
 from guest.scenario.stepclock import StepClock
@@ -56,21 +57,6 @@ cut it short, the first failed op ("" if none), cgroup directories left behind."
 
 def _boot_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-
-
-def planned_s(plan: dict[str, Any]) -> float:
-    """Seconds the steps of ``plan`` hold in all (a loop step takes what is left)."""
-    d, elapsed = plan["duration_s"], 0.0
-    for s in plan["steps"]:
-        h = s["hold"]
-        elapsed += (
-            h["value"] * d
-            if h["kind"] == "frac"
-            else h["value"]
-            if h["kind"] == "fixed"
-            else max(0.0, d - elapsed)
-        )
-    return elapsed
 
 
 class Runner(Ops):
@@ -194,9 +180,12 @@ class Runner(Ops):
         self.steps.append(rec)
         self._current = rec
         if i:
-            self._clock.set(i)  # workers cut their segments here
+            self._clock.set(
+                i
+            )  # workers cut a segment here (step 0's setup began with the backdrop)
         self._scope(i, step)
         rec["hold_ns"] = self.now()
+        self._clock.set(i, hold=True)  # every op of the step took effect: its steady state
         hold, d = step["hold"], self.plan["duration_s"]
         if hold["kind"] == "loop":
             self._loop(i, step, t0 + d, hold["value"])

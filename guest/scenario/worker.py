@@ -4,9 +4,10 @@ The runner spawns kind ``scenario`` with these args: ``cgroup`` (where it was pl
 ``work`` (``{"type", "params"}``), ``mempolicy``, ``step_file`` (the
 :class:`~guest.scenario.stepclock.StepClock`), ``bound_s`` (a worker ends by itself after
 that long, whatever happens to the runner). The wrapper applies the memory policy, then calls
-the work type's function (:data:`guest.worktypes.KINDS`, under the type's name) once per step:
-its ``stopped()`` turns true when the host stops the worker *or* the step changes, and what it
-returns becomes that step's segment, with the kernel's own figures added (:func:`kernel_figures`).
+the work type's function (:data:`guest.worktypes.KINDS`, under the type's name) once per step
+phase (:mod:`guest.scenario.stepclock`: setup, then hold): its ``stopped()`` turns true when
+the host stops the worker *or* the phase changes, and what it returns becomes that phase's
+segment, with the kernel's own figures added (:func:`kernel_figures`, :func:`snapshot`).
 
 So a work type stays simple: ``fn(args, stopped) -> figures`` runs until ``stopped()`` and
 reports what it did since it was called (``work_units``, ``max_gap_ms``, ``max_gap_at_ns``,
@@ -21,8 +22,9 @@ import os
 import resource
 import time
 
+from guest.cgroups import BASE_NAME
 from guest.scenario.placement import set_mempolicy
-from guest.scenario.stepclock import StepReader
+from guest.scenario.stepclock import StepReader, phase_of
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
@@ -31,12 +33,12 @@ if TYPE_CHECKING:
 
     Kind = Callable[[dict[str, Any], Callable[[], bool]], dict[str, Any]]
 
-__all__ = ("ENVELOPE", "KIND", "kernel_figures", "run")
+__all__ = ("ENVELOPE", "KIND", "exec_payload", "kernel_figures", "run", "snapshot")
 
 KIND = "scenario"
 #: Report fields of the whole worker (each segment has its own figures).
 ENVELOPE = ("cgroup", "pid", "work", "work_units", "cpu_time_ns", "max_gap_ms", "error", "segments")
-_MAX_SEGMENTS = 64  # guest.scenario.document.MAX_STEPS
+_MAX_SEGMENTS = 128  # a setup and a hold phase for each of guest.scenario.document.MAX_STEPS
 _CLOCK = time.CLOCK_BOOTTIME
 
 
@@ -67,12 +69,33 @@ def kernel_figures() -> dict[str, int]:
     return out
 
 
+def snapshot() -> dict[str, Any]:
+    """How the kernel has this process placed at a segment's end: its CPU mask (``allowed``),
+    scheduling ``policy`` number, ``nice``, and cgroup (``seen_cgroup``, below the run's base)."""
+    out: dict[str, Any] = {
+        "allowed": sorted(os.sched_getaffinity(0))[:64],
+        "policy": os.sched_getscheduler(0),
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+    }
+    try:
+        with open("/proc/self/cgroup") as f:
+            line = f.read(4096).strip().splitlines()[0]
+        path = line.split("::", 1)[1] if "::" in line else line
+        out["seen_cgroup"] = path.removeprefix("/" + BASE_NAME).lstrip("/")[:200]
+    except (OSError, IndexError):
+        pass
+    return out
+
+
 def _segment(
-    step: int, t0: int, t1: int, k0: dict[str, int], k1: dict[str, int], figures: Any
+    value: int, t0: int, t1: int, k0: dict[str, int], k1: dict[str, int], figures: Any
 ) -> dict[str, Any]:
-    seg: dict[str, Any] = {"step": step, "start_ns": t0, "end_ns": t1, "wall_ns": t1 - t0}
+    step, phase = phase_of(value)
+    seg: dict[str, Any] = {"step": step, "phase": phase, "start_ns": t0, "end_ns": t1}
+    seg["wall_ns"] = t1 - t0
     for key in k0:
         seg[key] = max(0, k1[key] - k0[key])
+    seg.update(snapshot())
     if isinstance(figures, dict):
         for key, v in figures.items():
             if key not in seg and key not in ("cgroup", "pid", "error", "cpu_time_ns"):
@@ -99,14 +122,16 @@ def run(
         clock = StepReader(args["step_file"])
         state: dict[str, Any] = {}
         while not stopped() and len(report["segments"]) < _MAX_SEGMENTS:
-            step = clock.read()
+            value = clock.read()  # step and phase (stepclock.phase_of)
             left = end - time.monotonic()
             if left <= 0:
                 break
             fn_args = dict(work["params"], cgroup=args["cgroup"], duration_s=left, state=state)
             t0, k0 = _boot_ns(), kernel_figures()
-            figures = fn(fn_args, lambda step=step: stopped() or clock.read() != step)
-            report["segments"].append(_segment(step, t0, _boot_ns(), k0, kernel_figures(), figures))
+            figures = fn(fn_args, lambda value=value: stopped() or clock.read() != value)
+            report["segments"].append(
+                _segment(value, t0, _boot_ns(), k0, kernel_figures(), figures)
+            )
             if isinstance(figures, dict) and figures.get("error"):
                 report["error"] = str(figures["error"])[:1024]
                 break

@@ -132,7 +132,8 @@ def test_happy_path_frame_sequence(tmp_path):
     assert result["scenario"] == "steady" and len(result["workers"]) == 4
     assert {c["name"] for c in result["verdicts"]} == {"complete", "starvation", "fairness", "ops"}
     (step,) = result["steps"]  # the scenario runner's per-step record
-    assert len(step["workers"]) == 4 and [o["target"] for o in step["ops"]] == ["cg_0", "cg_1"]
+    hold = [w for w in step["workers"] if w["phase"] == "hold"]
+    assert len(hold) == 4 and [o["target"] for o in step["ops"]] == ["cg_0", "cg_1"]
     assert len({w["pid"] for w in result["workers"]}) == 4
     assert frames[-1].payload == {"code": ExitCode.OK}
     shutdown = frames[-2].payload

@@ -66,9 +66,8 @@ def test_list_shows_name_category_and_what_it_sets_up():
 
 
 def _segment(**kw):
-    seg = dict(
-        pid=5, cgroup="cg_0", cohort="cg_0", work="spin", step=0, start_ns=1, end_ns=2, wall_ns=1
-    )
+    seg = dict(pid=5, cgroup="cg_0", cohort="cg_0", work="spin", step=0, phase="hold")
+    seg.update(start_ns=1, end_ns=2, wall_ns=1)
     seg.update(cpu_ns=1, run_delay_ns=0, timeslices=1, migrations=0, nvcsw=0, nivcsw=1, cpus=[0])
     seg.update(kw)
     return seg
@@ -116,3 +115,23 @@ def test_step_records_are_checked_on_read():
     doc["scenario"]["steps"][0]["ops"][0]["effect_ns"] = "soon"
     with pytest.raises(ResultError, match=r"result\.scenario\.steps\[0\]\.ops\[0\]\.effect_ns"):
         validate_result(doc)
+
+
+def test_a_plan_file_is_checked_like_the_guest_checks_it(tmp_path):
+    topo = Topology(1, 1, 4, 1)
+    doc = CATALOG["cpuset_resize"].build(topo).to_document(topo, duration_s=1.5)
+    f = tmp_path / "plan.json"
+    f.write_text(json.dumps(doc))
+    p = plan_for(None, topo, 9.0, 2, 2, plan_file=f)
+    assert p.plan == doc and p.name == "cpuset_resize" and p.duration_s == 1.5
+    with pytest.raises(ScenarioError, match="another topology than 1,1,2,1"):
+        plan_for(None, Topology(), 1.0, 2, 2, plan_file=f)
+    with pytest.raises(ScenarioError, match="not both"):
+        plan_for("steady", topo, 1.0, 2, 2, plan_file=f)
+    doc["steps"][1]["ops"][0]["cgroup"] = "cg_9"
+    f.write_text(json.dumps(doc))
+    with pytest.raises(ScenarioError, match=r"scenario\.steps\[1\]\.ops\[0\]\.cgroup: cgroup 'cg_9'"):
+        plan_for(None, topo, 1.0, 2, 2, plan_file=f)
+    f.write_text("{")
+    with pytest.raises(ScenarioError, match="--plan"):
+        plan_for(None, topo, 1.0, 2, 2, plan_file=f)

@@ -11,7 +11,7 @@ import pytest
 from guest.scenario import placement, record
 from guest.scenario.cgroupfs import CgroupError, Cgroups, format_cpus, parse_cpus
 from guest.scenario.runner import planned_s, run_scenario, spinners_plan
-from guest.scenario.stepclock import StepClock, StepReader
+from guest.scenario.stepclock import StepClock, StepReader, phase_of
 from guest.worker_pool import WorkerPool
 from schedlab_scenario import (
     Affinity,
@@ -105,7 +105,9 @@ def test_a_cpuset_change_mid_run_has_a_record_and_shows_per_step(tree, pool, tmp
     for step in out.steps:
         for seg in step["workers"]:
             record.check_segment(seg)
-            assert seg["step"] == step["index"] and seg["work_units"] > 0
+            assert seg["step"] == step["index"] and seg["phase"] in ("setup", "hold")
+            if seg["phase"] == "hold":  # it begins once the step's ops took effect
+                assert seg["start_ns"] >= step["hold_ns"] and seg["work_units"] > 0
             start = out.backdrop["started_ns"] if step["index"] == 0 else step["started_ns"]
             assert (
                 start <= seg["start_ns"] < seg["end_ns"]
@@ -145,15 +147,20 @@ def test_order_ops_then_cgroups_and_step_things_end_with_the_step(tree, pool, tm
     ]
     assert out.failed == "" and out.cleanup_errors == []
     leaf = [w for w in out.steps[0]["workers"] if w["cgroup"] == "tmp/leaf"]
-    assert len(leaf) == 1 and not [w for w in out.steps[1]["workers"] if w["cohort"] == "tmp/leaf"]
+    # started as the step set up: a setup segment unless the hold began first
+    assert [w["phase"] for w in leaf] in (["setup", "hold"], ["hold"])
+    assert not [w for w in out.steps[1]["workers"] if w["cohort"] == "tmp/leaf"]
     spawned = [w for w in out.steps[1]["workers"] if w["cohort"].startswith("keep+")]
-    assert len(spawned) == 1 and spawned[0]["cgroup"] == "keep"
+    assert [w["phase"] for w in spawned] in (["setup", "hold"], ["hold"])
+    assert spawned[-1]["cgroup"] == "keep"
     keep = [w for w in out.steps[1]["workers"] if w["cohort"] == "keep"]
-    assert len(keep) == 1  # the backdrop's worker spans both steps
-    assert [s["index"] for s in out.steps for w in s["workers"] if w["pid"] == keep[0]["pid"]] == [
-        0,
-        1,
-    ]
+    assert len(keep) == 2  # the backdrop's worker spans both steps, both phases
+    pid = keep[0]["pid"]
+    segs = [(s["index"], w["phase"]) for s in out.steps for w in s["workers"] if w["pid"] == pid]
+    assert segs == [(0, "setup"), (0, "hold"), (1, "setup"), (1, "hold")]
+    hold1 = next(w for w in keep if w["phase"] == "hold")
+    assert hold1["start_ns"] >= out.steps[1]["hold_ns"]
+    assert out.steps[1]["hold_ns"] >= max(o["effect_ns"] for o in out.steps[1]["ops"])
     assert not os.path.exists(tree.base)
 
 
@@ -243,7 +250,8 @@ def test_a_loop_step_repeats_its_ops_until_the_duration_is_used_up(tree, pool, t
     step = out.steps[0]
     assert step["loops"] >= 3 and len(step["ops"]) == step["loops"] + 1
     assert all(o["detail"]["affinity"][0]["cpus"] == [cpu] for o in step["ops"])
-    assert step["workers"][0]["cpus"] == [cpu]
+    hold = next(w for w in step["workers"] if w["phase"] == "hold")
+    assert hold["cpus"] == [cpu]  # the hold begins after the first pass took effect
 
 
 def test_host_workers_stay_outside_our_cgroups_and_moves_follow_the_tasks(tree, pool, tmp_path):
@@ -342,9 +350,11 @@ def test_memory_policy_is_applied_by_the_worker(tree, pool, tmp_path):
 def test_step_clock_and_cpu_lists(tmp_path):
     clock = StepClock(str(tmp_path / "w" / "step"))
     reader = StepReader(clock.path)
-    assert reader.read() == 0
+    assert phase_of(reader.read()) == (0, "setup")
     clock.set(5)
-    assert reader.read() == 5
+    assert phase_of(reader.read()) == (5, "setup")
+    clock.set(5, hold=True)
+    assert phase_of(reader.read()) == (5, "hold")
     clock.close()
     assert not os.path.exists(clock.path)
     assert format_cpus([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8" and parse_cpus("0-2,5,7-8\n") == [
