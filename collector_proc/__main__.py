@@ -19,8 +19,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ctl", required=True, help="control endpoint to bind")
     ap.add_argument("--pub", required=True, help="endpoint to bind for decoded guest messages")
     ap.add_argument("--grace", type=float, default=60.0, help="seconds the VMM may be unreachable")
-    ap.add_argument("--stop-when-complete", action="store_true",
-                    help="exit once the VM exited and every stream is drained (attached collectors)")
+    ap.add_argument(
+        "--stop-when-complete",
+        action="store_true",
+        help="exit once the VM exited and every stream is drained (attached collectors)",
+    )
     args = ap.parse_args(argv)
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="collector_proc %(levelname)s %(message)s")
@@ -28,7 +31,13 @@ def main(argv: list[str] | None = None) -> int:
 
     with maybe_profile("collector_proc"):
         col = Collector(
-            args.vm_id, args.vm_ctl, args.vm_pub, args.run_dir, args.ctl, args.pub, args.grace,
+            args.vm_id,
+            args.vm_ctl,
+            args.vm_pub,
+            args.run_dir,
+            args.ctl,
+            args.pub,
+            args.grace,
             stop_when_complete=args.stop_when_complete,
         )
         code = col.run()

@@ -35,8 +35,15 @@ _STATUS_EVERY_S = 1.0
 
 class Collector:
     def __init__(
-        self, vm_id: str, vm_ctl: str, vm_pub: str, run_dir: str, ctl: str, pub: str,
-        grace_s: float = 60.0, stop_when_complete: bool = False,
+        self,
+        vm_id: str,
+        vm_ctl: str,
+        vm_pub: str,
+        run_dir: str,
+        ctl: str,
+        pub: str,
+        grace_s: float = 60.0,
+        stop_when_complete: bool = False,
     ) -> None:
         self.vm_id = vm_id
         self.grace_s = grace_s
@@ -48,7 +55,9 @@ class Collector:
         self.sub = subscriber(self.ctx, vm_pub, topics.stream_prefix(vm_id), topics.vm_state(vm_id))
         self.pub = Publisher(self.ctx, pub)
         self.server = ControlServer(
-            self.ctx, ctl, {proto.CollectorStatus: self._on_status, proto.Messages: self._on_messages}
+            self.ctx,
+            ctl,
+            {proto.CollectorStatus: self._on_status, proto.Messages: self._on_messages},
         )
         self._terminate = False
         self._status_due = False  # a VM state event asked for a status request now
@@ -104,7 +113,12 @@ class Collector:
                     raise
                 status = self.vmm.request(vmm_proto.Replay(name, 1 << 62))  # learn first_seq
                 self.cp.gaps += status.first_seq - self.expected[name]
-                log.warning("stream %s: %s; %d chunks lost", name, exc.reason, status.first_seq - self.expected[name])
+                log.warning(
+                    "stream %s: %s; %d chunks lost",
+                    name,
+                    exc.reason,
+                    status.first_seq - self.expected[name],
+                )
                 self.expected[name] = status.first_seq
                 continue
             self._vmm_seen = time.monotonic()
@@ -148,8 +162,14 @@ class Collector:
         """What the checkpoint holds, cheaply: every append or decode also moves ``expected``
         (or sets ``complete``), so an equal key means nothing unflushed and nothing to record."""
         cp = self.cp
-        return (tuple(self.expected.values()), cp.gaps, cp.vm_exited, cp.vm_exit_reason,
-                cp.vm_exit_detail, cp.complete)
+        return (
+            tuple(self.expected.values()),
+            cp.gaps,
+            cp.vm_exited,
+            cp.vm_exit_reason,
+            cp.vm_exit_detail,
+            cp.complete,
+        )
 
     def _save(self) -> None:
         key = self._state_key()

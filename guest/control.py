@@ -95,7 +95,9 @@ class ControlReader:
             return False
         _make_raw(fd)
         wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._thread = threading.Thread(target=self._loop, args=(fd, wake_r), name="hvc0", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, args=(fd, wake_r), name="hvc0", daemon=True
+        )
         self._thread.start()
         return True
 

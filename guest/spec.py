@@ -206,7 +206,9 @@ def parse_cmdline(cmdline: str) -> RunSpec:
         _check(key, text != "", "empty value")
         values[name] = text if conv is None else conv(key, text)
     _check(KEY_SCENARIO, "scenario" in values, "missing (required)")
-    _check(KEY_SCENARIO, values["scenario"] != PLAN, "a scenario document travels in the run document")
+    _check(
+        KEY_SCENARIO, values["scenario"] != PLAN, "a scenario document travels in the run document"
+    )
     return RunSpec(**values)
 
 

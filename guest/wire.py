@@ -150,9 +150,14 @@ _CHECK = {"name": str, "passed": bool, "detail": str}
 _MODULE = {"name": str, "status": str, "error": str}
 # guest.scx.exit_parse.SchedExit.as_map(): how a sched_ext scheduler ended
 _SCX_EXIT = {
-    "kind": Str(32), "code": Int(-1, 1 << 31), "reason": Str(256), "message": Str(4096),
-    "ops": Str(256), "source": OneOf("kmsg", "stderr", "kmsg+stderr", ""),
-    "backtrace": ListOf(Str(256), 64), "task": Opt({"comm": Str(64), "pid": Int(0)}),
+    "kind": Str(32),
+    "code": Int(-1, 1 << 31),
+    "reason": Str(256),
+    "message": Str(4096),
+    "ops": Str(256),
+    "source": OneOf("kmsg", "stderr", "kmsg+stderr", ""),
+    "backtrace": ListOf(Str(256), 64),
+    "task": Opt({"comm": Str(64), "pid": Int(0)}),
     "stall_s": Opt(float),
 }
 
@@ -160,7 +165,10 @@ _SCX_EXIT = {
 #: fields are checked, others allowed if they map to JSON. One line per type.
 SCHEMAS: dict[FrameType, Any] = {
     FrameType.SYS_RDY: {
-        "kernel": str, "cpus": Int(1, 1 << 16), "boot_ns": Int(0), "main_ns": Opt(Int(0)),
+        "kernel": str,
+        "cpus": Int(1, 1 << 16),
+        "boot_ns": Int(0),
+        "main_ns": Opt(Int(0)),
         "modules": Opt([_MODULE]),
     },
     FrameType.PHASE: {"name": str, "t_ns": Int(0)},
@@ -168,8 +176,13 @@ SCHEMAS: dict[FrameType, Any] = {
     FrameType.STDERR: {"data": bytes},
     FrameType.LOG: {"level": OneOf(*LOG_LEVELS), "msg": str},
     FrameType.RESULT: {
-        "passed": bool, "reason": str, "scenario": Opt(str), "stopped": Opt(bool), "spec": Opt({}),
-        "workers": Opt(ListOf(_WORKER, 1024)), "verdicts": Opt([_CHECK]),
+        "passed": bool,
+        "reason": str,
+        "scenario": Opt(str),
+        "stopped": Opt(bool),
+        "spec": Opt({}),
+        "workers": Opt(ListOf(_WORKER, 1024)),
+        "verdicts": Opt([_CHECK]),
         "cgroups": Opt([{"cgroup": str}]),
         "steps": Opt(ListOf(scenario_record.STEP, scenario_record.MAX_STEPS)),
         "backdrop": Opt(scenario_record.BACKDROP),
@@ -189,21 +202,41 @@ SCHEMAS: dict[FrameType, Any] = {
     FrameType.FILE_CHUNK: {"index": int, "offset": int, "data": bytes},
     FrameType.FILE_END: {"index": int},
     FrameType.SCHED_LOG: {
-        "stream": OneOf("stdout", "stderr"), "data": Str(64 * 1024, bytes), "seq": Int(1),
-        "dropped": Int(0), "eof": bool,
+        "stream": OneOf("stdout", "stderr"),
+        "data": Str(64 * 1024, bytes),
+        "seq": Int(1),
+        "dropped": Int(0),
+        "eof": bool,
     },
     FrameType.SCHED_ATTACH: {
-        "status": Str(32), "attached": bool, "ops": Str(256), "message": Str(16000),
-        "attach_ms": Opt(float), "pid": Int(0), "exit_status": Str(128), "state": Str(32),
+        "status": Str(32),
+        "attached": bool,
+        "ops": Str(256),
+        "message": Str(16000),
+        "attach_ms": Opt(float),
+        "pid": Int(0),
+        "exit_status": Str(128),
+        "state": Str(32),
     },
     FrameType.SCHED_EXIT: {
-        "t_ns": Int(0), "trigger": OneOf("died", "disabled"), "state": Str(32),
-        "exit_status": Str(128), "ops": Str(256), "dump_bytes": Int(0), "headline": Str(8192),
+        "t_ns": Int(0),
+        "trigger": OneOf("died", "disabled"),
+        "state": Str(32),
+        "exit_status": Str(128),
+        "ops": Str(256),
+        "dump_bytes": Int(0),
+        "headline": Str(8192),
         "exit": Opt(_SCX_EXIT),
     },
     FrameType.SCHED_STOP: {
-        "status": Str(32), "detached": bool, "killed": bool, "problems": ListOf(Str(1024), 16),
-        "exit_status": Str(128), "state": Str(32), "wait_ms": float, "exit": Opt(_SCX_EXIT),
+        "status": Str(32),
+        "detached": bool,
+        "killed": bool,
+        "problems": ListOf(Str(1024), 16),
+        "exit_status": Str(128),
+        "state": Str(32),
+        "wait_ms": float,
+        "exit": Opt(_SCX_EXIT),
     },
 }
 _compiled: dict[int, Any] = {}  # SCHEMAS compiled on first use (a later entry is seen too)
@@ -386,8 +419,14 @@ def _decode_payload(
     lim = _Limits()
     try:
         payload = msgpack.unpackb(
-            body, raw=False, strict_map_key=False, object_pairs_hook=lim.pairs, list_hook=lim.items,
-            ext_hook=_ext, max_array_len=MAX_ITEMS, max_map_len=MAX_ITEMS,
+            body,
+            raw=False,
+            strict_map_key=False,
+            object_pairs_hook=lim.pairs,
+            list_hook=lim.items,
+            ext_hook=_ext,
+            max_array_len=MAX_ITEMS,
+            max_map_len=MAX_ITEMS,
         )
     except (ValueError, TypeError, OverflowError, RecursionError, msgpack.UnpackException) as e:
         # The guest is untrusted: any malformed msgpack is a rejected frame, not a crash.

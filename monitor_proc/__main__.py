@@ -24,12 +24,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--name", default="monitor", help="instance name (several may attach)")
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between samples")
     ap.add_argument("--max-samples", type=int, default=0, help="stop after this many (0: VM exit)")
-    ap.add_argument("--watchdog-timeout", type=float, default=None,
-                    help="seconds: shorten the attached sched_ext scheduler's watchdog to this")
+    ap.add_argument(
+        "--watchdog-timeout",
+        type=float,
+        default=None,
+        help="seconds: shorten the attached sched_ext scheduler's watchdog to this",
+    )
     ap.add_argument("--hz", type=int, default=0, help="the guest kernel's CONFIG_HZ")
     ap.add_argument("--thresholds", default="", help="JSON: monitor threshold overrides")
-    ap.add_argument("--dump-on-violation", action="store_true",
-                    help="ask the guest for a SysRq-D dump when a threshold is violated")
+    ap.add_argument(
+        "--dump-on-violation",
+        action="store_true",
+        help="ask the guest for a SysRq-D dump when a threshold is violated",
+    )
     args = ap.parse_args(argv)
     if args.watchdog_timeout is not None and args.hz <= 0:
         ap.error("--watchdog-timeout needs --hz (the guest kernel's CONFIG_HZ)")
@@ -39,10 +46,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with maybe_profile(f"monitor_proc-{args.name}"):
         mon = Monitor(
-            vm_id=args.vm_id, vm_ctl=args.vm_ctl, collector_ctl=args.collector_ctl,
-            vmlinux=args.vmlinux, run_dir=args.run_dir, ctl=args.ctl, pub=args.pub,
-            name=args.name, interval_s=args.interval, system_map=args.system_map,
-            max_samples=args.max_samples, watchdog_timeout_s=args.watchdog_timeout, hz=args.hz,
+            vm_id=args.vm_id,
+            vm_ctl=args.vm_ctl,
+            collector_ctl=args.collector_ctl,
+            vmlinux=args.vmlinux,
+            run_dir=args.run_dir,
+            ctl=args.ctl,
+            pub=args.pub,
+            name=args.name,
+            interval_s=args.interval,
+            system_map=args.system_map,
+            max_samples=args.max_samples,
+            watchdog_timeout_s=args.watchdog_timeout,
+            hz=args.hz,
             thresholds=json.loads(args.thresholds) if args.thresholds else None,
             dump_on_violation=args.dump_on_violation,
         )

@@ -193,7 +193,7 @@ def measure(
 
         sample(prog, time.time())  # the first sample resolves the plans: not a steady cost
 
-        mon._sample = timed  # type: ignore[method-assign]
+        mon._sample = timed  # type: ignore[method-assign, assignment]
         try:
             wall0, cpu0 = time.perf_counter(), time.thread_time()
             mon._sample_loop(prog, time.time())
@@ -208,7 +208,7 @@ def measure(
             for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
                 closer()
             mon.ctx.term()
-            prog.memory.close()
+            prog.memory.close()  # type: ignore[attr-defined]  # a GuestRamMemory here
     lat = sorted(latencies)
     return {
         "cpus": ncpus,

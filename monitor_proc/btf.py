@@ -17,7 +17,7 @@ __all__ = ("Btf", "BtfError", "BtfMember", "BtfType", "Kind", "Member", "Missing
 BTF_MAGIC = 0xEB9F
 _HDR = struct.Struct("<HBBIIIII")
 _TYPE = struct.Struct("<III")
-_MAX_CHAIN = 64     # typedef/modifier chains deeper than this are a corrupt blob
+_MAX_CHAIN = 64  # typedef/modifier chains deeper than this are a corrupt blob
 
 
 class Kind(IntEnum):
@@ -44,13 +44,21 @@ class Kind(IntEnum):
 
 # Bytes that follow the common 12-byte record: (fixed, per vlen item).
 _TRAILER = {
-    Kind.INT: (4, 0), Kind.ARRAY: (12, 0), Kind.STRUCT: (0, 12), Kind.UNION: (0, 12),
-    Kind.ENUM: (0, 8), Kind.FUNC_PROTO: (0, 8), Kind.VAR: (4, 0), Kind.DATASEC: (0, 12),
-    Kind.DECL_TAG: (4, 0), Kind.ENUM64: (0, 12),
+    Kind.INT: (4, 0),
+    Kind.ARRAY: (12, 0),
+    Kind.STRUCT: (0, 12),
+    Kind.UNION: (0, 12),
+    Kind.ENUM: (0, 8),
+    Kind.FUNC_PROTO: (0, 8),
+    Kind.VAR: (4, 0),
+    Kind.DATASEC: (0, 12),
+    Kind.DECL_TAG: (4, 0),
+    Kind.ENUM64: (0, 12),
 }
 # Indexed by raw kind number; None marks kinds this reader does not know.
 _SKIP: list[tuple[int, int] | None] = [
-    _TRAILER.get(Kind(k), (0, 0)) if k in Kind._value2member_map_ else None for k in range(32)]
+    _TRAILER.get(Kind(k), (0, 0)) if k in Kind._value2member_map_ else None for k in range(32)
+]
 _SIZED = {Kind.INT, Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.ENUM64, Kind.DATASEC, Kind.FLOAT}
 _MODIFIERS = {Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT, Kind.TYPE_TAG}
 
@@ -69,9 +77,9 @@ class BtfMember:
 
     name: str
     type_id: int
-    bit_offset: int = 0      # struct/union: bits from the start; datasec: byte offset
-    bit_size: int = 0        # bitfield width, 0 when not a bitfield; datasec: byte size
-    value: int = 0           # enum value
+    bit_offset: int = 0  # struct/union: bits from the start; datasec: byte offset
+    bit_size: int = 0  # bitfield width, 0 when not a bitfield; datasec: byte size
+    value: int = 0  # enum value
 
 
 @dataclass(frozen=True)
@@ -90,7 +98,7 @@ class BtfType:
     nelems: int = 0
     kind_flag: bool = False
     items: tuple[BtfMember, ...] = ()
-    extra: int = 0           # INT encoding word, VAR linkage, DECL_TAG component index
+    extra: int = 0  # INT encoding word, VAR linkage, DECL_TAG component index
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,7 @@ class Btf:
             raise BtfError("BTF header sections exceed the blob")
         self._types = bytes(blob[t0 : t0 + t_len])
         self._strings = bytes(blob[s0 : s0 + s_len])
-        self._offsets: list[int] = [0]          # index = type id
+        self._offsets: list[int] = [0]  # index = type id
         self._by_name: dict[str, list[int]] = {}
         self._decoded: dict[int, BtfType] = {}
         self._structs: dict[str, Struct] = {}
@@ -140,6 +148,7 @@ class Btf:
         :raises BtfError: no BTF there.
         """
         from monitor_proc.image import ImageError, KernelImage
+
         with open(path, "rb") as f:
             magic = f.read(4)
         if magic != b"\x7fELF":
@@ -208,8 +217,9 @@ class Btf:
         kind, vlen, kflag = Kind((info >> 24) & 0x1F), info & 0xFFFF, bool(info >> 31)
         name, p = self._str(name_off), pos + 12
         sized = kind in _SIZED
-        head = BtfType(tid, kind, name, size=sz if sized else 0, ref=0 if sized else sz,
-                       kind_flag=kflag)
+        head = BtfType(
+            tid, kind, name, size=sz if sized else 0, ref=0 if sized else sz, kind_flag=kflag
+        )
         if kind in (Kind.INT, Kind.VAR, Kind.DECL_TAG):
             return replace(head, extra=struct.unpack_from("<I", buf, p)[0])
         if kind == Kind.ARRAY:
@@ -217,21 +227,26 @@ class Btf:
             return replace(head, ref=elem, nelems=nelems)
         if kind in (Kind.STRUCT, Kind.UNION):
             return replace(head, items=tuple(self._members(p, vlen, kflag)))
-        if kind == Kind.ENUM:      # kind_flag marks a signed enum
+        if kind == Kind.ENUM:  # kind_flag marks a signed enum
             vals = struct.iter_unpack("<Ii" if kflag else "<II", buf[p : p + 8 * vlen])
-            return replace(head, items=tuple(
-                BtfMember(self._str(n), 0, value=v) for n, v in vals))
+            return replace(head, items=tuple(BtfMember(self._str(n), 0, value=v) for n, v in vals))
         if kind == Kind.ENUM64:
             vals = struct.iter_unpack("<III", buf[p : p + 12 * vlen])
-            return replace(head, items=tuple(
-                BtfMember(self._str(n), 0, value=_enum64(lo, hi, kflag)) for n, lo, hi in vals))
+            return replace(
+                head,
+                items=tuple(
+                    BtfMember(self._str(n), 0, value=_enum64(lo, hi, kflag)) for n, lo, hi in vals
+                ),
+            )
         if kind == Kind.FUNC_PROTO:
             params = struct.iter_unpack("<II", buf[p : p + 8 * vlen])
             return replace(head, items=tuple(BtfMember(self._str(n), t) for n, t in params))
         if kind == Kind.DATASEC:
             secs = struct.iter_unpack("<III", buf[p : p + 12 * vlen])
-            return replace(head, items=tuple(
-                BtfMember(self.type(t).name, t, off, size) for t, off, size in secs))
+            return replace(
+                head,
+                items=tuple(BtfMember(self.type(t).name, t, off, size) for t, off, size in secs),
+            )
         return replace(head, extra=vlen) if kind == Kind.FUNC else head
 
     def _members(self, p: int, vlen: int, kflag: bool) -> list[BtfMember]:
@@ -249,8 +264,11 @@ class Btf:
         ids = self._by_name.get(name, [])
         if kind is None:
             return list(ids)
-        return [i for i in ids if Kind((_TYPE.unpack_from(self._types, self._offsets[i])[1] >> 24)
-                                       & 0x1F) == kind]
+        return [
+            i
+            for i in ids
+            if Kind((_TYPE.unpack_from(self._types, self._offsets[i])[1] >> 24) & 0x1F) == kind
+        ]
 
     def find(self, name: str, kind: Kind) -> BtfType:
         """The first complete type ``name`` of ``kind``.
@@ -364,8 +382,14 @@ class Struct:
             bits += off
             t = self.btf.resolve(found.type_id)
         assert found is not None
-        return Member(found.name, bits // 8, bits, found.bit_size, self.btf.type(found.type_id),
-                      self.btf.size_of(found.type_id))
+        return Member(
+            found.name,
+            bits // 8,
+            bits,
+            found.bit_size,
+            self.btf.type(found.type_id),
+            self.btf.size_of(found.type_id),
+        )
 
 
 def _find_member(btf: Btf, t: BtfType, name: str, depth: int) -> tuple[BtfMember, int] | None:

@@ -45,8 +45,14 @@ class KernelImage:
     5189156
     """
 
-    def __init__(self, path: Path, data: mmap.mmap, sections: dict[str, Section],
-                 segments: list[Segment], build_id: str | None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        data: mmap.mmap,
+        sections: dict[str, Section],
+        segments: list[Segment],
+        build_id: str | None,
+    ) -> None:
         self.path = path
         self.data = data
         self.sections = sections
@@ -65,11 +71,13 @@ class KernelImage:
                 elf = ELFFile(f)
                 sections = {
                     s.name: Section(s.name, s["sh_addr"], s["sh_offset"], s["sh_size"])
-                    for s in elf.iter_sections() if s.name
+                    for s in elf.iter_sections()
+                    if s.name
                 }
                 segments = [
                     Segment(p["p_vaddr"], p["p_paddr"], p["p_offset"], p["p_filesz"])
-                    for p in elf.iter_segments() if p["p_type"] == "PT_LOAD"
+                    for p in elf.iter_segments()
+                    if p["p_type"] == "PT_LOAD"
                 ]
                 build_id = _build_id(elf)
             except ELFError as e:

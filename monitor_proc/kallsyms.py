@@ -34,19 +34,33 @@ from monitor_proc.image import ImageError, KernelImage
 from monitor_proc.symbols import SymbolTable, parse_system_map
 from schedlab_shared.cache import cache_root
 
-__all__ = ("REQUIRED_SYMBOLS", "ImageError", "KallsymsError", "KallsymsTables", "find_kallsyms",
-           "load_symbols", "symbols_cache_dir")
+__all__ = (
+    "REQUIRED_SYMBOLS",
+    "ImageError",
+    "KallsymsError",
+    "KallsymsTables",
+    "find_kallsyms",
+    "load_symbols",
+    "symbols_cache_dir",
+)
 
 log = logging.getLogger(__name__)
 Buffer = bytes | bytearray | mmap.mmap
 
 # Symbols every x86_64 kernel the monitor supports must have (validation, FACTS §4).
-REQUIRED_SYMBOLS = ("_text", "runqueues", "__per_cpu_offset", "page_offset_base",
-                    "phys_base", "init_top_pgt", "nr_cpu_ids")
+REQUIRED_SYMBOLS = (
+    "_text",
+    "runqueues",
+    "__per_cpu_offset",
+    "page_offset_base",
+    "phys_base",
+    "init_top_pgt",
+    "nr_cpu_ids",
+)
 _CACHE_FORMAT = 2
 _MAX_SYMS = 4_000_000
-_MAX_NAME_RECORD = 2 + 0x3FFF   # ULEB128 length of at most two bytes (scripts/kallsyms.c)
-_MAX_LAST_RECORD = 2 + 512      # KSYM_NAME_LEN: bounds the search for the names start
+_MAX_NAME_RECORD = 2 + 0x3FFF  # ULEB128 length of at most two bytes (scripts/kallsyms.c)
+_MAX_LAST_RECORD = 2 + 512  # KSYM_NAME_LEN: bounds the search for the names start
 _TOKEN_RUN = re.compile(rb"(?:[\x21-\x7e]{1,64}\x00){256,}")
 
 
@@ -64,11 +78,12 @@ class KallsymsTables:
     token_table_off: int
     token_index_off: int
     addresses_off: int
-    encoding: str            # "pcrel", "relbase", "abs_percpu" or "absolute"
+    encoding: str  # "pcrel", "relbase", "abs_percpu" or "absolute"
     relative_base: int | None
 
 
 # -- locating the tables ---------------------------------------------------------------
+
 
 def _token_tables(buf: Buffer, start: int, end: int) -> Iterator[tuple[int, int, list[bytes]]]:
     """Yield (token_table_off, token_index_off, tokens) candidates in ``buf[start:end]``."""
@@ -161,10 +176,12 @@ def _decode_names(buf: Buffer, names: int, n: int, tokens: list[bytes]) -> list[
 
 # -- addresses -------------------------------------------------------------------------
 
-def _address_candidates(buf: Buffer, n: int, ns_off: int, ti_end: int,
-                        to_vaddr: Callable[[int], int]
-                        ) -> Iterator[tuple[int, str, int | None, Callable[[], list[int]]]]:
+
+def _address_candidates(
+    buf: Buffer, n: int, ns_off: int, ti_end: int, to_vaddr: Callable[[int], int]
+) -> Iterator[tuple[int, str, int | None, Callable[[], list[int]]]]:
     """Yield (offset, encoding, relative_base, decoder) for every placement worth trying."""
+
     def s32(off: int) -> tuple[int, ...]:
         return struct.unpack_from(f"<{n}i", buf, off)
 
@@ -181,7 +198,9 @@ def _address_candidates(buf: Buffer, n: int, ns_off: int, ti_end: int,
     def absolute(off: int) -> list[int]:
         return list(struct.unpack_from(f"<{n}Q", buf, off))
 
-    def based(off: int, rb_offs: set[int]) -> Iterator[tuple[int, str, int, Callable[[], list[int]]]]:
+    def based(
+        off: int, rb_offs: set[int]
+    ) -> Iterator[tuple[int, str, int, Callable[[], list[int]]]]:
         for rb_off in sorted(rb_offs):
             if 0 <= rb_off and rb_off + 8 <= len(buf):
                 rb = struct.unpack_from("<Q", buf, rb_off)[0]
@@ -189,12 +208,12 @@ def _address_candidates(buf: Buffer, n: int, ns_off: int, ti_end: int,
                 yield off, "abs_percpu", rb, partial(abs_percpu, off, rb)
 
     for off in sorted({-(-ti_end // a) * a for a in (1, 4, 8)}):
-        if off + 4 * n + 8 > len(buf):        # 6.x..7.x: offsets follow the token index
+        if off + 4 * n + 8 > len(buf):  # 6.x..7.x: offsets follow the token index
             continue
         yield off, "pcrel", None, partial(pcrel, off)
         end = off + 4 * n
         yield from based(off, {-(-end // 8) * 8, -(-end // 4) * 4})
-    for rb_off in sorted({(ns_off - 8) & ~7, ns_off - 8}):   # older: offsets, base, num_syms
+    for rb_off in sorted({(ns_off - 8) & ~7, ns_off - 8}):  # older: offsets, base, num_syms
         for off in (rb_off - 4 * n, rb_off - 4 * n - 4):
             if off >= 0:
                 yield from based(off, {rb_off})
@@ -205,8 +224,11 @@ def _address_candidates(buf: Buffer, n: int, ns_off: int, ti_end: int,
 
 def _names_sane(decoded: list[tuple[str, str]]) -> bool:
     """Nearly every symbol has an nm type letter and a printable name."""
-    bad = sum(1 for typ, name in decoded
-              if not typ.isalpha() or not name or not name.isprintable() or " " in name)
+    bad = sum(
+        1
+        for typ, name in decoded
+        if not typ.isalpha() or not name or not name.isprintable() or " " in name
+    )
     return bad <= len(decoded) // 1000
 
 
@@ -215,9 +237,12 @@ def _sorted_enough(addrs: list[int]) -> bool:
     return bad <= len(addrs) // 1000
 
 
-def find_kallsyms(buf: Buffer, to_vaddr: Callable[[int], int], text_addr: int | None,
-                  search: tuple[int, int] | None = None
-                  ) -> tuple[KallsymsTables, list[tuple[str, int, str]]]:
+def find_kallsyms(
+    buf: Buffer,
+    to_vaddr: Callable[[int], int],
+    text_addr: int | None,
+    search: tuple[int, int] | None = None,
+) -> tuple[KallsymsTables, list[tuple[str, int, str]]]:
     """Locate and decode the kallsyms tables in ``buf``.
 
     :param buf: the image bytes (a vmlinux file or a synthetic blob).
@@ -238,8 +263,11 @@ def find_kallsyms(buf: Buffer, to_vaddr: Callable[[int], int], text_addr: int | 
             decoded = _decode_names(buf, names_off, n, tokens)
             if not _names_sane(decoded):
                 continue
-            ns_off = names_off - 4 if struct.unpack_from("<I", buf, names_off - 4)[0] == n \
+            ns_off = (
+                names_off - 4
+                if struct.unpack_from("<I", buf, names_off - 4)[0] == n
                 else names_off - 8
+            )
             for off, enc, rb, decode in _address_candidates(buf, n, ns_off, ti + 512, to_vaddr):
                 try:
                     addrs = decode()
@@ -249,7 +277,8 @@ def find_kallsyms(buf: Buffer, to_vaddr: Callable[[int], int], text_addr: int | 
                     continue
                 syms = [(name, addr, typ) for (typ, name), addr in zip(decoded, addrs, strict=True)]
                 if text_addr is not None and not any(
-                        nm == "_text" and a == text_addr for nm, a, _ in syms):
+                    nm == "_text" and a == text_addr for nm, a, _ in syms
+                ):
                     continue
                 tables = KallsymsTables(n, names_off, markers_off, tt, ti, off, enc, rb)
                 return tables, syms
@@ -258,6 +287,7 @@ def find_kallsyms(buf: Buffer, to_vaddr: Callable[[int], int], text_addr: int | 
 
 
 # -- the image-level entry point and its cache ----------------------------------------
+
 
 def symbols_cache_dir() -> Path:
     """Where recovered symbol tables are cached: ``<cache_root>/symbols``."""
@@ -276,8 +306,12 @@ def _recover(image: KernelImage) -> SymbolTable:
         return v
 
     tables, syms = find_kallsyms(image.data, to_vaddr, text.vaddr if text else None, search)
-    log.info("kallsyms: %d symbols, %s encoding, names at %#x", tables.num_syms,
-             tables.encoding, tables.names_off)
+    log.info(
+        "kallsyms: %d symbols, %s encoding, names at %#x",
+        tables.num_syms,
+        tables.encoding,
+        tables.names_off,
+    )
     table = SymbolTable(syms, f"kallsyms of {image.path}")
     missing = [s for s in REQUIRED_SYMBOLS if s not in table]
     if missing:
@@ -309,8 +343,9 @@ def _write_cache(path: Path, table: SymbolTable) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def load_symbols(vmlinux_path: str | Path, system_map: str | Path | None = None,
-                 cache_dir: Path | None = None) -> SymbolTable:
+def load_symbols(
+    vmlinux_path: str | Path, system_map: str | Path | None = None, cache_dir: Path | None = None
+) -> SymbolTable:
     """The kernel's symbol table.
 
     A real ``System.map`` wins when given; a stub (Debian's one-liner) is ignored. Otherwise
@@ -341,4 +376,3 @@ def load_symbols(vmlinux_path: str | Path, system_map: str | Path | None = None,
         return table
     finally:
         image.close()
-

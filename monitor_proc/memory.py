@@ -17,8 +17,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-__all__ = ("MAX_WRITE", "DumpMemory", "FaultError", "GuestPhysMemory", "PhysMemory",
-           "ReaderMemory", "Region")
+__all__ = (
+    "MAX_WRITE",
+    "DumpMemory",
+    "FaultError",
+    "GuestPhysMemory",
+    "PhysMemory",
+    "ReaderMemory",
+    "Region",
+)
 
 #: Largest single write into guest RAM: the monitor writes single kernel variables.
 MAX_WRITE = 64
@@ -81,11 +88,14 @@ class GuestPhysMemory:
     ...     mem.read(0x1000, 8)
     """
 
-    def __init__(self, regions: Iterable[Region | Mapping[str, Any]],
-                 writable: bool = False) -> None:
+    def __init__(
+        self, regions: Iterable[Region | Mapping[str, Any]], writable: bool = False
+    ) -> None:
         self.writable = writable
-        regs = sorted((r if isinstance(r, Region) else Region.from_dict(r) for r in regions),
-                      key=lambda r: r.gpa)
+        regs = sorted(
+            (r if isinstance(r, Region) else Region.from_dict(r) for r in regions),
+            key=lambda r: r.gpa,
+        )
         for a, b in zip(regs, regs[1:], strict=False):
             if b.gpa < a.end:
                 raise ValueError(f"memory regions overlap at {b.gpa:#x}")
@@ -101,8 +111,9 @@ class GuestPhysMemory:
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -161,8 +172,7 @@ def _map_region(r: Region, writable: bool = False) -> tuple[Region, mmap.mmap, i
         if os.fstat(fd).st_size < r.offset + r.size:
             raise ValueError(f"{r.path} is shorter than region {r.gpa:#x}+{r.size:#x}")
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
-        mm = mmap.mmap(fd, r.size + skew, flags=mmap.MAP_SHARED, prot=prot,
-                       offset=r.offset - skew)
+        mm = mmap.mmap(fd, r.size + skew, flags=mmap.MAP_SHARED, prot=prot, offset=r.offset - skew)
     finally:
         os.close(fd)
     return r, mm, skew
@@ -180,9 +190,12 @@ class ReaderMemory:
     turning its exceptions into :class:`FaultError`; ``write(gpa, data)`` too, if given.
     """
 
-    def __init__(self, read: Callable[[int, int], bytes],
-                 errors: tuple[type[BaseException], ...] = (Exception,),
-                 write: Callable[[int, bytes], None] | None = None) -> None:
+    def __init__(
+        self,
+        read: Callable[[int, int], bytes],
+        errors: tuple[type[BaseException], ...] = (Exception,),
+        write: Callable[[int, bytes], None] | None = None,
+    ) -> None:
         self._read = read
         self._errors = errors
         self._write = write

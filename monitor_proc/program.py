@@ -25,8 +25,8 @@ from monitor_proc.translate import (
 
 __all__ = ("BadDataError", "MAX_CPUS", "Program")
 
-MAX_CPUS = 1 << 16          # bound on any CPU count read from the guest
-MAX_READ = 16 << 20         # bound on one read (sizes may come from guest data)
+MAX_CPUS = 1 << 16  # bound on any CPU count read from the guest
+MAX_READ = 16 << 20  # bound on one read (sizes may come from guest data)
 _PROBE_LEN = 64
 
 
@@ -47,9 +47,16 @@ class Program:
     ``cache`` holds per-session derived data (resolved offsets, sample plans).
     """
 
-    def __init__(self, vmlinux_path: str | Path | None, memory: PhysMemory, *,
-                 system_map: str | Path | None = None, symbols: SymbolTable | None = None,
-                 btf: Btf | None = None, probe: tuple[int, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        vmlinux_path: str | Path | None,
+        memory: PhysMemory,
+        *,
+        system_map: str | Path | None = None,
+        symbols: SymbolTable | None = None,
+        btf: Btf | None = None,
+        probe: tuple[int, bytes] | None = None,
+    ) -> None:
         self.memory = memory
         self.cache: dict[str, Any] = {}
         self._translator: AddressTranslator | None = None
@@ -100,12 +107,14 @@ class Program:
         """
         if self._translator is None:
             try:
-                phys_base = discover_phys_base(self.memory, self.symbol("phys_base"),
-                                               *self._probe)
+                phys_base = discover_phys_base(self.memory, self.symbol("phys_base"), *self._probe)
                 layout = discover_layout(
-                    self.memory, phys_base=phys_base,
+                    self.memory,
+                    phys_base=phys_base,
                     page_offset_base_sym=self.symbol("page_offset_base"),
-                    init_top_pgt_sym=self.symbol("init_top_pgt"), check_va=self._probe[0])
+                    init_top_pgt_sym=self.symbol("init_top_pgt"),
+                    check_va=self._probe[0],
+                )
             except FaultError as e:
                 raise TranslationError(f"guest memory not readable yet: {e}") from e
             self._translator = AddressTranslator(self.memory, layout)

@@ -39,11 +39,24 @@ FLUSH_EVERY_S = 0.2  # sample lines reach the file at least this often (a crash 
 
 class Monitor:
     def __init__(
-        self, *, vm_id: str, vm_ctl: str, collector_ctl: str, vmlinux: str, run_dir: str,
-        ctl: str, pub: str, name: str = "monitor", interval_s: float = 0.1,
-        system_map: str | None = None, grace_s: float = 60.0, max_samples: int = 0,
-        watchdog_timeout_s: float | None = None, hz: int = 0,
-        thresholds: dict[str, Any] | None = None, dump_on_violation: bool = False,
+        self,
+        *,
+        vm_id: str,
+        vm_ctl: str,
+        collector_ctl: str,
+        vmlinux: str,
+        run_dir: str,
+        ctl: str,
+        pub: str,
+        name: str = "monitor",
+        interval_s: float = 0.1,
+        system_map: str | None = None,
+        grace_s: float = 60.0,
+        max_samples: int = 0,
+        watchdog_timeout_s: float | None = None,
+        hz: int = 0,
+        thresholds: dict[str, Any] | None = None,
+        dump_on_violation: bool = False,
     ) -> None:
         self.vm_id = vm_id
         self.name = name
@@ -125,7 +138,9 @@ class Monitor:
         from .program import Program
 
         # Writable only for the watchdog override: every other access is a read.
-        memory = GuestPhysMemory(vmm_proto.layout_regions(status), writable=self.watchdog is not None)
+        memory = GuestPhysMemory(
+            vmm_proto.layout_regions(status), writable=self.watchdog is not None
+        )
         return Program(self.vmlinux, memory, system_map=self.system_map)
 
     def _sample(self, prog: Any, started_at: float) -> dict[str, Any]:
@@ -136,8 +151,11 @@ class Monitor:
 
         offsets = per_cpu_offsets(prog)
         cpus = cpu_samples(prog, offsets)
-        sample: dict[str, Any] = {"elapsed_ms": (time.time() - started_at) * 1000.0,
-                                  "cpus": cpus, "monitor": self.name}
+        sample: dict[str, Any] = {
+            "elapsed_ms": (time.time() - started_at) * 1000.0,
+            "cpus": cpus,
+            "monitor": self.name,
+        }
         scx = scx_sched_sample(prog, offsets)
         if scx is not None:
             sample["scx"] = scx

@@ -35,7 +35,7 @@ class SymbolTable:
 
     def __init__(self, entries: Iterable[tuple[str, int, str]], source: str) -> None:
         self.source = source
-        by_name: dict[str, list] = {}       # name -> [address, type]
+        by_name: dict[str, list] = {}  # name -> [address, type]
         for name, addr, typ in entries:
             old = by_name.get(name)
             if old is None or addr < old[0]:

@@ -15,16 +15,22 @@ from dataclasses import dataclass
 
 from monitor_proc.memory import FaultError, PhysMemory
 
-__all__ = ("START_KERNEL_MAP", "AddressTranslator", "Layout", "TranslationError", "discover_layout",
-           "discover_phys_base")
+__all__ = (
+    "START_KERNEL_MAP",
+    "AddressTranslator",
+    "Layout",
+    "TranslationError",
+    "discover_layout",
+    "discover_phys_base",
+)
 
 START_KERNEL_MAP = 0xFFFF_FFFF_8000_0000
-KERNEL_IMAGE_SIZE = 1 << 30            # the image mapping covers 1 GiB (KASLR layout)
+KERNEL_IMAGE_SIZE = 1 << 30  # the image mapping covers 1 GiB (KASLR layout)
 DIRECT_MAP_SIZE = {4: 64 << 40, 5: 32 << 50}
 PAGE_SIZE = 4096
 _PRESENT = 1 << 0
 _PSE = 1 << 7
-_ADDR_MASK = 0x000F_FFFF_FFFF_F000     # bits 12..51 (SDM vol. 3, 4.5)
+_ADDR_MASK = 0x000F_FFFF_FFFF_F000  # bits 12..51 (SDM vol. 3, 4.5)
 _PHYS_ALIGN = 2 << 20
 _MAX_PHYS_BASE = 64 << 30
 
@@ -112,8 +118,7 @@ def _read_u64(mem: PhysMemory, pa: int) -> int:
     return struct.unpack("<Q", mem.read(pa, 8))[0]
 
 
-def discover_phys_base(mem: PhysMemory, phys_base_sym: int, probe_va: int,
-                       probe: bytes) -> int:
+def discover_phys_base(mem: PhysMemory, phys_base_sym: int, probe_va: int, probe: bytes) -> int:
     """Find ``phys_base`` from the guest: the value stored at ``&phys_base`` must equal the
     offset used to read it, and the known bytes ``probe`` (e.g. ``linux_banner`` from the
     image) must be found at ``probe_va`` with it. Follows the value read first (usually 0),
@@ -121,6 +126,7 @@ def discover_phys_base(mem: PhysMemory, phys_base_sym: int, probe_va: int,
 
     :raises TranslationError: no consistent value (kernel not loaded yet).
     """
+
     def consistent(c: int) -> bool | None:
         """True/False, or None when ``c`` lies beyond guest RAM."""
         try:
@@ -140,8 +146,14 @@ def discover_phys_base(mem: PhysMemory, phys_base_sym: int, probe_va: int,
     raise TranslationError("kernel image not found in guest memory (phys_base unresolved)")
 
 
-def discover_layout(mem: PhysMemory, *, phys_base: int, page_offset_base_sym: int,
-                    init_top_pgt_sym: int, check_va: int) -> Layout:
+def discover_layout(
+    mem: PhysMemory,
+    *,
+    phys_base: int,
+    page_offset_base_sym: int,
+    init_top_pgt_sym: int,
+    check_va: int,
+) -> Layout:
     """Read ``page_offset_base`` and pick the paging depth whose walk maps ``check_va`` (a
     kernel-image address) where the image mapping says it is; then check the direct map
     the same way (it appears only after ``init_mem_mapping()`` in early boot).

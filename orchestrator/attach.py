@@ -87,7 +87,9 @@ def status_cmd(ep: Endpoints) -> None:
     out = {
         "vmm": to_body(_request(ep.vmm_ctl, vmm_proto.Status_())),
         "collector": to_body(_request(ep.collector_ctl, collector_proto.CollectorStatus())),
-        "monitors": [to_body(_request(ctl, monitor_proto.MonitorStatus())) for ctl, _ in ep.monitors],
+        "monitors": [
+            to_body(_request(ctl, monitor_proto.MonitorStatus())) for ctl, _ in ep.monitors
+        ],
     }
     click.echo(json.dumps(out, indent=2, default=str))
 
@@ -119,8 +121,9 @@ def shutdown_cmd(ep: Endpoints) -> None:
 def _run_attached(what: str, module: str, *args: str) -> None:
     """Run one more ``module`` process in the foreground with private control endpoints."""
     with tempfile.TemporaryDirectory(prefix="schedlab-attach-") as tmp:
-        code = run_foreground(python_module(module, *args, "--ctl", f"ipc://{tmp}/ctl",
-                                            "--pub", f"ipc://{tmp}/pub"))
+        code = run_foreground(
+            python_module(module, *args, "--ctl", f"ipc://{tmp}/ctl", "--pub", f"ipc://{tmp}/pub")
+        )
     if code == RunExit.INTERRUPTED:
         click.echo(f"schedlab: {what} interrupted and stopped", err=True)
     elif code != 0:
@@ -164,26 +167,62 @@ def monitor_cmd(ep: Endpoints, name: str | None, interval: float, samples: int, 
         run_layout.monitor_file(name)
     except ValueError as exc:
         _fail(f"--name: {exc}")
-    args = ["--vm-id", ep.run_id, "--vm-ctl", ep.vmm_ctl, "--collector-ctl", ep.collector_ctl,
-            "--vmlinux", ep.vmlinux, "--run-dir", ep.run_dir, "--name", name,  # type: ignore[attr-defined]
-            "--interval", str(interval), "--max-samples", str(samples)]
+    args = [
+        "--vm-id",
+        ep.run_id,
+        "--vm-ctl",
+        ep.vmm_ctl,
+        "--collector-ctl",
+        ep.collector_ctl,
+        "--vmlinux",
+        ep.vmlinux,
+        "--run-dir",
+        ep.run_dir,  # type: ignore[attr-defined]
+        "--name",
+        name,
+        "--interval",
+        str(interval),
+        "--max-samples",
+        str(samples),
+    ]
     if ep.system_map:
         args += ["--system-map", ep.system_map]
     _run_attached(f"monitor {name}", "monitor_proc", *args)
 
 
 @attach_group.command("collect")
-@click.option("--run-dir", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="a separate directory for this collector's files")
+@click.option(
+    "--run-dir",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="a separate directory for this collector's files",
+)
 @click.pass_obj
 def collect_cmd(ep: Endpoints, out_dir: str) -> None:
     """Run one more collector (e.g. on another host) into OUT_DIR until the VM is drained."""
-    _run_attached("collector", "collector_proc", "--vm-id", ep.run_id, "--vm-ctl", ep.vmm_ctl,
-                  "--vm-pub", ep.vmm_pub, "--run-dir", out_dir, "--stop-when-complete")
+    _run_attached(
+        "collector",
+        "collector_proc",
+        "--vm-id",
+        ep.run_id,
+        "--vm-ctl",
+        ep.vmm_ctl,
+        "--vm-pub",
+        ep.vmm_pub,
+        "--run-dir",
+        out_dir,
+        "--stop-when-complete",
+    )
 
 
 @attach_group.command("console")
-@click.option("--stream", default=Stream.CONSOLE.value, show_default=True, type=click.Choice([s.value for s in STREAMS]))
+@click.option(
+    "--stream",
+    default=Stream.CONSOLE.value,
+    show_default=True,
+    type=click.Choice([s.value for s in STREAMS]),
+)
 @click.pass_obj
 def console_cmd(ep: Endpoints, stream: str) -> None:
     """Print a guest stream from its start, following it until the VM exits."""
@@ -198,7 +237,10 @@ def console_cmd(ep: Endpoints, stream: str) -> None:
                 seq = s + 1
             sys.stdout.flush()
             if not reply.chunks:
-                if client.request(vmm_proto.Status_()).state == VmState.EXITED and seq >= reply.next_seq:
+                if (
+                    client.request(vmm_proto.Status_()).state == VmState.EXITED
+                    and seq >= reply.next_seq
+                ):
                     return
                 time.sleep(0.2)
     except BusError as exc:

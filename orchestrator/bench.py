@@ -34,8 +34,9 @@ def bench_group() -> None:
 @click.option("--topology", default="1,1,2,1", show_default=True)
 @click.option("--duration", default=2.0, show_default=True, type=float)
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
-def phases_cmd(runs: int, engine: str, kernel_spec: str | None, topology: str, duration: float,
-               as_json: bool) -> None:
+def phases_cmd(
+    runs: int, engine: str, kernel_spec: str | None, topology: str, duration: float, as_json: bool
+) -> None:
     """Phase timings of a run (boot to SYS_RDY, test, teardown, total): median of RUNS runs."""
     from .engine_choice import choose_engine
     from .request import RunRequest, Scenario, VmShape
@@ -46,17 +47,30 @@ def phases_cmd(runs: int, engine: str, kernel_spec: str | None, topology: str, d
     kernel, initrd = prepare_inputs(choice, kernel_spec, lambda p, d: None)
     rows: list[dict] = []
     for i in range(runs):
-        vm = VmShape(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
-                     initrd=initrd, topology=Topology.parse(topology), qemu_accel=choice.qemu_accel)
+        vm = VmShape(
+            engine=choice.engine,
+            engine_reason=choice.reason,
+            kernel=kernel,
+            initrd=initrd,
+            topology=Topology.parse(topology),
+            qemu_accel=choice.qemu_accel,
+        )
         req = RunRequest(vm=vm, scenario=Scenario(duration_s=duration))
         result, _code = RunSession(req).run()
         rows.append(result["timings"])
-        console.print(f"run {i + 1}/{runs}: {result['verdict']} {result['timings']}", highlight=False)
+        console.print(
+            f"run {i + 1}/{runs}: {result['verdict']} {result['timings']}", highlight=False
+        )
     keys = list(rows[0])
-    med = {k: statistics.median(r[k] for r in rows if r[k] is not None) for k in keys
-           if any(r[k] is not None for r in rows)}
+    med = {
+        k: statistics.median(r[k] for r in rows if r[k] is not None)
+        for k in keys
+        if any(r[k] is not None for r in rows)
+    }
     if as_json:
-        json.dump({"engine": choice.engine, "runs": runs, "median_ms": med, "all": rows}, sys.stdout)
+        json.dump(
+            {"engine": choice.engine, "runs": runs, "median_ms": med, "all": rows}, sys.stdout
+        )
         print()
         return
     table = Table(title=f"phase timings, median of {runs} ({choice.engine})", box=None)
@@ -109,25 +123,40 @@ def boot_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -
     figures: dict[str, list[float]] = {label: [] for label, _, _ in variants}
     for i in range(runs):
         for label, choice, bz in variants:
-            vm = VmShape(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
-                         initrd=initrd, topology=Topology.parse(topology), qemu_accel=choice.qemu_accel,
-                         boot_bzimage=bz, extra_cmdline=("quiet",))
+            vm = VmShape(
+                engine=choice.engine,
+                engine_reason=choice.reason,
+                kernel=kernel,
+                initrd=initrd,
+                topology=Topology.parse(topology),
+                qemu_accel=choice.qemu_accel,
+                boot_bzimage=bz,
+                extra_cmdline=("quiet",),
+            )
             req = RunRequest(vm=vm, scenario=Scenario(duration_s=0.5))
             result, _code = RunSession(req).run()
             ms = result["timings"]["vm_start_to_sys_rdy_ms"]
-            console.print(f"run {i + 1}/{runs} {label}: {result['verdict']}, boot to SYS_RDY "
-                          f"{'-' if ms is None else f'{ms:.0f} ms'}", highlight=False)
+            console.print(
+                f"run {i + 1}/{runs} {label}: {result['verdict']}, boot to SYS_RDY "
+                f"{'-' if ms is None else f'{ms:.0f} ms'}",
+                highlight=False,
+            )
             if ms is not None:
                 figures[label].append(ms)
     med = {k: statistics.median(v) for k, v in figures.items() if v}
-    ratios = {f"{k}/qemu-kvm": round(med[k] / med["qemu-kvm"], 2)
-              for k in ("kvm-bzimage", "kvm-elf") if k in med and "qemu-kvm" in med}
+    ratios = {
+        f"{k}/qemu-kvm": round(med[k] / med["qemu-kvm"], 2)
+        for k in ("kvm-bzimage", "kvm-elf")
+        if k in med and "qemu-kvm" in med
+    }
     if as_json:
         json.dump({"runs": runs, "median_ms": med, "ratios": ratios, "all": figures}, sys.stdout)
         print()
         return
     for k, v in med.items():
-        console.print(f"{k}: median boot to SYS_RDY {v:.0f} ms over {len(figures[k])} runs", highlight=False)
+        console.print(
+            f"{k}: median boot to SYS_RDY {v:.0f} ms over {len(figures[k])} runs", highlight=False
+        )
     for k, r in ratios.items():
         console.print(f"ratio {k}: {r:.2f}", highlight=False)
     if not ratios:
@@ -137,8 +166,12 @@ def boot_cmd(runs: int, kernel_spec: str | None, topology: str, as_json: bool) -
 @bench_group.command("fuzz")
 @click.option("--inputs", default=1_000_000, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--seconds", default=None, type=click.FloatRange(min=0, min_open=True),
-              help="stop after this long, even before INPUTS")
+@click.option(
+    "--seconds",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    help="stop after this long, even before INPUTS",
+)
 def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
     """Hostile guest bytes through the whole collector path: inputs/s, crashes, RSS.
 
@@ -148,18 +181,31 @@ def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
     grew RSS without bound.
     """
     # The fuzz engine is collector_proc's; it runs in its own process, measured alone.
-    argv = [sys.executable, "-m", "collector_proc.fuzz", "--json", "--inputs", str(inputs),
-            "--seed", str(seed)] + (["--seconds", str(seconds)] if seconds else [])
+    argv = [
+        sys.executable,
+        "-m",
+        "collector_proc.fuzz",
+        "--json",
+        "--inputs",
+        str(inputs),
+        "--seed",
+        str(seed),
+    ] + (["--seconds", str(seconds)] if seconds else [])
     out = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False)
     try:
         fig = json.loads(out.stdout)
     except json.JSONDecodeError:
-        click.echo(f"schedlab: the fuzzer failed (exit {out.returncode}) without a report", err=True)
+        click.echo(
+            f"schedlab: the fuzzer failed (exit {out.returncode}) without a report", err=True
+        )
         sys.exit(RunExit.ERROR)
     console.print_json(data=fig)
-    console.print(f"{fig['inputs']} inputs in {fig['seconds']:.1f} s: {fig['inputs_per_s']:.0f} inputs/s; "
-                  f"{fig['crashes']} crashes, {fig['hangs']} hangs; RSS {fig['rss_warm_mib']:.1f} -> "
-                  f"{fig['rss_end_mib']:.1f} MiB after warm-up", highlight=False)
+    console.print(
+        f"{fig['inputs']} inputs in {fig['seconds']:.1f} s: {fig['inputs_per_s']:.0f} inputs/s; "
+        f"{fig['crashes']} crashes, {fig['hangs']} hangs; RSS {fig['rss_warm_mib']:.1f} -> "
+        f"{fig['rss_end_mib']:.1f} MiB after warm-up",
+        highlight=False,
+    )
     if out.returncode != 0:
         sys.exit(RunExit.FAILED)
 
@@ -169,12 +215,21 @@ bench_group.add_command(overhead_cmd)
 
 @bench_group.command("monitor")
 @click.option("--cpus", default=8, show_default=True, type=click.IntRange(1, 256))
-@click.option("--rate", default=100.0, show_default=True, type=click.FloatRange(1, 1000),
-              help="samples per second")
+@click.option(
+    "--rate",
+    default=100.0,
+    show_default=True,
+    type=click.FloatRange(1, 1000),
+    help="samples per second",
+)
 @click.option("--seconds", default=5.0, show_default=True, type=click.FloatRange(0.5, 600))
-@click.option("--kernel", "kernel_spec", default=None, help="a sched_ext kernel (default: the cached one)")
+@click.option(
+    "--kernel", "kernel_spec", default=None, help="a sched_ext kernel (default: the cached one)"
+)
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
-def monitor_cmd(cpus: int, rate: float, seconds: float, kernel_spec: str | None, as_json: bool) -> None:
+def monitor_cmd(
+    cpus: int, rate: float, seconds: float, kernel_spec: str | None, as_json: bool
+) -> None:
     """The monitor's CPU cost (% of one core) and sample latency p50/p99, for CPUS vCPUs
     sampled at RATE Hz with the full sched_ext sample, against synthetic guest memory laid
     out from the kernel's BTF (goal: under 10 % at 8 vCPUs and 100 Hz)."""
@@ -190,12 +245,25 @@ def monitor_cmd(cpus: int, rate: float, seconds: float, kernel_spec: str | None,
         click.echo(f"schedlab: kernel {kernel.version} has no vmlinux with sched_ext", err=True)
         sys.exit(RunExit.ERROR)
     # monitor_proc measures itself, in its own process (the import rule keeps it apart).
-    argv = [sys.executable, "-m", "monitor_proc.bench", "--vmlinux", str(kernel.vmlinux),
-            "--cpus", str(cpus), "--rate", str(rate), "--seconds", str(seconds)]
+    argv = [
+        sys.executable,
+        "-m",
+        "monitor_proc.bench",
+        "--vmlinux",
+        str(kernel.vmlinux),
+        "--cpus",
+        str(cpus),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+    ]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
         err = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        click.echo(f"schedlab: the monitor benchmark failed (exit {out.returncode}): {err}", err=True)
+        click.echo(
+            f"schedlab: the monitor benchmark failed (exit {out.returncode}): {err}", err=True
+        )
         sys.exit(RunExit.ERROR)
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     if as_json:
@@ -206,18 +274,25 @@ def monitor_cmd(cpus: int, rate: float, seconds: float, kernel_spec: str | None,
         f"{figures['cpu_percent_of_one_core']:.1f} % of one core (goal < 10 %), sample latency "
         f"p50 {figures['sample_ms_p50']} ms, p99 {figures['sample_ms_p99']} ms; "
         f"{figures['samples']} samples of {figures['sample_bytes']} bytes, {figures['errors']} errors",
-        highlight=False)
+        highlight=False,
+    )
 
 
 @bench_group.command("sched-exit")
 @click.option("--runs", default=5, show_default=True, type=click.IntRange(1, 50))
 @click.option("--engine", default="auto", show_default=True, type=click.Choice(ENGINES))
 @click.option("--kernel", "kernel_spec", default=None)
-@click.option("--enqueues", default=100, show_default=True, type=click.IntRange(1),
-              help="scx_qmap -e: scx_bpf_error() after this many enqueues")
+@click.option(
+    "--enqueues",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1),
+    help="scx_qmap -e: scx_bpf_error() after this many enqueues",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
-def sched_exit_cmd(runs: int, engine: str, kernel_spec: str | None, enqueues: int,
-                   as_json: bool) -> None:
+def sched_exit_cmd(
+    runs: int, engine: str, kernel_spec: str | None, enqueues: int, as_json: bool
+) -> None:
     """Milliseconds from a scheduler's exit (the guest's clock) to the VM stopped on the host:
     scx_qmap -e N, median of RUNS runs (each cut short by the exit, not by its 30 s scenario)."""
     from .engine_choice import choose_engine
@@ -228,29 +303,51 @@ def sched_exit_cmd(runs: int, engine: str, kernel_spec: str | None, enqueues: in
     choice = choose_engine(engine)
     topo = Topology.parse("1,1,2,1")
     kernel, initrd = prepare_inputs(choice, kernel_spec, lambda p, d: None)
-    launch = resolve_launch(SchedChoice("scx_qmap", f"-e {enqueues}"), kernel, topo,
-                            lambda p, d: None)
+    launch = resolve_launch(
+        SchedChoice("scx_qmap", f"-e {enqueues}"), kernel, topo, lambda p, d: None
+    )
     rows: list[dict] = []
     for i in range(runs):
-        vm = VmShape(engine=choice.engine, engine_reason=choice.reason, kernel=kernel,
-                     initrd=initrd, topology=topo, qemu_accel=choice.qemu_accel)
+        vm = VmShape(
+            engine=choice.engine,
+            engine_reason=choice.reason,
+            kernel=kernel,
+            initrd=initrd,
+            topology=topo,
+            qemu_accel=choice.qemu_accel,
+        )
         req = RunRequest(vm=vm, scenario=Scenario(duration_s=30.0), **sched_parts(launch))
         result, _code = RunSession(req).run()
         s = result["scheduler"]
-        row = {"verdict": result["verdict"], "exit_to_stop_ms": s.get("exit_to_stop_ms"),
-               "stopped_early": s.get("stopped_early"), "test_ms": result["timings"]["test_ms"],
-               "reason": (result["reasons"] or [""])[0][:80]}
+        row = {
+            "verdict": result["verdict"],
+            "exit_to_stop_ms": s.get("exit_to_stop_ms"),
+            "stopped_early": s.get("stopped_early"),
+            "test_ms": result["timings"]["test_ms"],
+            "reason": (result["reasons"] or [""])[0][:80],
+        }
         rows.append(row)
         console.print(f"run {i + 1}/{runs}: {row}", highlight=False)
-    ms = [r["exit_to_stop_ms"] for r in rows if r["stopped_early"] and r["exit_to_stop_ms"] is not None]
+    ms = [
+        r["exit_to_stop_ms"]
+        for r in rows
+        if r["stopped_early"] and r["exit_to_stop_ms"] is not None
+    ]
     med = statistics.median(ms) if ms else None
     if as_json:
-        json.dump({"engine": choice.engine, "runs": runs, "median_ms": med, "all": rows}, sys.stdout)
+        json.dump(
+            {"engine": choice.engine, "runs": runs, "median_ms": med, "all": rows}, sys.stdout
+        )
         print()
         return
     if med is None:
-        console.print("no run was stopped early by its scheduler's exit: no figure", highlight=False)
+        console.print(
+            "no run was stopped early by its scheduler's exit: no figure", highlight=False
+        )
         return
-    console.print(f"scheduler exit -> VM stopped ({choice.engine}, scx_qmap -e {enqueues}): "
-                  f"median {med:.0f} ms (min {min(ms):.0f}, max {max(ms):.0f}) over {len(ms)} of "
-                  f"{runs} runs", highlight=False)
+    console.print(
+        f"scheduler exit -> VM stopped ({choice.engine}, scx_qmap -e {enqueues}): "
+        f"median {med:.0f} ms (min {min(ms):.0f}, max {max(ms):.0f}) over {len(ms)} of "
+        f"{runs} runs",
+        highlight=False,
+    )

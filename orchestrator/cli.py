@@ -36,7 +36,9 @@ _SUBCOMMANDS = {
 }
 
 
-@click.group(cls=LazyGroup, lazy=_SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, lazy=_SUBCOMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @version_option
 def cli() -> None:
     """schedlab: test Linux schedulers in VMs whose topology is code.
@@ -49,62 +51,188 @@ def cli() -> None:
 
 
 @cli.command("run", short_help="Boot a VM, run the test, print a verdict.")
-@click.option("--engine", default="auto", show_default=True, type=click.Choice(ENGINES),
-              help="auto: the KVM engine where /dev/kvm is hardware-backed, else QEMU")
-@click.option("--kernel", "kernel_spec", default=None, shell_complete=complete_kernel,
-              help="vmlinuz/bzImage path or cached version")
-@click.option("--topology", default="1,1,2,1", show_default=True, help="N,L,C,T: nodes,LLCs/node,cores/LLC,threads/core")
+@click.option(
+    "--engine",
+    default="auto",
+    show_default=True,
+    type=click.Choice(ENGINES),
+    help="auto: the KVM engine where /dev/kvm is hardware-backed, else QEMU",
+)
+@click.option(
+    "--kernel",
+    "kernel_spec",
+    default=None,
+    shell_complete=complete_kernel,
+    help="vmlinuz/bzImage path or cached version",
+)
+@click.option(
+    "--topology",
+    default="1,1,2,1",
+    show_default=True,
+    help="N,L,C,T: nodes,LLCs/node,cores/LLC,threads/core",
+)
 @click.option("--duration", default=5.0, show_default=True, type=float, help="test seconds")
-@click.option("--scenario", "scenario_name", default=None,
-              help="a catalog scenario ('schedlab list'); default: steady, --cgroups cgroups")
-@click.option("--plan", "plan_file", default=None, type=click.Path(dir_okay=False, path_type=Path), hidden=True,
-              help="test hook: a scenario document as JSON (schedlab_scenario.Scenario.to_document)")
+@click.option(
+    "--scenario",
+    "scenario_name",
+    default=None,
+    help="a catalog scenario ('schedlab list'); default: steady, --cgroups cgroups",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    hidden=True,
+    help="test hook: a scenario document as JSON (schedlab_scenario.Scenario.to_document)",
+)
 @click.option("--cgroups", default=2, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int, help="spinning workers per cgroup")
-@click.option("--fairness", default=RunSpec._field_defaults["fairness"], show_default=True, type=click.FloatRange(0, 1),
-              help="largest allowed CPU-time spread (max-min)/max within a cgroup")
-@click.option("--max-gap-ms", default=0.0, show_default=True, type=click.FloatRange(0),
-              help="largest allowed gap between a worker's checkpoints (0: no check)")
+@click.option(
+    "--workers", default=2, show_default=True, type=int, help="spinning workers per cgroup"
+)
+@click.option(
+    "--fairness",
+    default=RunSpec._field_defaults["fairness"],
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="largest allowed CPU-time spread (max-min)/max within a cgroup",
+)
+@click.option(
+    "--max-gap-ms",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="largest allowed gap between a worker's checkpoints (0: no check)",
+)
 @click.option("--mem", "mem_mib", default=512, show_default=True, type=int, help="guest MiB")
-@click.option("--timeout", default=None, type=click.FloatRange(0, min_open=True),
-              help="seconds until the guest is asked to stop and report what it has; the VM is "
-                   "killed a grace period later (default: derived from --duration)")
-@click.option("--oops-panic", is_flag=True,
-              help="add oops=panic to the kernel command line (off: sched_ext's error exit can run)")
-@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False), help="write the result here")
+@click.option(
+    "--timeout",
+    default=None,
+    type=click.FloatRange(0, min_open=True),
+    help="seconds until the guest is asked to stop and report what it has; the VM is "
+    "killed a grace period later (default: derived from --duration)",
+)
+@click.option(
+    "--oops-panic",
+    is_flag=True,
+    help="add oops=panic to the kernel command line (off: sched_ext's error exit can run)",
+)
+@click.option(
+    "--json",
+    "json_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="write the result here",
+)
 @click.option("--run-dir", default=None, type=click.Path(file_okay=False), help="where logs go")
-@click.option("--monitors", default=1, show_default=True, type=int, help="monitor processes to attach")
-@click.option("--inject", multiple=True, help="fault injection, e.g. kill:collector@1.5 (s after SYS_RDY)")
-@click.option("--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)")
-@click.option("--scheduler", "scheduler", default="eevdf", show_default=True, metavar="NAME|PATH",
-              help="the sched_ext scheduler under test: an example (`schedlab scheduler list`), "
-                   "an executable's path, or eevdf (none)")
-@click.option("--sched-args", default="", metavar="ARGS", help="its arguments, quoted as one shell word")
-@click.option("--sched-flag", "sched_flags", multiple=True, metavar="FLAG",
-              help="a named flag of an example scheduler (repeatable), e.g. stall-user")
-@click.option("--watchdog-timeout", "watchdog_timeout", default=None, type=click.FloatRange(0.01, 30),
-              help="seconds: shorten the sched_ext scheduler's watchdog once it attached")
-@click.option("--threshold", "thresholds", multiple=True, metavar="NAME=VALUE",
-              help="monitor threshold override, e.g. max_imbalance_ratio=8 (repeatable)")
-@click.option("--wire-noise", default=0, type=click.IntRange(0, 100), hidden=True,
-              help="test hook: rounds of broken frames the guest sends before the workload")
-@click.option("--crash-guest", default="", type=click.Choice(CRASHES), hidden=True,
-              help="test hook: crash the guest kernel or its init (a Python exception or a native "
-                   "fault), or fail its cgroup setup, on purpose")
-@click.option("--corrupt-spec", is_flag=True, hidden=True,
-              help="test hook: hand the guest a run spec it must reject")
-@click.option("--truncate-image", default=0, type=click.IntRange(0), hidden=True,
-              help="test hook: cut this many bytes off the end of the guest image")
-@click.option("--hide-bulk-port", is_flag=True, hidden=True,
-              help="test hook: the VMM names the bulk port otherwise (QEMU engine)")
+@click.option(
+    "--monitors", default=1, show_default=True, type=int, help="monitor processes to attach"
+)
+@click.option(
+    "--inject", multiple=True, help="fault injection, e.g. kill:collector@1.5 (s after SYS_RDY)"
+)
+@click.option(
+    "--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)"
+)
+@click.option(
+    "--scheduler",
+    "scheduler",
+    default="eevdf",
+    show_default=True,
+    metavar="NAME|PATH",
+    help="the sched_ext scheduler under test: an example (`schedlab scheduler list`), "
+    "an executable's path, or eevdf (none)",
+)
+@click.option(
+    "--sched-args", default="", metavar="ARGS", help="its arguments, quoted as one shell word"
+)
+@click.option(
+    "--sched-flag",
+    "sched_flags",
+    multiple=True,
+    metavar="FLAG",
+    help="a named flag of an example scheduler (repeatable), e.g. stall-user",
+)
+@click.option(
+    "--watchdog-timeout",
+    "watchdog_timeout",
+    default=None,
+    type=click.FloatRange(0.01, 30),
+    help="seconds: shorten the sched_ext scheduler's watchdog once it attached",
+)
+@click.option(
+    "--threshold",
+    "thresholds",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="monitor threshold override, e.g. max_imbalance_ratio=8 (repeatable)",
+)
+@click.option(
+    "--wire-noise",
+    default=0,
+    type=click.IntRange(0, 100),
+    hidden=True,
+    help="test hook: rounds of broken frames the guest sends before the workload",
+)
+@click.option(
+    "--crash-guest",
+    default="",
+    type=click.Choice(CRASHES),
+    hidden=True,
+    help="test hook: crash the guest kernel or its init (a Python exception or a native "
+    "fault), or fail its cgroup setup, on purpose",
+)
+@click.option(
+    "--corrupt-spec",
+    is_flag=True,
+    hidden=True,
+    help="test hook: hand the guest a run spec it must reject",
+)
+@click.option(
+    "--truncate-image",
+    default=0,
+    type=click.IntRange(0),
+    hidden=True,
+    help="test hook: cut this many bytes off the end of the guest image",
+)
+@click.option(
+    "--hide-bulk-port",
+    is_flag=True,
+    hidden=True,
+    help="test hook: the VMM names the bulk port otherwise (QEMU engine)",
+)
 @progress_option
-def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float, scenario_name: str | None, plan_file: Path | None, cgroups: int,
-            workers: int, fairness: float, max_gap_ms: float, mem_mib: int, timeout: float | None, json_path: str | None,
-            run_dir: str | None, monitors: int, inject: tuple[str, ...], listen: str | None,
-            scheduler: str, sched_args: str, sched_flags: tuple[str, ...],
-            watchdog_timeout: float | None, thresholds: tuple[str, ...],
-            wire_noise: int, crash_guest: str, progress: str, oops_panic: bool = False,
-            corrupt_spec: bool = False, truncate_image: int = 0, hide_bulk_port: bool = False) -> None:
+def run_cmd(
+    engine: str,
+    kernel_spec: str | None,
+    topology: str,
+    duration: float,
+    scenario_name: str | None,
+    plan_file: Path | None,
+    cgroups: int,
+    workers: int,
+    fairness: float,
+    max_gap_ms: float,
+    mem_mib: int,
+    timeout: float | None,
+    json_path: str | None,
+    run_dir: str | None,
+    monitors: int,
+    inject: tuple[str, ...],
+    listen: str | None,
+    scheduler: str,
+    sched_args: str,
+    sched_flags: tuple[str, ...],
+    watchdog_timeout: float | None,
+    thresholds: tuple[str, ...],
+    wire_noise: int,
+    crash_guest: str,
+    progress: str,
+    oops_panic: bool = False,
+    corrupt_spec: bool = False,
+    truncate_image: int = 0,
+    hide_bulk_port: bool = False,
+) -> None:
     """Boot a VM and run a scenario (default: steady cgroup spinners) under a scheduler (EEVDF by default); print a verdict."""
     from schedlab_scenario import ScenarioError
 
@@ -129,15 +257,28 @@ def run_cmd(engine: str, kernel_spec: str | None, topology: str, duration: float
     except ScenarioError as exc:
         fail(str(exc))
     code = execute(
-        choice=choice, kernel_spec=kernel_spec, topology=topo,
+        choice=choice,
+        kernel_spec=kernel_spec,
+        topology=topo,
         scenario=scenario,
         limits=VerdictLimits(fairness=fairness, max_gap_ms=max_gap_ms),
-        hooks=Hooks(wire_noise=wire_noise, crash=crash_guest, faults=faults, corrupt_spec=corrupt_spec,
-                    truncate_image=truncate_image, hide_bulk_port=hide_bulk_port),
+        hooks=Hooks(
+            wire_noise=wire_noise,
+            crash=crash_guest,
+            faults=faults,
+            corrupt_spec=corrupt_spec,
+            truncate_image=truncate_image,
+            hide_bulk_port=hide_bulk_port,
+        ),
         oops_panic=oops_panic,
-        mem_mib=mem_mib, timeout=timeout, run_dir=Path(run_dir) if run_dir else None,
-        monitors=monitors, json_path=Path(json_path) if json_path else None, listen=listen,
-        progress_mode=progress, sched=SchedChoice(scheduler, sched_args, sched_flags),
+        mem_mib=mem_mib,
+        timeout=timeout,
+        run_dir=Path(run_dir) if run_dir else None,
+        monitors=monitors,
+        json_path=Path(json_path) if json_path else None,
+        listen=listen,
+        progress_mode=progress,
+        sched=SchedChoice(scheduler, sched_args, sched_flags),
         checks=checks,
     )
     sys.exit(code)

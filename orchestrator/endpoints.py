@@ -47,7 +47,11 @@ class Endpoints:
             return f"tcp://{listen}:{_free_tcp_port(listen)}" if listen else ipc(name)
 
         return cls(
-            run_id, vm("vmm-ctl"), vm("vmm-pub"), ipc("col-ctl"), ipc("col-pub"),
+            run_id,
+            vm("vmm-ctl"),
+            vm("vmm-pub"),
+            ipc("col-ctl"),
+            ipc("col-pub"),
             [(ipc(f"mon{i}-ctl"), ipc(f"mon{i}-pub")) for i in range(monitors)],
         )
 

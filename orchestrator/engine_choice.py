@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 from schedlab_shared.kvm_probe import ProbeResult
 
-__all__ = ("ENGINES", "EngineChoice", "EngineChoiceError", "choose_engine", "probe_this_host", "run_probe")
+__all__ = (
+    "ENGINES",
+    "EngineChoice",
+    "EngineChoiceError",
+    "choose_engine",
+    "probe_this_host",
+    "run_probe",
+)
 
 ENGINES = ("auto", "kvm", "qemu")
 # An emulating /dev/kvm answers within seconds (FACTS §3); a hung one must not hang the run.
@@ -45,7 +52,9 @@ def run_probe(timeout_s: float = _PROBE_TIMEOUT_S) -> ProbeResult:
         return ProbeResult.from_json(out.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         err = (out.stderr.strip().splitlines() or ["no output"])[-1]
-        return ProbeResult("unavailable", None, f"the KVM probe failed (exit {out.returncode}): {err}")
+        return ProbeResult(
+            "unavailable", None, f"the KVM probe failed (exit {out.returncode}): {err}"
+        )
 
 
 def probe_this_host() -> ProbeResult:
@@ -57,7 +66,9 @@ def probe_this_host() -> ProbeResult:
     return cached_probe(run_probe)
 
 
-def choose_engine(requested: str, probe: Callable[[], ProbeResult] = probe_this_host) -> EngineChoice:
+def choose_engine(
+    requested: str, probe: Callable[[], ProbeResult] = probe_this_host
+) -> EngineChoice:
     if requested not in ENGINES:
         raise EngineChoiceError(f"--engine {requested!r}: choose one of {', '.join(ENGINES)}")
     result = probe()

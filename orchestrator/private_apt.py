@@ -139,8 +139,14 @@ class PrivateApt:
     :param components: archive components.
     """
 
-    def __init__(self, suite: str, root: Path | None = None, *, mirror: str | None = None,
-                 components: str = "main") -> None:
+    def __init__(
+        self,
+        suite: str,
+        root: Path | None = None,
+        *,
+        mirror: str | None = None,
+        components: str = "main",
+    ) -> None:
         self.suite = suite
         self.root = root if root is not None else tools_dir() / f"apt-{suite}"
         self.mirror = mirror or system_mirror()
@@ -182,19 +188,28 @@ class PrivateApt:
             fcntl.flock(lock, fcntl.LOCK_EX)  # apt's own locks are off (Debug::NoLocking)
             yield
 
-    def _run(self, tool: str, args: list[str], *, cwd: Path | None = None,
-             timeout: float = _UPDATE_TIMEOUT) -> str:
+    def _run(
+        self,
+        tool: str,
+        args: list[str],
+        *,
+        cwd: Path | None = None,
+        timeout: float = _UPDATE_TIMEOUT,
+    ) -> str:
         exe = shutil.which(tool)
         if exe is None:
             raise AptError(f"`{tool}` not found: schedlab downloads kernels with Debian's apt")
         cmd = [exe, "-q", *self._options(), *args]
         try:
-            out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                                 check=False)
+            out = subprocess.run(
+                cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise AptError(f"{tool} {args[0]} timed out after {timeout:.0f} s") from exc
         if out.returncode != 0 or re.search(r"^(E|Err):", out.stdout + out.stderr, re.M):
-            errs = [ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith(("E:", "Err"))]
+            errs = [
+                ln for ln in (out.stderr + out.stdout).splitlines() if ln.startswith(("E:", "Err"))
+            ]
             last = errs[-1] if errs else (out.stderr.strip().splitlines() or ["?"])[-1]
             raise AptError(f"{tool} {' '.join(args)} failed ({self.mirror} {self.suite}): {last}")
         return out.stdout

@@ -24,8 +24,16 @@ from verdicts.thresholds import MonitorThresholds
 from .faults import Fault
 from .sched_outcome import SchedAsked
 
-__all__ = ("BOOT_ALLOWANCE_S", "STOP_GRACE_S", "Hooks", "MonitorChecks", "RunRequest", "Scenario",
-           "VerdictLimits", "VmShape")
+__all__ = (
+    "BOOT_ALLOWANCE_S",
+    "STOP_GRACE_S",
+    "Hooks",
+    "MonitorChecks",
+    "RunRequest",
+    "Scenario",
+    "VerdictLimits",
+    "VmShape",
+)
 
 BOOT_ALLOWANCE_S = 90.0  # boot under a loaded TCG host, before the scenario starts
 # From the graceful stop request at the run's timeout to the VM's hard timeout: time for

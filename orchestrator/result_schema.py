@@ -208,7 +208,10 @@ def _check_scenario(doc: dict[str, Any]) -> None:
         return
     if not isinstance(sc, dict) or not isinstance(sc.get("name", ""), str):
         raise ResultError("result.scenario: want a map with a name")
-    for key, check in (("steps", scenario_record.check_steps), ("backdrop", scenario_record.check_backdrop)):
+    for key, check in (
+        ("steps", scenario_record.check_steps),
+        ("backdrop", scenario_record.check_backdrop),
+    ):
         if sc.get(key) is None:
             continue
         try:

@@ -41,8 +41,13 @@ class SchedChoice:
     flags: tuple[str, ...] = ()
 
 
-def resolve_launch(choice: SchedChoice, kernel: Any, topology: Topology, progress,  # noqa: ANN001
-                   resolve: Any = None) -> Any:
+def resolve_launch(
+    choice: SchedChoice,
+    kernel: Any,
+    topology: Topology,
+    progress,  # noqa: ANN001
+    resolve: Any = None,
+) -> Any:
     """The scheduler's launch for this kernel and topology (``SchedulerLaunch``).
 
     A kernel whose config says it has no sched_ext is refused here, before anything is built
@@ -62,8 +67,13 @@ def resolve_launch(choice: SchedChoice, kernel: Any, topology: Topology, progres
             f"--scheduler {choice.spec}: this kernel has no sched_ext (CONFIG_SCHED_CLASS_EXT "
             f"is not set in {kernel.version}); pick a kernel with it, or --scheduler eevdf"
         )
-    launch = (resolve or resolve_scheduler)(choice.spec, kernel, flags=choice.flags,
-                                            sched_args=args, progress=lambda m: progress("scheduler", m))
+    launch = (resolve or resolve_scheduler)(
+        choice.spec,
+        kernel,
+        flags=choice.flags,
+        sched_args=args,
+        progress=lambda m: progress("scheduler", m),
+    )
     why = launch.definition.fits(topology)
     if why:
         raise ResolveError(f"--scheduler {choice.spec}: {why}")
@@ -95,11 +105,25 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
     return kernel, build_initramfs(kernel, modules=modules)
 
 
-def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology, scenario: Scenario,
-            limits: VerdictLimits, hooks: Hooks, mem_mib: int, timeout: float | None,
-            run_dir: Path | None, monitors: int, json_path: Path | None, listen: str | None = None,
-            progress_mode: str = "auto", sched: SchedChoice = SchedChoice(),
-            checks: MonitorChecks | None = None, oops_panic: bool = False) -> int:
+def execute(
+    *,
+    choice: EngineChoice,
+    kernel_spec: str | None,
+    topology: Topology,
+    scenario: Scenario,
+    limits: VerdictLimits,
+    hooks: Hooks,
+    mem_mib: int,
+    timeout: float | None,
+    run_dir: Path | None,
+    monitors: int,
+    json_path: Path | None,
+    listen: str | None = None,
+    progress_mode: str = "auto",
+    sched: SchedChoice = SchedChoice(),
+    checks: MonitorChecks | None = None,
+    oops_panic: bool = False,
+) -> int:
     from .kernel.artifacts import KernelError
     from .scheduler.errors import SchedulerError
 
@@ -121,13 +145,27 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
             progress.done(verdict="error", exit_code=int(RunExit.ERROR), reason=str(exc))
             return _fail(str(exc))
         vm = VmShape(
-            engine=choice.engine, engine_reason=choice.reason, kernel=kernel, initrd=initrd,
-            topology=topology, mem_mib=mem_mib, timeout_s=timeout, qemu_accel=choice.qemu_accel,
+            engine=choice.engine,
+            engine_reason=choice.reason,
+            kernel=kernel,
+            initrd=initrd,
+            topology=topology,
+            mem_mib=mem_mib,
+            timeout_s=timeout,
+            qemu_accel=choice.qemu_accel,
             oops_panic=oops_panic,
         )
-        req = RunRequest(vm=vm, scenario=scenario, limits=limits, hooks=hooks, run_dir=run_dir,
-                         monitors=monitors, listen=listen, sched=asked_of(launch),
-                         checks=checks or MonitorChecks())
+        req = RunRequest(
+            vm=vm,
+            scenario=scenario,
+            limits=limits,
+            hooks=hooks,
+            run_dir=run_dir,
+            monitors=monitors,
+            listen=listen,
+            sched=asked_of(launch),
+            checks=checks or MonitorChecks(),
+        )
         session = RunSession(req, progress)
         console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)
         t0 = time.monotonic()
@@ -138,6 +176,10 @@ def execute(*, choice: EngineChoice, kernel_spec: str | None, topology: Topology
         json_path.write_text(json.dumps(result, indent=2))
     (session.run_dir / run_layout.RESULT).write_text(json.dumps(result, indent=2))
     console.print(f"done in {time.monotonic() - t0:.1f} s", highlight=False)
-    progress.done(verdict=result["verdict"], exit_code=int(code), run_dir=str(session.run_dir),
-                  timings=result["timings"])
+    progress.done(
+        verdict=result["verdict"],
+        exit_code=int(code),
+        run_dir=str(session.run_dir),
+        timings=result["timings"],
+    )
     return code

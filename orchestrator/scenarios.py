@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -95,15 +96,15 @@ def plan_for(
         raise ScenarioError(f"scenario {scenario.name}", str(e)) from None
     return RunScenario(
         name=scenario.name,
-        duration_s=plan["duration_s"],
+        duration_s=float(plan["duration_s"]),  # type: ignore[arg-type]
         cgroups=cgroups,
         workers=workers,
         plan=plan,
-        planned_s=scenario.planned_s(plan["duration_s"]),
+        planned_s=scenario.planned_s(float(plan["duration_s"])),  # type: ignore[arg-type]
     )
 
 
-def _rows() -> list[dict[str, object]]:
+def _rows() -> list[dict[str, Any]]:
     out = []
     for e in sorted(CATALOG.values(), key=lambda e: (CATEGORIES.index(e.category), e.name)):
         r = e.requires

@@ -67,8 +67,13 @@ CORRUPT_SPEC_WORD = f"{guest_spec.PREFIX}corrupt_spec_hook=1"
 
 def _cmdline(req: RunRequest) -> str:
     vm = req.vm
-    base = ["console=ttyS0", "panic=-1", "nokaslr", "rdinit=/init",
-            "schedstats=enable"]  # the monitor's schedstat fields count only when enabled
+    base = [
+        "console=ttyS0",
+        "panic=-1",
+        "nokaslr",
+        "rdinit=/init",
+        "schedstats=enable",
+    ]  # the monitor's schedstat fields count only when enabled
     if vm.oops_panic:
         base.append("oops=panic")
     if vm.engine == "kvm" and "quiet" not in vm.extra_cmdline:
@@ -99,7 +104,11 @@ class RunSession:
             engine=req.vm.engine,
             engine_reason=req.vm.engine_reason,
             kernel={"version": req.vm.kernel.version, "path": str(req.vm.kernel.vmlinuz)},
-            topology={**req.vm.topology.to_dict(), "spec": req.vm.topology.spec, "cpus": req.vm.topology.nr_cpus},
+            topology={
+                **req.vm.topology.to_dict(),
+                "spec": req.vm.topology.spec,
+                "cpus": req.vm.topology.nr_cpus,
+            },
             run_dir=self.run_dir,
             run_id=self.run_id,
             sched=SchedReport(req.sched),
@@ -112,15 +121,23 @@ class RunSession:
         vm = self.req.vm
         k = vm.kernel
         cfg = VmConfig(
-            run_id=self.run_id, engine=vm.engine, kernel=str(k.vmlinuz), initrd=str(self._guest_image()),
-            cmdline=_cmdline(self.req), topology=vm.topology, mem_mib=vm.mem_mib,
-            timeout_s=self.req.vm_timeout_s, qemu_accel=vm.qemu_accel,
+            run_id=self.run_id,
+            engine=vm.engine,
+            kernel=str(k.vmlinuz),
+            initrd=str(self._guest_image()),
+            cmdline=_cmdline(self.req),
+            topology=vm.topology,
+            mem_mib=vm.mem_mib,
+            timeout_s=self.req.vm_timeout_s,
+            qemu_accel=vm.qemu_accel,
             vmlinux="" if vm.boot_bzimage else str(k.vmlinux or ""),
             bulk_port_name=HIDDEN_BULK_PORT if self.req.hooks.hide_bulk_port else "",
         )
         path = self.runtime / "vm.msgpack"
         path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
-        (self.run_dir / run_layout.VM_CONFIG).write_text(__import__("json").dumps(cfg.to_dict(), indent=2))
+        (self.run_dir / run_layout.VM_CONFIG).write_text(
+            __import__("json").dumps(cfg.to_dict(), indent=2)
+        )
         return path
 
     def _guest_image(self) -> Path:
@@ -136,19 +153,71 @@ class RunSession:
     def _programs(self, vm_config: Path) -> list[Program]:
         py, ep, rd = sys.executable, self.endpoints, str(self.run_dir)
         progs = [
-            Program("vmm", [py, "-m", "vmm_proc", "--config", str(vm_config), "--ctl", ep.vmm_ctl,
-                            "--pub", ep.vmm_pub], self.run_dir / run_layout.process_log("vmm"), restart=False,
-                    env={RUNTIME_DIR_ENV: str(self.runtime)}),
-            Program("collector", [py, "-m", "collector_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
-                                  "--vm-pub", ep.vmm_pub, "--run-dir", rd, "--ctl", ep.collector_ctl,
-                                  "--pub", ep.collector_pub], self.run_dir / run_layout.process_log("collector")),
+            Program(
+                "vmm",
+                [
+                    py,
+                    "-m",
+                    "vmm_proc",
+                    "--config",
+                    str(vm_config),
+                    "--ctl",
+                    ep.vmm_ctl,
+                    "--pub",
+                    ep.vmm_pub,
+                ],
+                self.run_dir / run_layout.process_log("vmm"),
+                restart=False,
+                env={RUNTIME_DIR_ENV: str(self.runtime)},
+            ),
+            Program(
+                "collector",
+                [
+                    py,
+                    "-m",
+                    "collector_proc",
+                    "--vm-id",
+                    self.run_id,
+                    "--vm-ctl",
+                    ep.vmm_ctl,
+                    "--vm-pub",
+                    ep.vmm_pub,
+                    "--run-dir",
+                    rd,
+                    "--ctl",
+                    ep.collector_ctl,
+                    "--pub",
+                    ep.collector_pub,
+                ],
+                self.run_dir / run_layout.process_log("collector"),
+            ),
         ]
         vmlinux = self.req.vm.kernel.vmlinux
         for i, (ctl, pub) in enumerate(ep.monitors):
             name = monitor_name(i)
-            argv = [py, "-m", "monitor_proc", "--vm-id", self.run_id, "--vm-ctl", ep.vmm_ctl,
-                    "--collector-ctl", ep.collector_ctl, "--vmlinux", str(vmlinux), "--run-dir", rd,
-                    "--ctl", ctl, "--pub", pub, "--name", name, "--interval", str(self.req.monitor_interval_s)]
+            argv = [
+                py,
+                "-m",
+                "monitor_proc",
+                "--vm-id",
+                self.run_id,
+                "--vm-ctl",
+                ep.vmm_ctl,
+                "--collector-ctl",
+                ep.collector_ctl,
+                "--vmlinux",
+                str(vmlinux),
+                "--run-dir",
+                rd,
+                "--ctl",
+                ctl,
+                "--pub",
+                pub,
+                "--name",
+                name,
+                "--interval",
+                str(self.req.monitor_interval_s),
+            ]
             if self.req.vm.kernel.system_map:
                 argv += ["--system-map", str(self.req.vm.kernel.system_map)]
             if i == 0:
@@ -160,13 +229,14 @@ class RunSession:
         """The primary monitor judges live (a sustained violation asks for a dump) and
         applies the watchdog override; extra monitors only read."""
         checks = self.req.checks
-        args = ["--dump-on-violation",
-                "--thresholds", json.dumps(checks.thresholds.to_dict())]
+        args = ["--dump-on-violation", "--thresholds", json.dumps(checks.thresholds.to_dict())]
         if checks.watchdog_timeout_s is not None:
             hz = self.req.vm.kernel.opt("CONFIG_HZ")
             if not (hz or "").isdigit():
-                raise RunError(f"kernel {self.req.vm.kernel.version}: no CONFIG_HZ in its config; "
-                               "the watchdog override needs it")
+                raise RunError(
+                    f"kernel {self.req.vm.kernel.version}: no CONFIG_HZ in its config; "
+                    "the watchdog override needs it"
+                )
             args += ["--watchdog-timeout", str(checks.watchdog_timeout_s), "--hz", hz]
         return args
 
@@ -199,7 +269,10 @@ class RunSession:
         if self.req.vm.kernel.vmlinux is None:
             raise RunError(f"kernel {self.req.vm.kernel.version}: no vmlinux ELF for the monitor")
         # supervisord spawns them itself, VMM first, as it comes up: no RPC per program.
-        progs = [replace(p, autostart=True, priority=i + 1) for i, p in enumerate(self._programs(self._vm_config()))]
+        progs = [
+            replace(p, autostart=True, priority=i + 1)
+            for i, p in enumerate(self._programs(self._vm_config()))
+        ]
         self.endpoints.write(self.run_dir)
         self.supervisor = Supervisor(self.runtime, self.run_dir, progs)
         self.progress("start", "starting processes under supervisord")
@@ -207,8 +280,13 @@ class RunSession:
         self.vmm = BusClient(self.ctx, self.endpoints.vmm_ctl, timeout_s=2.0)
         self.collector = BusClient(self.ctx, self.endpoints.collector_ctl, timeout_s=2.0)
         self.sched_watch = SchedWatch(self.vmm, self.collector, self.outcome.sched, self.progress)
-        self.monitors = MonitorWatch(self.ctx, [ctl for ctl, _ in self.endpoints.monitors],
-                                     self.supervisor, self.run_dir, self.progress)
+        self.monitors = MonitorWatch(
+            self.ctx,
+            [ctl for ctl, _ in self.endpoints.monitors],
+            self.supervisor,
+            self.run_dir,
+            self.progress,
+        )
 
     def _follow(self, t0: float) -> None:
         started_at = 0.0
@@ -259,8 +337,11 @@ class RunSession:
             if cst is not None and (cst.result is not None or cst.vm_exited):
                 return  # the test finished in time; the guest is on its way out
             self.outcome.timed_out_s = self.req.run_timeout_s
-            self.progress("timeout", f"timed out after {self.req.run_timeout_s:g} s; asking the guest "
-                                     "to stop and report")
+            self.progress(
+                "timeout",
+                f"timed out after {self.req.run_timeout_s:g} s; asking the guest "
+                "to stop and report",
+            )
         if time.monotonic() - self._stop_sent_at >= _STOP_RESEND_S:
             self._stop_sent_at = time.monotonic()
             self._request_guest_stop()
@@ -285,7 +366,9 @@ class RunSession:
         for f in faults:
             if since_ready_s >= f.at_s and self.supervisor is not None:
                 pid = self.supervisor.kill(f.target, signal.SIGKILL)
-                self.outcome.injected.append(f"{f} (pid {pid}, {since_ready_s:.1f} s after SYS_RDY)")
+                self.outcome.injected.append(
+                    f"{f} (pid {pid}, {since_ready_s:.1f} s after SYS_RDY)"
+                )
                 self.progress("fault", f"killed {f.target} (pid {pid})")
             else:
                 left.append(f)
@@ -316,7 +399,9 @@ class RunSession:
         start = 0
         while True:  # page through: a chatty guest can send many STDOUT frames first
             page = self.collector.request(collector_proto.Messages(start, 5000)).messages
-            times.update((m["type"], m["host_time"]) for m in page if m["type"] in ("SYS_RDY", "RESULT"))
+            times.update(
+                (m["type"], m["host_time"]) for m in page if m["type"] in ("SYS_RDY", "RESULT")
+            )
             start += len(page)
             if len(page) < 5000:
                 break
@@ -374,7 +459,9 @@ class RunSession:
                 self.monitors.close()
             self.ctx.term()
             shutil.rmtree(self.runtime, ignore_errors=True)
-            (self.run_dir / run_layout.ENDPOINTS).unlink(missing_ok=True)  # the run is no longer live
+            (self.run_dir / run_layout.ENDPOINTS).unlink(
+                missing_ok=True
+            )  # the run is no longer live
             # The VMM unlinks guest RAM itself; this covers a VMM that was killed.
             for path in run_leftovers(self.run_id):
                 os.unlink(path)

@@ -52,8 +52,11 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
         workers.add_column(col, justify="right" if col != "cgroup" else "left")
     for w in result["workers"]:
         workers.add_row(
-            str(w["cgroup"]), str(w["pid"]), f"{w['work_units']:,}",
-            f"{(w['cpu_time_ns'] or 0) / 1e9:.2f} s", f"{w['max_gap_ms'] or 0:.1f} ms",
+            str(w["cgroup"]),
+            str(w["pid"]),
+            f"{w['work_units']:,}",
+            f"{(w['cpu_time_ns'] or 0) / 1e9:.2f} s",
+            f"{w['max_gap_ms'] or 0:.1f} ms",
         )
     if result["workers"]:
         console.print(workers)

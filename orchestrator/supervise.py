@@ -137,7 +137,7 @@ chmod=0700
 nodaemon=true
 logfile={self.log}
 logfile_maxbytes=0
-pidfile={self.runtime_dir / 'supervisord.pid'}
+pidfile={self.runtime_dir / "supervisord.pid"}
 childlogdir={log_dir}
 loglevel=info
 
@@ -150,8 +150,11 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
     def start(self, timeout_s: float = 15.0) -> None:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "supervisor.supervisord", "-c", str(self.conf)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            preexec_fn=_die_with_parent, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            preexec_fn=_die_with_parent,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -219,7 +222,10 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
         interrupt it), and a waiting stopAllProcesses reply is rechecked on that tick:
         each poll here is the I/O that makes it reap at once.
         """
-        calls = [{"methodName": "supervisor.stopProcess", "params": [name, False]} for name in self.programs]
+        calls = [
+            {"methodName": "supervisor.stopProcess", "params": [name, False]}
+            for name in self.programs
+        ]
         self._rpc.system.multicall(calls)  # NOT_RUNNING faults come back as entries: fine
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -98,7 +98,12 @@ class Topology:
             for llc in range(self.llcs):
                 for core in range(self.cores):
                     for thread in range(self.threads):
-                        apic = (node << node_shift) | (llc << llc_shift) | (core << core_shift) | thread
+                        apic = (
+                            (node << node_shift)
+                            | (llc << llc_shift)
+                            | (core << core_shift)
+                            | thread
+                        )
                         out.append(
                             Cpu(
                                 index=len(out),
@@ -112,7 +117,12 @@ class Topology:
         return out
 
     def to_dict(self) -> dict[str, int]:
-        return {"nodes": self.nodes, "llcs": self.llcs, "cores": self.cores, "threads": self.threads}
+        return {
+            "nodes": self.nodes,
+            "llcs": self.llcs,
+            "cores": self.cores,
+            "threads": self.threads,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, int]) -> Topology:

@@ -15,10 +15,12 @@ import pytest
 
 _deselected: list[str] = []
 
+
 def _hardware_kvm() -> bool:
     from vmm_proc.probe import probe
 
     return probe().kind == "hardware"
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     marked = [i for i in items if i.get_closest_marker("in_testbed")]

@@ -150,7 +150,8 @@ class MonitorJudge:
         self, prev: dict[str, Any], s: dict[str, Any]
     ) -> dict[tuple[str, int | None], dict[str, Any]]:
         """(check, cpu) -> {value, limit, ...context} of every check this sample violates."""
-        t, hits = self.t, {}
+        t = self.t
+        hits: dict[tuple[str, int | None], dict[str, Any]] = {}
         cpus = s["cpus"]
         nr = [c["nr_running"] for c in cpus]
         if nr:
@@ -277,7 +278,7 @@ class MonitorJudge:
         check, cpu = key
         p: dict[str, Any] = {"at_ms": round(float(s["elapsed_ms"]), 1)}
         if cpu is not None:
-            c = next((c for c in s["cpus"] if c["cpu"] == cpu), {})
+            c: dict[str, Any] = next((c for c in s["cpus"] if c["cpu"] == cpu), {})
             p.update(
                 {
                     k: c[k]
@@ -357,7 +358,7 @@ class MonitorJudge:
 
     def finish(self) -> MonitorVerdict:
         self._end_all()
-        base = dict(
+        base: dict[str, Any] = dict(
             samples=self.samples,
             invalid=self.invalid,
             judged=self.judged,

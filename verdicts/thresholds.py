@@ -102,8 +102,9 @@ def parse_override(text: str) -> tuple[str, Any]:
     name, raw = name.strip(), raw.strip()
     fields = {f.name: f.type for f in dataclasses.fields(MonitorThresholds)}
     if not sep or name not in fields:
-        raise ThresholdError(f"threshold {text!r}: expected NAME=VALUE with NAME one of "
-                             f"{', '.join(sorted(fields))}")
+        raise ThresholdError(
+            f"threshold {text!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(fields))}"
+        )
     kind = fields[name]
     try:
         if kind == "bool":
@@ -112,5 +113,6 @@ def parse_override(text: str) -> tuple[str, Any]:
             return name, raw.lower() in ("true", "1", "yes")
         return name, int(raw) if kind == "int" else float(raw)
     except ValueError:
-        raise ThresholdError(f"threshold {name}: {raw!r} is not a{'n' if kind == 'int' else ''} "
-                             f"{kind}") from None
+        raise ThresholdError(
+            f"threshold {name}: {raw!r} is not a{'n' if kind == 'int' else ''} {kind}"
+        ) from None

@@ -152,16 +152,23 @@ class VmmService:
             raise BusError(Status.NOT_ALLOWED, f"the VM is {self.state}")
         threads, shared = self.engine.vcpu_threads()
         if not threads:
-            raise BusError(Status.NOT_FOUND, f"the {self.config.engine} engine names no vCPU threads")
+            raise BusError(
+                Status.NOT_FOUND, f"the {self.config.engine} engine names no vCPU threads"
+            )
         at = time.monotonic()
         return proto.VcpuTimesReply(
-            at, [thread_run_ns(pid, tid) for pid, tid in threads], [tid for _, tid in threads], shared
+            at,
+            [thread_run_ns(pid, tid) for pid, tid in threads],
+            [tid for _, tid in threads],
+            shared,
         )
 
     def _on_replay(self, msg: proto.Replay) -> proto.ReplayReply:
         lg = self.logs.get(msg.stream)
         if lg is None:
-            raise BusError(Status.NOT_FOUND, f"no stream {msg.stream!r}; streams: {', '.join(STREAMS)}")
+            raise BusError(
+                Status.NOT_FOUND, f"no stream {msg.stream!r}; streams: {', '.join(STREAMS)}"
+            )
         try:
             chunks = lg.replay(msg.from_seq, max(1, msg.max_bytes))
         except ReplayGone as exc:
@@ -190,7 +197,8 @@ class VmmService:
                 self.exit_reason, self.exit_detail = str(a), b
                 log.info("VM exited: %s (%s)", a, b)
                 self.pub.publish(
-                    topics.vm_state(self.config.run_id), proto.VmStateEvent(VmState.EXITED, str(a), b)
+                    topics.vm_state(self.config.run_id),
+                    proto.VmStateEvent(VmState.EXITED, str(a), b),
                 )
 
     def run(self, install_signals: bool = True) -> ProcExit:
@@ -202,7 +210,9 @@ class VmmService:
             self.started_at = time.time()
             self.engine.start()
             self.state = VmState.RUNNING
-            self.pub.publish(topics.vm_state(self.config.run_id), proto.VmStateEvent(VmState.RUNNING))
+            self.pub.publish(
+                topics.vm_state(self.config.run_id), proto.VmStateEvent(VmState.RUNNING)
+            )
             return self._loop()
         finally:
             self.engine.close()

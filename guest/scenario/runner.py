@@ -157,7 +157,7 @@ class Runner(Ops):
             detail = self._record(
                 "add_cgroup",
                 cg["name"],
-                lambda cg=cg: dict(self.create(cg, owner), setup=True),
+                lambda cg=cg: dict(self.create(cg, owner), setup=True),  # type: ignore[misc]
                 where,
             )
             started = started or bool(detail.get("pids"))

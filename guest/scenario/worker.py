@@ -128,7 +128,7 @@ def run(
                 break
             fn_args = dict(work["params"], cgroup=args["cgroup"], duration_s=left, state=state)
             t0, k0 = _boot_ns(), kernel_figures()
-            figures = fn(fn_args, lambda value=value: stopped() or clock.read() != value)
+            figures = fn(fn_args, lambda value=value: stopped() or clock.read() != value)  # type: ignore[misc]
             report["segments"].append(
                 _segment(value, t0, _boot_ns(), k0, kernel_figures(), figures)
             )

@@ -22,8 +22,16 @@ from monitor_proc.helpers.percpu import per_cpu_offsets, percpu_symbol
 from monitor_proc.program import BadDataError, Program
 from monitor_proc.symbols import SymbolNotFound
 
-__all__ = ("scx_dsqs", "scx_enable_state", "scx_events", "scx_ops_name", "scx_root",
-           "scx_sample", "scx_sched_sample", "scx_watchdog_target")
+__all__ = (
+    "scx_dsqs",
+    "scx_enable_state",
+    "scx_events",
+    "scx_ops_name",
+    "scx_root",
+    "scx_sample",
+    "scx_sched_sample",
+    "scx_watchdog_target",
+)
 
 
 def scx_enable_state(prog: Program) -> str | None:
@@ -80,9 +88,9 @@ _KERNEL_HALF = 1 << 63
 _UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 # sample key -> struct scx_sched member; each may be missing from this kernel.
 _SCHED_FIELDS = {
-    "exit_kind": "exit_kind",          # atomic_t
-    "aborting": "aborting",            # "sched_ext: Add scx_sched->aborting" (v6.18)
-    "bypass_depth": "bypass_depth",    # per scheduler since sub-scheduler support (v7.0)
+    "exit_kind": "exit_kind",  # atomic_t
+    "aborting": "aborting",  # "sched_ext: Add scx_sched->aborting" (v6.18)
+    "bypass_depth": "bypass_depth",  # per scheduler since sub-scheduler support (v7.0)
     "watchdog_timeout": "watchdog_timeout",  # per scheduler since v7.1
 }
 
@@ -91,19 +99,19 @@ _SCHED_FIELDS = {
 class _ScxPlan:
     """Offsets resolved once per session (BTF decides every one)."""
 
-    root_sym: int | None                   # &scx_root (v6.16+), else None
+    root_sym: int | None  # &scx_root (v6.16+), else None
     sched_size: int
-    ops_name: tuple[int, int] | None       # (offset, size) of ops.name in scx_sched
+    ops_name: tuple[int, int] | None  # (offset, size) of ops.name in scx_sched
     fields: tuple[tuple[str, int, str], ...]  # (key, offset in scx_sched, struct format)
-    events: tuple[tuple[str, int], ...]    # (SCX_EV_* name, offset in scx_event_stats)
+    events: tuple[tuple[str, int], ...]  # (SCX_EV_* name, offset in scx_event_stats)
     ev_unpack: struct.Struct | None
-    ev_layout: str                         # "pcpu" | "sched_percpu" | "global" | ""
-    ev_ptr_off: int                        # scx_sched.pcpu / .event_stats_cpu offset
-    ev_inner: int                          # scx_sched_pcpu.event_stats offset
-    ev_global: int                         # &event_stats_cpu (v6.15 global per-CPU variable)
-    watchdog_sym: int | None               # &scx_watchdog_timeout (before v7.1)
-    dsq_hash_off: int | None               # scx_sched.dsq_hash
-    dsq_hash_sym: int | None               # the global dsq_hash (before v6.16)
+    ev_layout: str  # "pcpu" | "sched_percpu" | "global" | ""
+    ev_ptr_off: int  # scx_sched.pcpu / .event_stats_cpu offset
+    ev_inner: int  # scx_sched_pcpu.event_stats offset
+    ev_global: int  # &event_stats_cpu (v6.15 global per-CPU variable)
+    watchdog_sym: int | None  # &scx_watchdog_timeout (before v7.1)
+    dsq_hash_off: int | None  # scx_sched.dsq_hash
+    dsq_hash_sym: int | None  # the global dsq_hash (before v6.16)
     dsq_node_off: int
     dsq_nr_off: int
     dsq_id_off: int
@@ -119,7 +127,7 @@ def _int_format(prog: Program, member: Member) -> str | None:
         signed = bool(t.extra >> 24 & 1)
         if t.name == "_Bool":
             return "?"
-    elif t.kind == Kind.STRUCT:         # atomic_t / atomic64_t: { int counter; }
+    elif t.kind == Kind.STRUCT:  # atomic_t / atomic64_t: { int counter; }
         signed = True
     elif t.kind not in (Kind.ENUM, Kind.ENUM64):
         return None
@@ -137,14 +145,14 @@ def _symbol_or_none(prog: Program, name: str) -> int | None:
 def _event_layout(prog: Program, sched: Struct | None) -> tuple[str, int, int, int]:
     """(layout, pointer offset in scx_sched, event_stats offset in the pointee, global)."""
     if sched is not None and sched.has_member("pcpu"):
-        try:     # "sched_ext: Move event_stats_cpu into scx_sched_pcpu" (v6.18, 6.17.7)
+        try:  # "sched_ext: Move event_stats_cpu into scx_sched_pcpu" (v6.18, 6.17.7)
             inner = prog.member_offset("scx_sched_pcpu", "event_stats")
             return "pcpu", sched.member("pcpu").offset, inner, 0
         except BtfError:
             pass
-    if sched is not None and sched.has_member("event_stats_cpu"):   # v6.16 - 6.17.6
+    if sched is not None and sched.has_member("event_stats_cpu"):  # v6.16 - 6.17.6
         return "sched_percpu", sched.member("event_stats_cpu").offset, 0, 0
-    try:         # v6.15: static DEFINE_PER_CPU(struct scx_event_stats, event_stats_cpu)
+    try:  # v6.15: static DEFINE_PER_CPU(struct scx_event_stats, event_stats_cpu)
         return "global", 0, 0, percpu_symbol(prog, "event_stats_cpu")
     except (SymbolNotFound, BadDataError, BtfError):
         return "", 0, 0, 0
@@ -171,8 +179,9 @@ def _scx_plan(prog: Program) -> _ScxPlan | None:
     return plan
 
 
-def _build_plan(prog: Program, root_sym: int | None, sched: Struct | None,
-                stats: Struct | None) -> _ScxPlan:
+def _build_plan(
+    prog: Program, root_sym: int | None, sched: Struct | None, stats: Struct | None
+) -> _ScxPlan:
     fields, ops_name = [], None
     if sched is not None:
         for key, path in _SCHED_FIELDS.items():
@@ -183,30 +192,56 @@ def _build_plan(prog: Program, root_sym: int | None, sched: Struct | None,
         if sched.has_member("ops.name"):
             m = sched.member("ops.name")
             ops_name = (m.offset, min(m.size, 256))
-    events = tuple((m.name, m.bit_offset // 8) for m in (stats.type.items if stats else ())
-                   if m.name.startswith("SCX_EV_") and prog.btf.size_of(m.type_id) == 8)
+    events = tuple(
+        (m.name, m.bit_offset // 8)
+        for m in (stats.type.items if stats else ())
+        if m.name.startswith("SCX_EV_") and prog.btf.size_of(m.type_id) == 8
+    )
     layout, ptr_off, inner, glob = _event_layout(prog, sched) if events else ("", 0, 0, 0)
-    ev_unpack = struct.Struct("<" + "".join(
-        f"{off - prev}xq" if off > prev else "q"
-        for (_, off), prev in zip(events, [0] + [o + 8 for _, o in events[:-1]], strict=True)
-    )) if events else None
-    dsq_hash_off = (sched.member("dsq_hash").offset
-                    if sched is not None and sched.has_member("dsq_hash") else None)
+    ev_unpack = (
+        struct.Struct(
+            "<"
+            + "".join(
+                f"{off - prev}xq" if off > prev else "q"
+                for (_, off), prev in zip(
+                    events, [0] + [o + 8 for _, o in events[:-1]], strict=True
+                )
+            )
+        )
+        if events
+        else None
+    )
+    dsq_hash_off = (
+        sched.member("dsq_hash").offset
+        if sched is not None and sched.has_member("dsq_hash")
+        else None
+    )
     dsq = _struct_or_none(prog, "scx_dispatch_q")
     walkable = dsq is not None and all(dsq.has_member(m) for m in ("hash_node", "nr", "id"))
     return _ScxPlan(
         root_sym=root_sym if sched is not None else None,
         sched_size=sched.size if sched is not None else 0,
-        ops_name=ops_name, fields=tuple(fields), events=events, ev_unpack=ev_unpack,
-        ev_layout=layout, ev_ptr_off=ptr_off, ev_inner=inner, ev_global=glob,
-        watchdog_sym=(None if sched is not None and sched.has_member("watchdog_timeout")
-                      else _symbol_or_none(prog, "scx_watchdog_timeout")),
+        ops_name=ops_name,
+        fields=tuple(fields),
+        events=events,
+        ev_unpack=ev_unpack,
+        ev_layout=layout,
+        ev_ptr_off=ptr_off,
+        ev_inner=inner,
+        ev_global=glob,
+        watchdog_sym=(
+            None
+            if sched is not None and sched.has_member("watchdog_timeout")
+            else _symbol_or_none(prog, "scx_watchdog_timeout")
+        ),
         dsq_hash_off=dsq_hash_off if walkable else None,
-        dsq_hash_sym=(None if dsq_hash_off is not None or not walkable
-                      else _symbol_or_none(prog, "dsq_hash")),
+        dsq_hash_sym=(
+            None if dsq_hash_off is not None or not walkable else _symbol_or_none(prog, "dsq_hash")
+        ),
         dsq_node_off=dsq.member("hash_node").offset if walkable and dsq is not None else 0,
         dsq_nr_off=dsq.member("nr").offset if walkable and dsq is not None else 0,
-        dsq_id_off=dsq.member("id").offset if walkable and dsq is not None else 0)
+        dsq_id_off=dsq.member("id").offset if walkable and dsq is not None else 0,
+    )
 
 
 def scx_root(prog: Program) -> int:
@@ -218,8 +253,9 @@ def scx_root(prog: Program) -> int:
     return prog.read_u64(plan.root_sym)
 
 
-def scx_events(prog: Program, sch: int = 0, sched_raw: bytes = b"",
-               offsets: tuple[int, ...] | None = None) -> dict[str, int]:
+def scx_events(
+    prog: Program, sch: int = 0, sched_raw: bytes = b"", offsets: tuple[int, ...] | None = None
+) -> dict[str, int]:
     """The scheduler's event counters (``struct scx_event_stats``), summed over CPUs.
 
     :param sch: ``struct scx_sched *`` (layouts that keep the counters in it).
@@ -270,8 +306,12 @@ def scx_dsqs(prog: Program, sch: int = 0) -> list[dict[str, int]]:
     need = max(plan.dsq_nr_off + 4, plan.dsq_id_off + 8)
     for dsq in rhashtable_entries(prog, ht, plan.dsq_node_off, MAX_DSQS):
         raw = prog.read(dsq, need)
-        out.append({"id": struct.unpack_from("<Q", raw, plan.dsq_id_off)[0],
-                    "nr": struct.unpack_from("<I", raw, plan.dsq_nr_off)[0]})
+        out.append(
+            {
+                "id": struct.unpack_from("<Q", raw, plan.dsq_id_off)[0],
+                "nr": struct.unpack_from("<I", raw, plan.dsq_nr_off)[0],
+            }
+        )
     return out
 
 
@@ -289,8 +329,9 @@ def scx_watchdog_target(prog: Program, sch: int) -> tuple[int, str] | None:
     return None
 
 
-def scx_sched_sample(prog: Program, offsets: tuple[int, ...] | None = None,
-                     dsqs: bool = True) -> dict[str, Any] | None:
+def scx_sched_sample(
+    prog: Program, offsets: tuple[int, ...] | None = None, dsqs: bool = True
+) -> dict[str, Any] | None:
     """The attached scheduler's state, or None when none is attached.
 
     >>> scx_sched_sample(prog)

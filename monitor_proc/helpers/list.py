@@ -25,7 +25,7 @@ def list_for_each(prog: Program, head: int, limit: int = DEFAULT_LIMIT) -> Itera
     :returns: iterator of ``struct list_head *``
     :raises BadDataError: more than ``limit`` nodes, or a NULL link.
     """
-    node = prog.read_u64(head)          # head->next
+    node = prog.read_u64(head)  # head->next
     for _ in range(limit):
         if node == head:
             return
@@ -36,8 +36,9 @@ def list_for_each(prog: Program, head: int, limit: int = DEFAULT_LIMIT) -> Itera
     raise BadDataError(f"list at {head:#x} has more than {limit} nodes (corrupt or torn)")
 
 
-def list_for_each_entry(prog: Program, type_name: str, head: int, member: str,
-                        limit: int = DEFAULT_LIMIT) -> Iterator[int]:
+def list_for_each_entry(
+    prog: Program, type_name: str, head: int, member: str, limit: int = DEFAULT_LIMIT
+) -> Iterator[int]:
     """Iterate over the entries of a list.
 
     :param type_name: the entries' struct name, e.g. ``"task_struct"``.

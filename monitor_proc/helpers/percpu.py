@@ -77,7 +77,9 @@ def percpu_symbol(prog: Program, name: str) -> int:
             raise
         addr = start + btf_off
     if btf_off is not None and addr - start != btf_off:
-        raise BadDataError(f"per-CPU {name}: symbol {addr:#x} - __per_cpu_start {start:#x} "
-                           f"!= BTF offset {btf_off:#x}")
+        raise BadDataError(
+            f"per-CPU {name}: symbol {addr:#x} - __per_cpu_start {start:#x} "
+            f"!= BTF offset {btf_off:#x}"
+        )
     prog.cache[key] = addr
     return addr

@@ -9,7 +9,7 @@ from monitor_proc.program import Program
 
 __all__ = ("MAX_TASKS", "for_each_task")
 
-MAX_TASKS = 1 << 22     # PID_MAX_LIMIT: a longer task list is corrupt
+MAX_TASKS = 1 << 22  # PID_MAX_LIMIT: a longer task list is corrupt
 
 
 def for_each_task(prog: Program) -> Iterator[int]:

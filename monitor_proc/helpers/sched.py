@@ -13,8 +13,18 @@ from monitor_proc.btf import MissingMember
 from monitor_proc.helpers.percpu import per_cpu_offsets, per_cpu_ptr, percpu_symbol
 from monitor_proc.program import BadDataError, Program
 
-__all__ = ("cpu_curr", "cpu_rq", "cpu_samples", "rq_sample", "sched_domains", "task_comm",
-           "task_cpu", "task_pid", "task_sample", "task_state_to_char")
+__all__ = (
+    "cpu_curr",
+    "cpu_rq",
+    "cpu_samples",
+    "rq_sample",
+    "sched_domains",
+    "task_comm",
+    "task_cpu",
+    "task_pid",
+    "task_sample",
+    "task_state_to_char",
+)
 
 _FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
 TASK_COMM_LEN = 16
@@ -28,10 +38,10 @@ _RQ_FIELDS: dict[str, tuple[str, ...]] = {
     # cfs_rq.h_nr_running became h_nr_queued (Linux commit "sched/fair: Rename
     # h_nr_running into h_nr_queued"; Debian's 6.12 already has the new name)
     "cfs_h_nr_queued": ("cfs.h_nr_queued", "cfs.h_nr_running"),
-    "scx_nr_running": ("scx.nr_running",),   # sched_ext, v6.12
+    "scx_nr_running": ("scx.nr_running",),  # sched_ext, v6.12
     "scx_flags": ("scx.flags",),
     "local_dsq_nr": ("scx.local_dsq.nr",),
-    "scx_clock": ("scx.clock",),               # "sched_ext: Add scx_rq->clock" (v6.14)
+    "scx_clock": ("scx.clock",),  # "sched_ext: Add scx_rq->clock" (v6.14)
     # CONFIG_SCHED_INFO / CONFIG_SCHEDSTATS (schedstat fields of struct rq)
     "run_delay": ("rq_sched_info.run_delay",),
     "pcount": ("rq_sched_info.pcount",),
@@ -45,17 +55,17 @@ _REQUIRED = ("nr_running", "rq_clock")
 
 
 _U64 = (1 << 64) - 1
-MAX_DOMAIN_LEVELS = 16      # SMT, MC, PKG, NUMA levels: far fewer in any real machine
-_KERNEL_HALF = 1 << 63      # kernel pointers have the top bit set (x86_64)
+MAX_DOMAIN_LEVELS = 16  # SMT, MC, PKG, NUMA levels: far fewer in any real machine
+_KERNEL_HALF = 1 << 63  # kernel pointers have the top bit set (x86_64)
 
 
 @dataclass(frozen=True)
 class _Plan:
-    fields: tuple[tuple[str, int, str], ...]   # (key, offset, struct format)
+    fields: tuple[tuple[str, int, str], ...]  # (key, offset, struct format)
     cpu_off: int | None
     curr_off: int
     size: int
-    pid_off: int    # task_struct.pid and .comm: looked up once, not per sample
+    pid_off: int  # task_struct.pid and .comm: looked up once, not per sample
     comm_off: int
     sd_off: int | None
     runqueues: int
@@ -121,10 +131,18 @@ def _plan(prog: Program) -> _Plan:
                 raise MissingMember(f"struct rq has none of {names}")
     cpu_off = rq.member("cpu").offset if rq.has_member("cpu") else None
     sd_off = rq.member("sd").offset if rq.has_member("sd") else None
-    plan = _Plan(tuple(fields), cpu_off, rq.member("curr").offset, rq.size,
-                 prog.member_offset("task_struct", "pid"), prog.member_offset("task_struct", "comm"),
-                 sd_off, percpu_symbol(prog, "runqueues"), _one_unpack(fields),
-                 tuple(k for k, _, _ in sorted(fields, key=lambda e: e[1])))
+    plan = _Plan(
+        tuple(fields),
+        cpu_off,
+        rq.member("curr").offset,
+        rq.size,
+        prog.member_offset("task_struct", "pid"),
+        prog.member_offset("task_struct", "comm"),
+        sd_off,
+        percpu_symbol(prog, "runqueues"),
+        _one_unpack(fields),
+        tuple(k for k, _, _ in sorted(fields, key=lambda e: e[1])),
+    )
     prog.cache["rq_sample_plan"] = plan
     return plan
 
@@ -170,8 +188,9 @@ def rq_sample(prog: Program, cpu: int) -> dict[str, int | str]:
     return _decode_rq(prog, plan, cpu, rq, prog.read(rq, plan.size))
 
 
-def cpu_samples(prog: Program,
-                offsets: tuple[int, ...] | None = None) -> list[dict[str, int | str]]:
+def cpu_samples(
+    prog: Program, offsets: tuple[int, ...] | None = None
+) -> list[dict[str, int | str]]:
     """:func:`rq_sample` of every CPU, each with its ``cpu``, reading ``nr_cpu_ids`` and
     ``__per_cpu_offset`` once (or taking ``offsets`` already read) and each ``struct rq``
     in one read (the sampler's hot path).
@@ -189,8 +208,14 @@ def cpu_samples(prog: Program,
     return out
 
 
-_SD_FIELDS = ("level", "flags", "span_weight", "balance_interval", "nr_balance_failed",
-              "max_newidle_lb_cost")
+_SD_FIELDS = (
+    "level",
+    "flags",
+    "span_weight",
+    "balance_interval",
+    "nr_balance_failed",
+    "max_newidle_lb_cost",
+)
 
 
 def sched_domains(prog: Program, cpu: int) -> list[dict[str, int | str]]:
@@ -237,7 +262,7 @@ def sched_domains(prog: Program, cpu: int) -> list[dict[str, int | str]]:
 # include/linux/sched.h: TASK_REPORT states, indexed by fls(state); one past is "idle".
 _STATE_CHARS = "RSDTtXZPI"
 _TASK_REPORT = 0x7F
-_TASK_IDLE = 0x402          # TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+_TASK_IDLE = 0x402  # TASK_UNINTERRUPTIBLE | TASK_NOLOAD
 
 
 def _member_value(prog: Program, task: int, struct_name: str, path: str) -> int:
@@ -254,7 +279,7 @@ def task_cpu(prog: Program, task: int) -> int:
     """
     try:
         return _member_value(prog, task, "task_struct", "thread_info.cpu")
-    except MissingMember:   # THREAD_INFO_IN_TASK=n, or the field lived in task_struct
+    except MissingMember:  # THREAD_INFO_IN_TASK=n, or the field lived in task_struct
         return _member_value(prog, task, "task_struct", "cpu")
 
 
@@ -265,7 +290,7 @@ def task_state_to_char(prog: Program, task: int) -> str:
     """
     try:
         state = _member_value(prog, task, "task_struct", "__state")
-    except MissingMember:   # renamed "state" -> "__state" in Linux commit 2f064a59a11f (v5.14)
+    except MissingMember:  # renamed "state" -> "__state" in Linux commit 2f064a59a11f (v5.14)
         state = _member_value(prog, task, "task_struct", "state")
     if state & _TASK_IDLE == _TASK_IDLE:
         return "I"
@@ -278,7 +303,10 @@ def task_sample(prog: Program, task: int) -> dict[str, int | str]:
 
     :param task: ``struct task_struct *``
     """
-    return {"pid": task_pid(prog, task), "comm": task_comm(prog, task),
-            "state": task_state_to_char(prog, task), "cpu": task_cpu(prog, task),
-            "sum_exec_runtime": _member_value(prog, task, "task_struct",
-                                              "se.sum_exec_runtime")}
+    return {
+        "pid": task_pid(prog, task),
+        "comm": task_comm(prog, task),
+        "state": task_state_to_char(prog, task),
+        "cpu": task_cpu(prog, task),
+        "sum_exec_runtime": _member_value(prog, task, "task_struct", "se.sum_exec_runtime"),
+    }

@@ -46,13 +46,21 @@ from orchestrator.kernel.artifacts import KernelArtifacts, KernelError
 from orchestrator.kernel.modules import ModuleError, ModuleIndex, module_name
 from schedlab_shared.cache import images_dir
 
-__all__ = ("IMAGE_ID_PATH", "INIT_STUB", "LOAD_ORDER_NAME", "SENTINEL_PATH", "build_initramfs",
-           "default_guest_src")
+__all__ = (
+    "IMAGE_ID_PATH",
+    "INIT_STUB",
+    "LOAD_ORDER_NAME",
+    "SENTINEL_PATH",
+    "build_initramfs",
+    "default_guest_src",
+)
 
-INIT_STUB = (b"#!/usr/bin/python3 -S\n"
-             b'import sys; sys.path.insert(0, "/usr/lib/schedlab")\n'
-             b"from guest.init import main\n"
-             b"main()\n")
+INIT_STUB = (
+    b"#!/usr/bin/python3 -S\n"
+    b'import sys; sys.path.insert(0, "/usr/lib/schedlab")\n'
+    b"from guest.init import main\n"
+    b"main()\n"
+)
 IMAGE_ID_PATH = "etc/schedlab-image-id"
 SENTINEL_PATH = "schedlab.sentinel"
 LOAD_ORDER_NAME = "schedlab-load-order"
@@ -128,8 +136,9 @@ def _extra_files(extra: dict[str, bytes | Path]) -> FileMap:
     return files
 
 
-def _input_id(guest: FileMap, mods: FileMap, extra: FileMap, kernel: KernelArtifacts | None,
-              strip: bool) -> str:
+def _input_id(
+    guest: FileMap, mods: FileMap, extra: FileMap, kernel: KernelArtifacts | None, strip: bool
+) -> str:
     h = hashlib.sha256(_FORMAT)
     h.update(runtime_fingerprint().encode())
     h.update(f"strip={strip};kernel={kernel.version if kernel else None}".encode())
@@ -168,9 +177,14 @@ def _archive(image_id: str, parts: list[FileMap]) -> CpioArchive:
     return arc
 
 
-def build_initramfs(kernel: KernelArtifacts | None, *, modules: list[str] | None = None,
-                    extra_files: dict[str, bytes | Path] | None = None,
-                    guest_src: Path | None = None, strip: bool = True) -> Path:
+def build_initramfs(
+    kernel: KernelArtifacts | None,
+    *,
+    modules: list[str] | None = None,
+    extra_files: dict[str, bytes | Path] | None = None,
+    guest_src: Path | None = None,
+    strip: bool = True,
+) -> Path:
     """Return the path of an initramfs (newc cpio, uncompressed) for ``kernel``.
 
     :param kernel: the kernel whose modules are packed (None when ``modules`` is empty).
@@ -197,9 +211,15 @@ def build_initramfs(kernel: KernelArtifacts | None, *, modules: list[str] | None
     try:
         with tmp.open("wb") as fh:
             size = arc.write(fh)
-        manifest = {"id": image_id, "size": size, "entries": len(arc), "modules": names,
-                    "kernel": kernel.version if kernel else None,
-                    "python_modules": len(runtime.modules), "runtime_bytes": runtime.total_size}
+        manifest = {
+            "id": image_id,
+            "size": size,
+            "entries": len(arc),
+            "modules": names,
+            "kernel": kernel.version if kernel else None,
+            "python_modules": len(runtime.modules),
+            "runtime_bytes": runtime.total_size,
+        }
         (out_dir / f"{image_id}.json").write_text(json.dumps(manifest, indent=2) + "\n")
         tmp.replace(dest)
     finally:

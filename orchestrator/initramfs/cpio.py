@@ -144,8 +144,19 @@ class CpioArchive:
         name = entry.name.encode() + b"\0"
         nlink = 2 if stat.S_ISDIR(entry.mode) else 1
         fields = (
-            ino, entry.mode, 0, 0, nlink, FIXED_MTIME, len(entry.data),
-            0, 0, entry.rdev_major, entry.rdev_minor, len(name), 0,
+            ino,
+            entry.mode,
+            0,
+            0,
+            nlink,
+            FIXED_MTIME,
+            len(entry.data),
+            0,
+            0,
+            entry.rdev_major,
+            entry.rdev_minor,
+            len(name),
+            0,
         )
         header = _MAGIC + b"".join(b"%08X" % f for f in fields)
         head = header + name

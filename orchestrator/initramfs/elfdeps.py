@@ -23,8 +23,14 @@ from elftools.elf.segments import InterpSegment
 
 __all__ = ("ElfDeps", "ElfDepsError", "elf_deps", "ld_so_conf_dirs", "resolve_libraries")
 
-DEFAULT_DIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64",
-                "/lib", "/usr/lib")
+DEFAULT_DIRS = (
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/usr/lib64",
+    "/lib",
+    "/usr/lib",
+)
 _MAX_LIBS = 512
 
 
@@ -46,8 +52,11 @@ class ElfDeps:
 
 
 def _split_paths(value: str, origin: Path) -> tuple[str, ...]:
-    return tuple(p.replace("$ORIGIN", str(origin)).replace("${ORIGIN}", str(origin))
-                 for p in value.split(":") if p)
+    return tuple(
+        p.replace("$ORIGIN", str(origin)).replace("${ORIGIN}", str(origin))
+        for p in value.split(":")
+        if p
+    )
 
 
 def elf_deps(path: Path) -> ElfDeps:
@@ -73,8 +82,9 @@ def elf_deps(path: Path) -> ElfDeps:
                         runpath = _split_paths(tag.runpath, origin)  # type: ignore[attr-defined]
                     elif tag.entry.d_tag == "DT_RPATH":
                         rpath = _split_paths(tag.rpath, origin)  # type: ignore[attr-defined]
-            return ElfDeps(path, elf.elfclass, elf["e_machine"], tuple(needed), runpath, rpath,
-                           interp)
+            return ElfDeps(
+                path, elf.elfclass, elf["e_machine"], tuple(needed), runpath, rpath, interp
+            )
     except (OSError, ELFError) as exc:
         raise ElfDepsError(f"{path}: not a readable ELF file ({exc})") from exc
 

@@ -38,8 +38,16 @@ from pathlib import Path
 from orchestrator.initramfs.elfdeps import resolve_libraries
 from schedlab_shared.cache import tools_dir
 
-__all__ = ("BASE_MODULES", "EXCLUDED_MODULES", "PythonRuntime", "collect_runtime", "compile_pyc",
-           "find_modules", "find_modules_cached", "runtime_fingerprint")
+__all__ = (
+    "BASE_MODULES",
+    "EXCLUDED_MODULES",
+    "PythonRuntime",
+    "collect_runtime",
+    "compile_pyc",
+    "find_modules",
+    "find_modules_cached",
+    "runtime_fingerprint",
+)
 
 PYVER = f"{sys.version_info.major}.{sys.version_info.minor}"
 GUEST_PYTHON = "/usr/bin/python3"
@@ -48,18 +56,74 @@ GUEST_LIBDIR = "lib/x86_64-linux-gnu"
 
 #: Modules every guest gets whether or not the guest package imports them.
 BASE_MODULES = (
-    "encodings", "encodings.utf_8", "encodings.latin_1", "encodings.ascii", "encodings.aliases",
-    "encodings.utf_8_sig", "codecs", "io", "abc", "os", "posixpath", "stat", "struct", "zlib",
-    "binascii", "ctypes", "signal", "select", "errno", "time", "traceback", "json", "base64",
-    "dataclasses", "enum", "typing", "collections", "functools", "fcntl", "mmap", "msgpack",
-    "threading", "pathlib", "resource", "subprocess", "contextlib", "itertools", "math",
+    "encodings",
+    "encodings.utf_8",
+    "encodings.latin_1",
+    "encodings.ascii",
+    "encodings.aliases",
+    "encodings.utf_8_sig",
+    "codecs",
+    "io",
+    "abc",
+    "os",
+    "posixpath",
+    "stat",
+    "struct",
+    "zlib",
+    "binascii",
+    "ctypes",
+    "signal",
+    "select",
+    "errno",
+    "time",
+    "traceback",
+    "json",
+    "base64",
+    "dataclasses",
+    "enum",
+    "typing",
+    "collections",
+    "functools",
+    "fcntl",
+    "mmap",
+    "msgpack",
+    "threading",
+    "pathlib",
+    "resource",
+    "subprocess",
+    "contextlib",
+    "itertools",
+    "math",
 )
 #: Never shipped: test suites, GUI, packaging, and libcrypto's 5 MB (hashlib falls back).
 EXCLUDED_MODULES = (
-    "tkinter", "test", "idlelib", "lib2to3", "pydoc", "pydoc_data", "unittest", "distutils",
-    "setuptools", "pip", "_pytest", "pytest", "doctest", "ensurepip", "_hashlib", "_ssl",
-    "ssl", "sqlite3", "_sqlite3", "curses", "_curses", "turtle", "_pydecimal", "_tkinter",
-    "readline", "_ctypes_test", "_testcapi",
+    "tkinter",
+    "test",
+    "idlelib",
+    "lib2to3",
+    "pydoc",
+    "pydoc_data",
+    "unittest",
+    "distutils",
+    "setuptools",
+    "pip",
+    "_pytest",
+    "pytest",
+    "doctest",
+    "ensurepip",
+    "_hashlib",
+    "_ssl",
+    "ssl",
+    "sqlite3",
+    "_sqlite3",
+    "curses",
+    "_curses",
+    "turtle",
+    "_pydecimal",
+    "_tkinter",
+    "readline",
+    "_ctypes_test",
+    "_testcapi",
 )
 _PYC_FLAGS = (0b01).to_bytes(4, "little")  # hash-based, unchecked (PEP 552): never stale-checked
 
@@ -95,8 +159,12 @@ def runtime_fingerprint() -> str:
     exe = Path(sys.executable).resolve()
     libdir = Path(sysconfig.get_config_var("LIBDIR") or "/")
     msgpack_spec = importlib.util.find_spec("msgpack")
-    watched = [exe, libdir / str(sysconfig.get_config_var("INSTSONAME") or "none"),
-               Path(__file__), Path(modulefinder.__file__)]
+    watched = [
+        exe,
+        libdir / str(sysconfig.get_config_var("INSTSONAME") or "none"),
+        Path(__file__),
+        Path(modulefinder.__file__),
+    ]
     if msgpack_spec and msgpack_spec.origin:
         watched.append(Path(msgpack_spec.origin))
     h.update(sys.version.encode())
@@ -115,8 +183,9 @@ def find_modules(guest_src: Path) -> dict[str, Path]:
 
     Built-in modules (no file) and the guest package itself are left out.
     """
-    finder = modulefinder.ModuleFinder(path=[str(guest_src.parent), *sys.path],
-                                       excludes=list(EXCLUDED_MODULES))
+    finder = modulefinder.ModuleFinder(
+        path=[str(guest_src.parent), *sys.path], excludes=list(EXCLUDED_MODULES)
+    )
     with tempfile.TemporaryDirectory(prefix="schedlab-mf-") as tmp:
         script = Path(tmp) / "base.py"
         script.write_text("".join(f"import {m}\n" for m in BASE_MODULES))
@@ -174,8 +243,9 @@ def _strip(data: bytes, name: str) -> bytes:
     with tempfile.TemporaryDirectory(prefix="schedlab-strip-") as tmp:
         src, dst = Path(tmp) / "in", Path(tmp) / "out"
         src.write_bytes(data)
-        res = subprocess.run([tool, "--strip-unneeded", "-o", str(dst), str(src)],
-                             capture_output=True, check=False)
+        res = subprocess.run(
+            [tool, "--strip-unneeded", "-o", str(dst), str(src)], capture_output=True, check=False
+        )
         return dst.read_bytes() if res.returncode == 0 else data
 
 

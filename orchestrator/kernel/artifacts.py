@@ -24,8 +24,15 @@ from typing import Any
 from orchestrator.kernel.image import ImageError, extract_vmlinux, is_bzimage, is_elf, parse_bzimage
 from schedlab_shared.cache import cache_root, kernels_dir
 
-__all__ = ("FETCH_HINT", "KernelArtifacts", "KernelError", "list_cached", "load_cached",
-           "parse_config", "user_kernel")
+__all__ = (
+    "FETCH_HINT",
+    "KernelArtifacts",
+    "KernelError",
+    "list_cached",
+    "load_cached",
+    "parse_config",
+    "user_kernel",
+)
 
 FETCH_HINT = "run `schedlab kernel fetch`"
 
@@ -112,10 +119,15 @@ def load_cached(root: Path) -> KernelArtifacts:
     vmlinux = root / "vmlinux"
     modules = root / "modules"
     return KernelArtifacts(
-        version=str(meta.get("version", root.name)), root=root, vmlinuz=vmlinuz,
-        vmlinux=vmlinux if vmlinux.is_file() else None, config=_read_config(root / "config"),
+        version=str(meta.get("version", root.name)),
+        root=root,
+        vmlinuz=vmlinuz,
+        vmlinux=vmlinux if vmlinux.is_file() else None,
+        config=_read_config(root / "config"),
         modules_dir=modules if modules.is_dir() else None,
-        system_map=_real_system_map(root / "System.map"), meta=meta)
+        system_map=_real_system_map(root / "System.map"),
+        meta=meta,
+    )
 
 
 def _version_key(version: str) -> list[Any]:
@@ -167,8 +179,10 @@ def user_kernel(spec: str) -> KernelArtifacts:
     """The artifacts of a user's kernel image (``--kernel PATH``): a bzImage or an ELF vmlinux."""
     image = Path(spec).expanduser()
     if not image.exists():
-        raise KernelError(f"--kernel {spec}: no such file; pass a vmlinuz/bzImage path, a cached "
-                          f"version (`schedlab kernel list`), or nothing for the default")
+        raise KernelError(
+            f"--kernel {spec}: no such file; pass a vmlinuz/bzImage path, a cached "
+            f"version (`schedlab kernel list`), or nothing for the default"
+        )
     if not image.is_file() or not os.access(image, os.R_OK):
         raise KernelError(f"--kernel {spec}: not a readable file")
     data = image.read_bytes()
@@ -182,17 +196,30 @@ def user_kernel(spec: str) -> KernelArtifacts:
         # An ELF vmlinux boots under QEMU through its PVH note; keep it as both.
         version, vmlinuz, vmlinux = None, image, image
     else:
-        raise KernelError(f"--kernel {spec}: not a Linux kernel image (no bzImage header, not an "
-                          f"ELF); pass a vmlinuz/bzImage or {FETCH_HINT}")
+        raise KernelError(
+            f"--kernel {spec}: not a Linux kernel image (no bzImage header, not an "
+            f"ELF); pass a vmlinuz/bzImage or {FETCH_HINT}"
+        )
     version = version or re.sub(r"^(vmlinuz|vmlinux|bzImage)-?", "", image.name) or image.name
     config = _beside(image, ["config", ".config", f"config-{version}"])
     if config is None and image.parent.name == "boot":
         config = _beside(image, [f"config-{version}"])
-    modules = next((p for p in (image.parent / "modules", Path("/lib/modules") / version)
-                    if (p / "kernel").is_dir()), None)
+    modules = next(
+        (
+            p
+            for p in (image.parent / "modules", Path("/lib/modules") / version)
+            if (p / "kernel").is_dir()
+        ),
+        None,
+    )
     system_map = _beside(image, ["System.map", f"System.map-{version}"])
     return KernelArtifacts(
-        version=version, root=image.parent, vmlinuz=vmlinuz, vmlinux=vmlinux,
-        config=_read_config(config), modules_dir=modules,
+        version=version,
+        root=image.parent,
+        vmlinuz=vmlinuz,
+        vmlinux=vmlinux,
+        config=_read_config(config),
+        modules_dir=modules,
         system_map=_real_system_map(system_map) if system_map else None,
-        meta={"source": "user", "path": str(image)})
+        meta={"source": "user", "path": str(image)},
+    )

@@ -36,10 +36,18 @@ def _size(kernel: KernelArtifacts) -> str:
 
 
 @kernel_group.command("fetch")
-@click.option("--refresh", is_flag=True,
-              help="Re-read the suite's package lists and fetch a newer kernel if it moved.")
-@click.option("--suite", default=DEFAULT_SUITE, show_default=True, type=click.Choice(SUITES),
-              help="Debian suite: sid (7.x, sched_ext) or trixie (6.12, no sched_ext)")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Re-read the suite's package lists and fetch a newer kernel if it moved.",
+)
+@click.option(
+    "--suite",
+    default=DEFAULT_SUITE,
+    show_default=True,
+    type=click.Choice(SUITES),
+    help="Debian suite: sid (7.x, sched_ext) or trixie (6.12, no sched_ext)",
+)
 @progress_option
 def fetch_cmd(refresh: bool, suite: str, progress: str) -> None:
     """Download Debian sid's cloud kernel (with sched_ext), or another suite's, into the cache."""
@@ -68,6 +76,12 @@ def list_cmd() -> None:
         table.add_column(col, no_wrap=True)
     table.add_column("path", overflow="fold")
     for k in kernels:
-        table.add_row(k.version, _flag(k, "SCHED_CLASS_EXT"), _flag(k, "DEBUG_INFO_BTF"),
-                      str(k.hz or "?"), _size(k), str(k.root))
+        table.add_row(
+            k.version,
+            _flag(k, "SCHED_CLASS_EXT"),
+            _flag(k, "DEBUG_INFO_BTF"),
+            str(k.hz or "?"),
+            _size(k),
+            str(k.root),
+        )
     Console().print(table)

@@ -43,22 +43,46 @@ from orchestrator.kernel.modules import ModuleError, write_modules_dep
 from orchestrator.private_apt import AptError, PrivateApt
 from schedlab_shared.cache import kernels_dir
 
-__all__ = ("DEFAULT_META_PACKAGE", "DEFAULT_SUITE", "META_FLAGS", "SUITES", "Progress",
-           "fetch_default", "resolve_default_release", "source_of")
+__all__ = (
+    "DEFAULT_META_PACKAGE",
+    "DEFAULT_SUITE",
+    "META_FLAGS",
+    "SUITES",
+    "Progress",
+    "fetch_default",
+    "resolve_default_release",
+    "source_of",
+)
 
 DEFAULT_SUITE = "sid"
 #: Suites a kernel may be fetched from (``experimental``'s rc kernels are not mixed in).
 SUITES = ("sid", "trixie")
 DEFAULT_META_PACKAGE = "linux-image-cloud-amd64"
 #: Config options recorded in meta.json (absent options are recorded as "n").
-META_FLAGS = ("SCHED_CLASS_EXT", "EXT_GROUP_SCHED", "DEBUG_INFO_BTF", "HZ", "VIRTIO_MMIO",
-              "VIRTIO_PCI", "VIRTIO_CONSOLE", "VIRTIO_BLK", "SERIAL_8250", "KVM_AMD",
-              "RANDOMIZE_BASE", "PVH", "NET_9P", "BPF_SYSCALL", "PREEMPT_DYNAMIC", "NR_CPUS")
+META_FLAGS = (
+    "SCHED_CLASS_EXT",
+    "EXT_GROUP_SCHED",
+    "DEBUG_INFO_BTF",
+    "HZ",
+    "VIRTIO_MMIO",
+    "VIRTIO_PCI",
+    "VIRTIO_CONSOLE",
+    "VIRTIO_BLK",
+    "SERIAL_8250",
+    "KVM_AMD",
+    "RANDOMIZE_BASE",
+    "PVH",
+    "NET_9P",
+    "BPF_SYSCALL",
+    "PREEMPT_DYNAMIC",
+    "NR_CPUS",
+)
 
 
 def source_of(suite: str) -> str:
     """``meta.json``'s ``source`` of a kernel fetched from ``suite``."""
     return f"debian-{suite}"
+
 
 #: ``progress(stage, detail)``: called at each step (``resolve``, ``download``, ...).
 Progress = Callable[[str, str], None]
@@ -78,8 +102,10 @@ def resolve_default_release(apt: PrivateApt) -> tuple[str, str]:
         m = re.fullmatch(r"linux-image-(\d[\w.+~-]*)", dep)
         if m:
             return m.group(1), dep
-    raise KernelError(f"{DEFAULT_META_PACKAGE} in {apt.suite} names no linux-image-<version> "
-                      f"package; Debian's packaging changed: pass --kernel PATH instead")
+    raise KernelError(
+        f"{DEFAULT_META_PACKAGE} in {apt.suite} names no linux-image-<version> "
+        f"package; Debian's packaging changed: pass --kernel PATH instead"
+    )
 
 
 @contextlib.contextmanager
@@ -94,13 +120,17 @@ def _fetch_lock() -> Iterator[None]:
 def _packages_for(apt: PrivateApt, release: str, image_pkg: str) -> list[str]:
     # 7.x splits the image into linux-base (config), linux-binary (vmlinuz) and
     # linux-modules; older layouts ship everything in the linux-image package itself.
-    parts = [d for d in apt.resolve_depends(image_pkg)
-             if d.startswith("linux-") and d.endswith(f"-{release}")]
+    parts = [
+        d
+        for d in apt.resolve_depends(image_pkg)
+        if d.startswith("linux-") and d.endswith(f"-{release}")
+    ]
     return parts or [image_pkg]
 
 
-def _download_and_extract(apt: PrivateApt, pkgs: list[str], work: Path,
-                          progress: Progress) -> dict[str, str]:
+def _download_and_extract(
+    apt: PrivateApt, pkgs: list[str], work: Path, progress: Progress
+) -> dict[str, str]:
     versions: dict[str, str] = {}
     tree = work / "x"
     for pkg in pkgs:
@@ -108,8 +138,9 @@ def _download_and_extract(apt: PrivateApt, pkgs: list[str], work: Path,
         deb = apt.download(pkg, work / "debs")
         versions[pkg] = deb.name.split("_")[1] if deb.name.count("_") >= 2 else "?"
         progress("extract", deb.name)
-        res = subprocess.run(["dpkg-deb", "-x", str(deb), str(tree)], capture_output=True,
-                             text=True, check=False)
+        res = subprocess.run(
+            ["dpkg-deb", "-x", str(deb), str(tree)], capture_output=True, text=True, check=False
+        )
         if res.returncode != 0:
             raise KernelError(f"dpkg-deb -x {deb.name} failed: {res.stderr.strip()}")
     return versions
@@ -122,17 +153,20 @@ def _locate(tree: Path, release: str) -> tuple[Path, Path, Path]:
             break
     else:
         raise KernelError(f"packages for {release} hold no lib/modules/{release}")
-    vmlinuz = next((p for p in (mods / "vmlinuz", tree / "boot" / f"vmlinuz-{release}")
-                    if p.is_file()), None)
-    config = next((p for p in (mods / "config", tree / "boot" / f"config-{release}")
-                   if p.is_file()), None)
+    vmlinuz = next(
+        (p for p in (mods / "vmlinuz", tree / "boot" / f"vmlinuz-{release}") if p.is_file()), None
+    )
+    config = next(
+        (p for p in (mods / "config", tree / "boot" / f"config-{release}") if p.is_file()), None
+    )
     if vmlinuz is None or config is None:
         raise KernelError(f"packages for {release} hold no vmlinuz or config")
     return mods, vmlinuz, config
 
 
-def _assemble(tree: Path, out: Path, release: str, versions: dict[str, str],
-              progress: Progress, source: str) -> None:
+def _assemble(
+    tree: Path, out: Path, release: str, versions: dict[str, str], progress: Progress, source: str
+) -> None:
     mods, vmlinuz, config = _locate(tree, release)
     out.mkdir()
     shutil.move(vmlinuz, out / "vmlinuz")
@@ -165,8 +199,9 @@ def _assemble(tree: Path, out: Path, release: str, versions: dict[str, str],
     (out / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
 
 
-def _fetch_release(apt: PrivateApt, release: str, image_pkg: str,
-                   progress: Progress, source: str) -> KernelArtifacts:
+def _fetch_release(
+    apt: PrivateApt, release: str, image_pkg: str, progress: Progress, source: str
+) -> KernelArtifacts:
     final = kernels_dir() / release
     with _fetch_lock():
         if (final / "meta.json").is_file():
@@ -185,8 +220,13 @@ def _fetch_release(apt: PrivateApt, release: str, image_pkg: str,
     return load_cached(final)
 
 
-def fetch_default(progress: Progress | None = None, *, refresh: bool = False,
-                  apt: PrivateApt | None = None, suite: str = DEFAULT_SUITE) -> KernelArtifacts:
+def fetch_default(
+    progress: Progress | None = None,
+    *,
+    refresh: bool = False,
+    apt: PrivateApt | None = None,
+    suite: str = DEFAULT_SUITE,
+) -> KernelArtifacts:
     """Make sure the default kernel (or ``suite``'s cloud kernel) is cached and return it.
 
     :param progress: ``progress(stage, detail)`` callback for the CLI.

@@ -78,7 +78,7 @@ class BzImageHeader:
 
 def is_bzimage(data: bytes) -> bool:
     """True when ``data`` carries the ``HdrS`` setup-header magic."""
-    return data[_HDR_MAGIC_OFF:_HDR_MAGIC_OFF + 4] == b"HdrS"
+    return data[_HDR_MAGIC_OFF : _HDR_MAGIC_OFF + 4] == b"HdrS"
 
 
 def is_elf(data: bytes) -> bool:
@@ -90,7 +90,7 @@ def _version_string(data: bytes, ptr: int) -> str | None:
     if ptr == 0:
         return None
     start = ptr + 0x200
-    raw = data[start:start + 256].split(b"\0", 1)[0]
+    raw = data[start : start + 256].split(b"\0", 1)[0]
     if not raw:
         return None
     # "7.2.13+deb14-cloud-amd64 (debian-kernel@...) #1 SMP ...": the release is the first word.
@@ -108,14 +108,18 @@ def parse_bzimage(data: bytes) -> BzImageHeader:
     setup_sects = data[0x1F1] or 4  # 0 means 4 for ancient images (boot.rst)
     (version,) = struct.unpack_from("<H", data, 0x206)
     if version < _MIN_PAYLOAD_VERSION:
-        raise ImageError(f"boot protocol {version >> 8}.{version & 0xff:02d} < 2.08: no payload fields")
+        raise ImageError(
+            f"boot protocol {version >> 8}.{version & 0xFF:02d} < 2.08: no payload fields"
+        )
     (ver_ptr,) = struct.unpack_from("<H", data, 0x20E)
     payload_offset, payload_length = struct.unpack_from("<II", data, 0x248)
-    hdr = BzImageHeader(setup_sects, version, payload_offset, payload_length,
-                        _version_string(data, ver_ptr))
+    hdr = BzImageHeader(
+        setup_sects, version, payload_offset, payload_length, _version_string(data, ver_ptr)
+    )
     if payload_length == 0 or hdr.payload_start + payload_length > len(data):
         raise ImageError(
-            f"payload [{hdr.payload_start:#x}+{payload_length:#x}] outside the {len(data)}-byte file")
+            f"payload [{hdr.payload_start:#x}+{payload_length:#x}] outside the {len(data)}-byte file"
+        )
     return hdr
 
 
@@ -199,7 +203,7 @@ def extract_vmlinux(vmlinuz: bytes) -> bytes:
         the result is not what a kernel image contains.
     """
     hdr = parse_bzimage(vmlinuz)
-    payload = vmlinuz[hdr.payload_start:hdr.payload_start + hdr.payload_length]
+    payload = vmlinuz[hdr.payload_start : hdr.payload_start + hdr.payload_length]
     kind = detect_compression(payload)
     try:
         elf = _DECOMPRESSORS[kind](payload)

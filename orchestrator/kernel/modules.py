@@ -22,8 +22,15 @@ import zstandard
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-__all__ = ("ModuleError", "ModuleIndex", "decompress_module", "module_name", "modules_dep_lines",
-           "read_modinfo", "write_modules_dep")
+__all__ = (
+    "ModuleError",
+    "ModuleIndex",
+    "decompress_module",
+    "module_name",
+    "modules_dep_lines",
+    "read_modinfo",
+    "write_modules_dep",
+)
 
 _SUFFIXES = (".ko.xz", ".ko.zst", ".ko.gz", ".ko")
 _MAX_MODULE = 256 << 20
@@ -90,8 +97,9 @@ def _direct_deps(modules_dir: Path) -> dict[str, tuple[str, list[str]]]:
     return found
 
 
-def _closure(name: str, direct: dict[str, tuple[str, list[str]]], stack: tuple[str, ...] = ()
-             ) -> list[str]:
+def _closure(
+    name: str, direct: dict[str, tuple[str, list[str]]], stack: tuple[str, ...] = ()
+) -> list[str]:
     """Dependencies of ``name`` in load order (first to load first), without ``name``."""
     if name in stack:
         raise ModuleError(f"dependency cycle: {' -> '.join((*stack, name))}")
@@ -137,8 +145,11 @@ class ModuleIndex:
     def __init__(self, modules_dir: Path) -> None:
         self.root = modules_dir
         dep_file = modules_dir / "modules.dep"
-        lines = (dep_file.read_text().splitlines() if dep_file.is_file()
-                 else modules_dep_lines(modules_dir))
+        lines = (
+            dep_file.read_text().splitlines()
+            if dep_file.is_file()
+            else modules_dep_lines(modules_dir)
+        )
         self._deps: dict[str, tuple[str, list[str]]] = {}
         for line in lines:
             rel, sep, rest = line.partition(":")
@@ -146,7 +157,8 @@ class ModuleIndex:
                 self._deps[module_name(rel)] = (rel.strip(), rest.split())
         builtin = modules_dir / "modules.builtin"
         self.builtin = frozenset(
-            module_name(ln) for ln in (builtin.read_text().split() if builtin.is_file() else []))
+            module_name(ln) for ln in (builtin.read_text().split() if builtin.is_file() else [])
+        )
 
     def __contains__(self, name: str) -> bool:
         return name.replace("-", "_") in self._deps

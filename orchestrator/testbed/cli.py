@@ -33,8 +33,13 @@ def _error(message: str) -> None:
 @click.option("--timeout", type=float, default=1800.0, show_default=True,
               help="Seconds for the whole run, L1 boot included.")  # fmt: skip
 @click.option("--mem", "mem_mib", type=int, default=4096, show_default=True, help="L1 memory, MiB.")
-@click.option("--cpus", type=int, default=DEFAULT_CPUS, show_default=True,
-              help="L1 vCPUs (2 is faster, but multi-threaded TCG can crash L1's kernel).")
+@click.option(
+    "--cpus",
+    type=int,
+    default=DEFAULT_CPUS,
+    show_default=True,
+    help="L1 vCPUs (2 is faster, but multi-threaded TCG can crash L1's kernel).",
+)
 @click.option("--share", type=click.Path(exists=True, file_okay=False, path_type=Path),
               default=None, help="Writable project tree [default: the cwd's git top-level].")  # fmt: skip
 @click.option("--tcg-threads", type=click.Choice(TCG_THREADS), default=None,

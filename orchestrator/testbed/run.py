@@ -394,7 +394,8 @@ def run_in_testbed(
                     keep += [console_log, qemu_err]
                     raise TestbedError(
                         f"the L1 kernel oopsed while CMD ran ({oops}); CMD exited "
-                        f"{a.status.exit_code}, which is not trustworthy", console_log=console_log,
+                        f"{a.status.exit_code}, which is not trustworthy",
+                        console_log=console_log,
                     )
                 keep += [console_log] if keep_log else []
                 return TestbedResult(

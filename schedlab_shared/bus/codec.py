@@ -208,7 +208,13 @@ def encode_reply(
     if isinstance(body, Message):
         body = to_body(body)
     return pack(
-        {"id": req_id, "status": int(status), "errno": int(status), "reason": reason, "body": body or {}}
+        {
+            "id": req_id,
+            "status": int(status),
+            "errno": int(status),
+            "reason": reason,
+            "body": body or {},
+        }
     )
 
 

@@ -8,10 +8,26 @@ from typing import Any
 from .codec import Message, message
 
 __all__ = (
-    "STREAMS", "Stream", "VmState", "ExitReason",
-    "StatusReply", "Status_", "Stop", "ConsoleWrite", "BulkWrite", "BulkWriteReply",
-    "MAX_BULK_WRITE", "MAX_BULK_WAIT_S", "ReplayReply", "Replay", "StreamChunk", "VmStateEvent",
-    "Empty", "layout_regions", "VcpuTimes", "VcpuTimesReply",
+    "STREAMS",
+    "Stream",
+    "VmState",
+    "ExitReason",
+    "StatusReply",
+    "Status_",
+    "Stop",
+    "ConsoleWrite",
+    "BulkWrite",
+    "BulkWriteReply",
+    "MAX_BULK_WRITE",
+    "MAX_BULK_WAIT_S",
+    "ReplayReply",
+    "Replay",
+    "StreamChunk",
+    "VmStateEvent",
+    "Empty",
+    "layout_regions",
+    "VcpuTimes",
+    "VcpuTimesReply",
 )
 
 #: Largest ``data`` of one BulkWrite; a bigger one is a bad request.

@@ -51,7 +51,16 @@ class FakeVmm:
         raise TimeoutError("fake VMM did not flush")
 
     def _status(self, _m):  # noqa: ANN001, ANN202
-        return proto.StatusReply(self.state, "fake", self.vm_id, 1.0, [], {n: lg.next_seq for n, lg in self.logs.items()}, self.exit_reason, "")
+        return proto.StatusReply(
+            self.state,
+            "fake",
+            self.vm_id,
+            1.0,
+            [],
+            {n: lg.next_seq for n, lg in self.logs.items()},
+            self.exit_reason,
+            "",
+        )
 
     def _replay(self, m: proto.Replay):  # noqa: ANN202
         lg = self.logs[m.stream]
@@ -66,8 +75,15 @@ class FakeVmm:
         return proto.Empty()
 
     def _run(self) -> None:
-        server = ControlServer(self.ctx, self._ctl, {proto.Status_: self._status, proto.Replay: self._replay,
-                                                     proto.ConsoleWrite: self._console_write})
+        server = ControlServer(
+            self.ctx,
+            self._ctl,
+            {
+                proto.Status_: self._status,
+                proto.Replay: self._replay,
+                proto.ConsoleWrite: self._console_write,
+            },
+        )
         pub = Publisher(self.ctx, self._pub)
         self._ready.set()
         while not self._stop:
@@ -78,7 +94,9 @@ class FakeVmm:
             for stream, data in pending:
                 if stream == "__exit__":
                     self.state, self.exit_reason = "exited", data.decode()
-                    pub.publish(topics.vm_state(self.vm_id), proto.VmStateEvent("exited", self.exit_reason))
+                    pub.publish(
+                        topics.vm_state(self.vm_id), proto.VmStateEvent("exited", self.exit_reason)
+                    )
                     continue
                 seq = self.logs[stream].append(data)
                 pub.publish(topics.stream(self.vm_id, stream), proto.StreamChunk(seq, data))

@@ -44,8 +44,6 @@ _cache_dir: str | None = None
 _cache_lock = threading.Lock()
 
 
-
-
 def require_kvm() -> None:
     """Skip (fail under CI) unless /dev/kvm can be opened read-write."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):

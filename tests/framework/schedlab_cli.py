@@ -23,13 +23,21 @@ class CliRun:
     result: dict[str, Any] | None
 
 
-def run_cli(args: list[str], tmp: Path, timeout: float = 600, env: dict[str, str] | None = None) -> CliRun:
+def run_cli(
+    args: list[str], tmp: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> CliRun:
     json_path = tmp / "result.json"
     argv = [sys.executable, "-m", "orchestrator.cli", *args]
     if args and args[0] == "run" and "--json" not in args:
         argv += ["--json", str(json_path)]
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {}), "COLUMNS": "200"})
+    proc = subprocess.run(
+        argv,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {}), "COLUMNS": "200"},
+    )
     result = json.loads(json_path.read_text()) if json_path.exists() else None
     return CliRun(proc.returncode, proc.stdout, proc.stderr, result)
 
@@ -42,7 +50,12 @@ def leftovers(run_id: str) -> list[str]:
         if not pid.isdigit() or int(pid) == os.getpid():
             continue
         try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cmd = (
+                Path(f"/proc/{pid}/cmdline")
+                .read_bytes()
+                .replace(b"\0", b" ")
+                .decode(errors="replace")
+            )
         except OSError:
             continue
         if run_id in cmd:

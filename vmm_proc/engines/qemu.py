@@ -68,18 +68,26 @@ class QemuEngine:
             raise EngineError(f"{self.qemu} not found: install the qemu-system-x86 package")
         # Inside the run's runtime dir when supervised: the orchestrator removes it even if
         # this process is SIGKILLed before its own cleanup.
-        self._rundir = tempfile.mkdtemp(prefix="schedlab-qemu-", dir=os.environ.get(RUNTIME_DIR_ENV))
+        self._rundir = tempfile.mkdtemp(
+            prefix="schedlab-qemu-", dir=os.environ.get(RUNTIME_DIR_ENV)
+        )
         names = ("com1", "com2", "hvc0", "bulk")
         listeners = {n: self._listen(os.path.join(self._rundir, f"{n}.sock")) for n in names}
-        sockets = QemuSockets(**{n: listeners[n].getsockname() for n in names},
-                              qmp=os.path.join(self._rundir, "qmp.sock"))
+        sockets = QemuSockets(
+            **{n: listeners[n].getsockname() for n in names},
+            qmp=os.path.join(self._rundir, "qmp.sock"),
+        )
         self._qmp_path = sockets.qmp
         argv = qemu_argv(self.config, sockets, self.qemu)
         log.info("starting %s", " ".join(argv))
         try:
             self._proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                preexec_fn=_die_with_parent, start_new_session=True,
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,
             )
             self._accept_all(listeners)
         except BaseException:
@@ -110,8 +118,14 @@ class QemuEngine:
             while len(self._conns) < len(listeners):
                 assert self._proc is not None
                 if self._proc.poll() is not None:
-                    err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
-                    raise EngineError(f"QEMU exited at startup ({self._proc.returncode}): {err[-400:]}")
+                    err = (
+                        self._proc.stderr.read().decode(errors="replace").strip()
+                        if self._proc.stderr
+                        else ""
+                    )
+                    raise EngineError(
+                        f"QEMU exited at startup ({self._proc.returncode}): {err[-400:]}"
+                    )
                 if time.monotonic() > deadline:
                     raise EngineError("QEMU did not connect its serial/virtio sockets in time")
                 for key, _ in sel.select(timeout=0.1):
@@ -174,7 +188,10 @@ class QemuEngine:
         try:
             self._proc.wait(timeout=self.config.timeout_s)
         except subprocess.TimeoutExpired:
-            self.hooks.stream("diag", b"\nschedlab: VM timed out after %.0f s; stopping it\n" % self.config.timeout_s)
+            self.hooks.stream(
+                "diag",
+                b"\nschedlab: VM timed out after %.0f s; stopping it\n" % self.config.timeout_s,
+            )
             self.stop(ExitReason.TIMEOUT)
 
     def vcpu_threads(self) -> tuple[list[tuple[int, int]], int]:

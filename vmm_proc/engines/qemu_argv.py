@@ -30,7 +30,9 @@ def ram_regions(config: VmConfig) -> list[dict]:
     """Guest RAM as one file per NUMA node, laid out back to back from gpa 0."""
     topo = config.topology
     if config.mem_mib > _LOWMEM_LIMIT_MIB:
-        raise ValueError(f"--mem {config.mem_mib} MiB: at most {_LOWMEM_LIMIT_MIB} MiB are supported")
+        raise ValueError(
+            f"--mem {config.mem_mib} MiB: at most {_LOWMEM_LIMIT_MIB} MiB are supported"
+        )
     if config.mem_mib % topo.nodes or config.mem_mib // topo.nodes < 64:
         raise ValueError(
             f"--mem {config.mem_mib} MiB does not split into {topo.nodes} NUMA nodes of >= 64 MiB"
@@ -56,31 +58,54 @@ def _smp(topo: Topology) -> str:
     )
 
 
-def qemu_argv(config: VmConfig, sockets: QemuSockets, qemu: str = "qemu-system-x86_64") -> list[str]:
+def qemu_argv(
+    config: VmConfig, sockets: QemuSockets, qemu: str = "qemu-system-x86_64"
+) -> list[str]:
     topo = config.topology
     accel = "kvm" if config.qemu_accel == "kvm" else f"tcg,thread={config.tcg_threads}"
     cpu = "host" if config.qemu_accel == "kvm" else "max"
     argv = [
         qemu,
-        "-nodefaults", "-no-user-config", "-nographic", "-no-reboot",
-        "-accel", accel,
-        "-cpu", cpu,
-        "-M", "pc",
-        "-m", str(config.mem_mib),
-        "-smp", _smp(topo),
-        "-kernel", config.kernel,
-        "-initrd", config.initrd,
-        "-append", config.cmdline,
-        "-monitor", "none",
-        "-chardev", f"socket,id=com1,path={sockets.com1}",
-        "-serial", "chardev:com1",
-        "-chardev", f"socket,id=com2,path={sockets.com2}",
-        "-serial", "chardev:com2",
-        "-device", "virtio-serial-pci,id=vser0,max_ports=2",
-        "-chardev", f"socket,id=hvc0,path={sockets.hvc0}",
-        "-device", "virtconsole,chardev=hvc0,bus=vser0.0,nr=0",
-        "-chardev", f"socket,id=bulk,path={sockets.bulk}",
-        "-device", f"virtserialport,chardev=bulk,bus=vser0.0,nr=1,name={config.bulk_port_name or BULK_PORT_NAME}",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-no-reboot",
+        "-accel",
+        accel,
+        "-cpu",
+        cpu,
+        "-M",
+        "pc",
+        "-m",
+        str(config.mem_mib),
+        "-smp",
+        _smp(topo),
+        "-kernel",
+        config.kernel,
+        "-initrd",
+        config.initrd,
+        "-append",
+        config.cmdline,
+        "-monitor",
+        "none",
+        "-chardev",
+        f"socket,id=com1,path={sockets.com1}",
+        "-serial",
+        "chardev:com1",
+        "-chardev",
+        f"socket,id=com2,path={sockets.com2}",
+        "-serial",
+        "chardev:com2",
+        "-device",
+        "virtio-serial-pci,id=vser0,max_ports=2",
+        "-chardev",
+        f"socket,id=hvc0,path={sockets.hvc0}",
+        "-device",
+        "virtconsole,chardev=hvc0,bus=vser0.0,nr=0",
+        "-chardev",
+        f"socket,id=bulk,path={sockets.bulk}",
+        "-device",
+        f"virtserialport,chardev=bulk,bus=vser0.0,nr=1,name={config.bulk_port_name or BULK_PORT_NAME}",
     ]
     if sockets.qmp:
         argv += ["-qmp", f"unix:{sockets.qmp},server=on,wait=off"]
@@ -88,8 +113,10 @@ def qemu_argv(config: VmConfig, sockets: QemuSockets, qemu: str = "qemu-system-x
     if topo.nodes == 1:
         r = regions[0]
         argv += [
-            "-object", f"memory-backend-file,id=ram0,size={r['size']},mem-path={r['path']},share=on",
-            "-machine", "memory-backend=ram0",
+            "-object",
+            f"memory-backend-file,id=ram0,size={r['size']},mem-path={r['path']},share=on",
+            "-machine",
+            "memory-backend=ram0",
         ]
     else:
         per_node = topo.nr_cpus // topo.nodes

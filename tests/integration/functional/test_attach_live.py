@@ -17,17 +17,39 @@ pytestmark = pytest.mark.slow
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_attach_to_live_run(tmp_path: Path) -> None:
     default_kernel_or_skip()
     run_dir = tmp_path / "run"
     main = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "run", "--engine", "qemu", "--duration", "12",
-         "--listen", "127.0.0.1", "--run-dir", str(run_dir), "--json", str(tmp_path / "r.json")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "12",
+            "--listen",
+            "127.0.0.1",
+            "--run-dir",
+            str(run_dir),
+            "--json",
+            str(tmp_path / "r.json"),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     second = None
     try:
@@ -38,12 +60,25 @@ def test_attach_to_live_run(tmp_path: Path) -> None:
         assert endpoints["vmm_ctl"].startswith("tcp://127.0.0.1:")
         # A second collector from the start of the run, over TCP.
         second = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "attach", str(run_dir), "collect",
-             "--run-dir", str(tmp_path / "remote")],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "orchestrator.cli",
+                "attach",
+                str(run_dir),
+                "collect",
+                "--run-dir",
+                str(tmp_path / "remote"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         msgs = run_dir / "messages.jsonl"
-        while time.monotonic() < deadline and not (msgs.exists() and b"SYS_RDY" in msgs.read_bytes()):
+        while time.monotonic() < deadline and not (
+            msgs.exists() and b"SYS_RDY" in msgs.read_bytes()
+        ):
             time.sleep(0.2)
         status = json.loads(_cli("attach", str(run_dir), "status").stdout)
         assert status["vmm"]["state"] == "running" and status["collector"]["sys_rdy"] > 0
@@ -69,10 +104,14 @@ def test_attach_to_live_run(tmp_path: Path) -> None:
     assert "=== /proc/schedstat ===" in (run_dir / "dumps.log").read_text()
     for name in ("console.log", "bulk.raw", "messages.jsonl"):
         if name == "messages.jsonl":  # host_time differs per collector; compare the rest
-            a = [{k: v for k, v in json.loads(x).items() if k != "host_time"}
-                 for x in (run_dir / name).read_text().splitlines()]
-            b = [{k: v for k, v in json.loads(x).items() if k != "host_time"}
-                 for x in (tmp_path / "remote" / name).read_text().splitlines()]
+            a = [
+                {k: v for k, v in json.loads(x).items() if k != "host_time"}
+                for x in (run_dir / name).read_text().splitlines()
+            ]
+            b = [
+                {k: v for k, v in json.loads(x).items() if k != "host_time"}
+                for x in (tmp_path / "remote" / name).read_text().splitlines()
+            ]
             assert a == b
         else:
             assert (run_dir / name).read_bytes() == (tmp_path / "remote" / name).read_bytes()

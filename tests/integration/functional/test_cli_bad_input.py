@@ -31,7 +31,11 @@ def _one_error_line(stderr: str) -> str:
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], needle: str) -> None:
-    run = run_cli(["run", "--engine", "qemu", *args] if "--engine" not in args else ["run", *args], tmp_path, timeout=120)
+    run = run_cli(
+        ["run", "--engine", "qemu", *args] if "--engine" not in args else ["run", *args],
+        tmp_path,
+        timeout=120,
+    )
     assert run.code == 2
     assert needle in _one_error_line(run.stderr)
 

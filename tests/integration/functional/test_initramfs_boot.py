@@ -18,7 +18,7 @@ from tests.framework.prereq import missing
 
 pytestmark = pytest.mark.slow
 
-GUEST_INIT = r'''
+GUEST_INIT = r"""
 import ctypes
 import os
 import sys
@@ -46,9 +46,7 @@ def main():
     print(f"modules loaded={os.path.isdir('/sys/module/virtio_mmio')}", flush=True)
     libc.sync()
     libc.reboot(LINUX_REBOOT_CMD_POWER_OFF)
-'''
-
-
+"""
 
 
 def _kernel():
@@ -74,13 +72,30 @@ def test_python_init_boots_under_tcg(tmp_path):
     image = build_initramfs(kernel, modules=["virtio_mmio"], guest_src=guest)
     build_s = time.perf_counter() - t0
     log = tmp_path / "serial.log"
-    cmd = [qemu, "-accel", "tcg,thread=single", "-cpu", "max", "-M", "pc", "-m", "512",
-           "-smp", "2", "-nographic", "-no-reboot", "-kernel", str(kernel.vmlinuz),
-           "-initrd", str(image), "-append", "console=ttyS0 panic=-1 quiet nokaslr"]
+    cmd = [
+        qemu,
+        "-accel",
+        "tcg,thread=single",
+        "-cpu",
+        "max",
+        "-M",
+        "pc",
+        "-m",
+        "512",
+        "-smp",
+        "2",
+        "-nographic",
+        "-no-reboot",
+        "-kernel",
+        str(kernel.vmlinuz),
+        "-initrd",
+        str(image),
+        "-append",
+        "console=ttyS0 panic=-1 quiet nokaslr",
+    ]
     t0 = time.perf_counter()
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     try:
         proc.wait(timeout=180)
         wall_s = time.perf_counter() - t0
@@ -96,6 +111,8 @@ def test_python_init_boots_under_tcg(tmp_path):
     assert "modules loaded=True" in text, text[-3000:]
     assert "Kernel panic" not in text, text[-3000:]
     uptime = float(marker.split("uptime=")[1].split()[0])
-    print(f"\nimage {image.stat().st_size / 2**20:.1f} MiB built in {build_s:.2f} s; "
-          f"kernel start -> python marker {uptime:.2f} s (guest uptime); QEMU wall {wall_s:.2f} s")
+    print(
+        f"\nimage {image.stat().st_size / 2**20:.1f} MiB built in {build_s:.2f} s; "
+        f"kernel start -> python marker {uptime:.2f} s (guest uptime); QEMU wall {wall_s:.2f} s"
+    )
     assert uptime < 60

@@ -46,8 +46,16 @@ class Hooks:
 
 def raw_config(cpus: int, timeout_s: float) -> VmConfig:
     """A VmConfig for a micro-guest: no kernel, 16 MiB, one LLC of ``cpus`` cores."""
-    return VmConfig(run_id=f"t{uuid.uuid4().hex[:10]}", engine="kvm", kernel="", initrd="",
-                    cmdline="", topology=Topology(1, 1, cpus, 1), mem_mib=16, timeout_s=timeout_s)
+    return VmConfig(
+        run_id=f"t{uuid.uuid4().hex[:10]}",
+        engine="kvm",
+        kernel="",
+        initrd="",
+        cmdline="",
+        topology=Topology(1, 1, cpus, 1),
+        mem_mib=16,
+        timeout_s=timeout_s,
+    )
 
 
 @pytest.fixture

@@ -21,8 +21,7 @@ SUITE = "tests/integration/functional/test_microguest_kvm.py"
 
 
 def test_microguest_suite_passes_on_hardware_kvm_semantics(monkeypatch):
-    require(shutil.which("qemu-system-x86_64") is not None,
-            "qemu-system-x86_64 missing")
+    require(shutil.which("qemu-system-x86_64") is not None, "qemu-system-x86_64 missing")
     from orchestrator.testbed.l1kernel import L1KernelError, ensure_l1_kernel
     from orchestrator.testbed.run import run_in_testbed
 

@@ -29,22 +29,36 @@ def kernel():  # noqa: ANN201
 
 
 def test_eevdf_run_shows_scx_and_schedstat_fields_and_no_violation(kernel, tmp_path: Path) -> None:  # noqa: ANN001
-    run = run_cli(["run", "--engine", "qemu", "--duration", "3", "--topology", "1,1,2,1",
-                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "3",
+            "--topology",
+            "1,1,2,1",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
     assert run.code == 0, run.stderr[-2000:]
     result = run.result
     run_dir = assert_complete_run(result, cpus=2)
     mon = result["monitor"]
     assert mon["checks"]["status"] == "not_applied" and mon["violations"] == []
-    assert mon["events"] == {}                                   # no scheduler, no counters
+    assert mon["events"] == {}  # no scheduler, no counters
     last = mon["samples"][-1]["cpus"]
     for c in last:
         assert c["scx_nr_running"] == 0 and c["local_dsq_nr"] == 0
-        assert c["scx_flags"] & 1                                # SCX_RQ_ONLINE
+        assert c["scx_flags"] & 1  # SCX_RQ_ONLINE
         assert {"run_delay", "pcount", "sched_count", "ttwu_count"} <= c.keys()
     assert sum(c["sched_count"] for c in last) > 0
-    lines = [check_sample(json.loads(x))
-             for x in (run_dir / "monitor-monitor.jsonl").read_text().splitlines()]
+    lines = [
+        check_sample(json.loads(x))
+        for x in (run_dir / "monitor-monitor.jsonl").read_text().splitlines()
+    ]
     assert not any("scx" in s for s in lines)
     domains = [s["domains"] for s in lines if "domains" in s]
     assert len(domains) == 1 and all(chain for chain in domains[0])

@@ -42,6 +42,7 @@ def _l1_kernel(tmp: Path) -> tuple[Path, Path] | None:
     """The testbed's 6.12 kernel (zero-based per-CPU area, no sched_ext), fetched under CI."""
     from orchestrator.kernel.image import extract_vmlinux
     from orchestrator.testbed.l1kernel import ensure_l1_kernel, testbed_dir
+
     found = sorted(testbed_dir().glob("l1-6.12*/vmlinuz"))
     if not found and under_ci():
         ensure_l1_kernel()
@@ -55,6 +56,7 @@ def _l1_kernel(tmp: Path) -> tuple[Path, Path] | None:
 
 def _initramfs(path: Path) -> None:
     from orchestrator.initramfs.cpio import CpioArchive
+
     a = CpioArchive()
     for d in ("bin", "dev", "proc"):
         a.add_dir(d)
@@ -66,15 +68,33 @@ def _initramfs(path: Path) -> None:
 
 
 def _qemu(vmlinuz: Path, initrd: Path, shm: str, log: Path) -> subprocess.Popen:
-    cmd = ["qemu-system-x86_64",
-           "-object", f"memory-backend-file,id=mem,size={RAM >> 20}M,mem-path={shm},share=on",
-           "-machine", "memory-backend=mem", "-M", "pc", "-accel", "tcg,thread=single",  # MTTCG can crash a booting guest (int3 patching)
-           "-cpu", "max", "-m", str(RAM >> 20), "-smp", "2", "-nographic", "-no-reboot",
-           "-kernel", str(vmlinuz), "-initrd", str(initrd),
-           "-append", "console=ttyS0 nokaslr panic=-1 quiet"]
+    cmd = [
+        "qemu-system-x86_64",
+        "-object",
+        f"memory-backend-file,id=mem,size={RAM >> 20}M,mem-path={shm},share=on",
+        "-machine",
+        "memory-backend=mem",
+        "-M",
+        "pc",
+        "-accel",
+        "tcg,thread=single",  # MTTCG can crash a booting guest (int3 patching)
+        "-cpu",
+        "max",
+        "-m",
+        str(RAM >> 20),
+        "-smp",
+        "2",
+        "-nographic",
+        "-no-reboot",
+        "-kernel",
+        str(vmlinuz),
+        "-initrd",
+        str(initrd),
+        "-append",
+        "console=ttyS0 nokaslr panic=-1 quiet",
+    ]
     with open(log, "wb") as out:
-        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+        return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
 
 def _until(deadline: float, what: str, probe):  # noqa: ANN001, ANN202
@@ -96,8 +116,10 @@ def test_rq_samples_from_a_booting_kernel(tmp_path: Path, which: str) -> None:
     require(shutil.which("qemu-system-x86_64") is not None, "qemu-system-x86_64 not installed")
     require(BUSYBOX.is_file(), "busybox-static not installed")
     kernel = _default_kernel() if which == "default" else _l1_kernel(tmp_path)
-    require(kernel is not None, f"no {which} kernel (schedlab kernel cache, /root/dev-kernel, "
-            "or the testbed's L1 kernel)")
+    require(
+        kernel is not None,
+        f"no {which} kernel (schedlab kernel cache, /root/dev-kernel, or the testbed's L1 kernel)",
+    )
     assert kernel is not None
     vmlinux, vmlinuz = kernel
 
@@ -112,16 +134,25 @@ def test_rq_samples_from_a_booting_kernel(tmp_path: Path, which: str) -> None:
     qemu = _qemu(vmlinuz, initrd, shm, tmp_path / "console.log")
     mem = None
     try:
-        _until(time.monotonic() + 20, "the RAM file",
-               lambda: os.path.exists(shm) and os.stat(shm).st_size >= RAM)
+        _until(
+            time.monotonic() + 20,
+            "the RAM file",
+            lambda: os.path.exists(shm) and os.stat(shm).st_size >= RAM,
+        )
         mem = GuestPhysMemory([{"gpa": 0, "size": RAM, "path": shm, "offset": 0}])
         t3 = time.perf_counter()
         prog = Program(vmlinux, mem, symbols=symbols)
         t4 = time.perf_counter()
         deadline = time.monotonic() + 90
         # The spinning /init shows up as some CPU's current task once userspace runs.
-        _until(deadline, "/init running", lambda: prog.nr_cpu_ids == 2 and any(
-            rq_sample(prog, c).get("curr_comm") == "init" for c in range(2)))
+        _until(
+            deadline,
+            "/init running",
+            lambda: (
+                prog.nr_cpu_ids == 2
+                and any(rq_sample(prog, c).get("curr_comm") == "init" for c in range(2))
+            ),
+        )
         first = [rq_sample(prog, c) for c in range(2)]
         tasks = {task_sample(prog, t)["pid"]: t for t in for_each_task(prog)}
         init_before = task_sample(prog, tasks[1])
@@ -129,8 +160,10 @@ def test_rq_samples_from_a_booting_kernel(tmp_path: Path, which: str) -> None:
         t5 = time.perf_counter()
         second = [rq_sample(prog, c) for c in range(prog.nr_cpu_ids)]
         t6 = time.perf_counter()
-        print(f"\nkallsyms cold {t1 - t0:.2f}s cached {t2 - t1:.2f}s; Program (BTF, probe) "
-              f"{t4 - t3:.2f}s; one sample of 2 CPUs {(t6 - t5) * 1e3:.2f} ms")
+        print(
+            f"\nkallsyms cold {t1 - t0:.2f}s cached {t2 - t1:.2f}s; Program (BTF, probe) "
+            f"{t4 - t3:.2f}s; one sample of 2 CPUs {(t6 - t5) * 1e3:.2f} ms"
+        )
         print(first, second, sep="\n")
         for a, b in zip(first, second, strict=True):
             assert b["rq_clock"] > a["rq_clock"], "rq_clock did not advance"

@@ -18,8 +18,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.in_testbed]
 
 def test_kvm_engine_passes_the_skeleton_test(tmp_path: Path) -> None:
     default_kernel_or_skip()
-    run = run_cli(["run", "--engine", "kvm", "--duration", "4", "--run-dir", str(tmp_path / "run")],
-                  tmp_path, timeout=1200)
+    run = run_cli(
+        ["run", "--engine", "kvm", "--duration", "4", "--run-dir", str(tmp_path / "run")],
+        tmp_path,
+        timeout=1200,
+    )
     assert run.code == 0, run.stderr[-3000:]
     assert "engine kvm" in run.stderr and "hardware" in run.stderr  # the choice and its reason
     run_dir = assert_complete_run(run.result, cpus=2, engine="kvm")

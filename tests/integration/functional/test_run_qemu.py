@@ -24,7 +24,9 @@ def kernel():  # noqa: ANN201
 
 
 def test_run_passes_and_leaves_nothing(kernel, tmp_path: Path) -> None:  # noqa: ANN001
-    run = run_cli(["run", "--engine", "qemu", "--duration", "3", "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        ["run", "--engine", "qemu", "--duration", "3", "--run-dir", str(tmp_path / "run")], tmp_path
+    )
     assert run.code == 0, run.stderr[-2000:]
     assert run.result is not None
     _assert_complete_run(run.result, cpus=2)
@@ -32,8 +34,22 @@ def test_run_passes_and_leaves_nothing(kernel, tmp_path: Path) -> None:  # noqa:
 
 
 def test_killed_collector_and_monitor_reattach(kernel, tmp_path: Path) -> None:  # noqa: ANN001
-    run = run_cli(["run", "--engine", "qemu", "--duration", "4", "--run-dir", str(tmp_path / "run"),
-                   "--inject", "kill:collector@0.5", "--inject", "kill:monitor@1.5"], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "4",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--inject",
+            "kill:collector@0.5",
+            "--inject",
+            "kill:monitor@1.5",
+        ],
+        tmp_path,
+    )
     assert run.code == 0, run.stderr[-2000:]
     result = run.result
     assert result is not None and len(result["injected_faults"]) == 2
@@ -48,16 +64,44 @@ def test_killed_collector_and_monitor_reattach(kernel, tmp_path: Path) -> None: 
 
 
 def test_bigger_topology(kernel, tmp_path: Path) -> None:  # noqa: ANN001
-    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--topology", "2,1,1,1", "--mem", "512",
-                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "2",
+            "--topology",
+            "2,1,1,1",
+            "--mem",
+            "512",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
     assert run.code == 0, run.stderr[-2000:]
     _assert_complete_run(run.result, cpus=2)
 
 
-def test_corrupt_truncated_and_hostile_frames_are_counted_and_skipped(kernel, tmp_path: Path) -> None:  # noqa: ANN001
+def test_corrupt_truncated_and_hostile_frames_are_counted_and_skipped(
+    kernel, tmp_path: Path
+) -> None:  # noqa: ANN001
     rounds = 4
-    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--wire-noise", str(rounds),
-                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "2",
+            "--wire-noise",
+            str(rounds),
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
     assert run.code == 0, run.stderr[-2000:]
     result = run.result
     run_dir = _assert_complete_run(result, cpus=2)
@@ -72,7 +116,9 @@ def test_corrupt_truncated_and_hostile_frames_are_counted_and_skipped(kernel, tm
     assert log.count("spawned: 'collector'") == 1, "the collector died on guest input"
     rejected = [json.loads(x) for x in (run_dir / "rejected.jsonl").read_text().splitlines()]
     assert {(r["type"], r["kind"], r["field"]) for r in rejected} >= {
-        ("RESULT", "bad_field", "workers[0].work_units"), ("LOG", "too_large", "msg"), ("PHASE", "non_finite", "f"),
+        ("RESULT", "bad_field", "workers[0].work_units"),
+        ("LOG", "too_large", "msg"),
+        ("PHASE", "non_finite", "f"),
     }
     msgs = [json.loads(line) for line in (run_dir / "messages.jsonl").read_text().splitlines()]
     assert [m["index"] for m in msgs] == list(range(len(msgs))) and d["frames"] == len(msgs)
@@ -85,33 +131,76 @@ def test_corrupt_truncated_and_hostile_frames_are_counted_and_skipped(kernel, tm
 
 
 def test_kernel_panic_is_a_failure_with_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001
-    run = run_cli(["run", "--engine", "qemu", "--duration", "5", "--crash-guest", "kernel",
-                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "5",
+            "--crash-guest",
+            "kernel",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
     assert run.code == 1, run.stderr[-2000:]
     r = run.result
     assert r["verdict"] == "failed" and r["vm_exit"]["reason"] == "crash"
-    assert "Kernel panic" in r["vm_exit"]["detail"] and "sysrq" in " ".join(r["evidence"]["console_crash"]).lower()
+    assert (
+        "Kernel panic" in r["vm_exit"]["detail"]
+        and "sysrq" in " ".join(r["evidence"]["console_crash"]).lower()
+    )
     assert leftovers(r["run_id"]) == []
 
 
 def test_init_crash_is_reported_from_com2(kernel, tmp_path: Path) -> None:  # noqa: ANN001
-    run = run_cli(["run", "--engine", "qemu", "--duration", "5", "--crash-guest", "init",
-                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "5",
+            "--crash-guest",
+            "init",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
     assert run.code == 2, run.stderr[-2000:]
     r = run.result
-    assert r["verdict"] == "error" and any("PID 1 crashed" in x and "deliberate crash" in x for x in r["reasons"])
+    assert r["verdict"] == "error" and any(
+        "PID 1 crashed" in x and "deliberate crash" in x for x in r["reasons"]
+    )
     assert any("Traceback" in ln for ln in r["evidence"]["panic"])
     assert leftovers(r["run_id"]) == []
 
 
 def test_native_fault_in_init_is_an_error_with_panic_evidence(kernel, tmp_path: Path) -> None:  # noqa: ANN001
     # A SIGSEGV in the init process: PID 1 survives, reports it on COM2 and COM1, powers off.
-    run = run_cli(["run", "--engine", "qemu", "--duration", "5", "--crash-guest", "native",
-                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "5",
+            "--crash-guest",
+            "native",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
     assert run.code == 2, run.stderr[-2000:]
     r = run.result
     assert r["verdict"] == "error" and r["vm_exit"]["reason"] == "guest-exit"
-    assert any("PID 1 crashed" in x and "killed by SIGSEGV" in x for x in r["reasons"]), r["reasons"]
+    assert any("PID 1 crashed" in x and "killed by SIGSEGV" in x for x in r["reasons"]), r[
+        "reasons"
+    ]
     panic = r["evidence"]["panic"]
     assert any("Fatal Python error: Segmentation fault" in ln for ln in panic), panic
     assert any("_crash_on_purpose" in ln for ln in panic), panic
@@ -122,8 +211,20 @@ def test_native_fault_in_init_is_an_error_with_panic_evidence(kernel, tmp_path: 
 
 def test_a_stall_beyond_the_limit_fails_the_test(kernel, tmp_path: Path) -> None:  # noqa: ANN001
     # Under TCG a worker's checkpoints are never 1 ms apart everywhere: the verdict must fail.
-    run = run_cli(["run", "--engine", "qemu", "--duration", "2", "--max-gap-ms", "1",
-                   "--run-dir", str(tmp_path / "run")], tmp_path)
+    run = run_cli(
+        [
+            "run",
+            "--engine",
+            "qemu",
+            "--duration",
+            "2",
+            "--max-gap-ms",
+            "1",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+        tmp_path,
+    )
     assert run.code == 1, run.stderr[-2000:]
     r = run.result
     assert r["verdict"] == "failed" and r["vm_exit"]["reason"] == "guest-exit"

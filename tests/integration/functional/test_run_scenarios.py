@@ -10,7 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from schedlab_scenario import Affinity, Backdrop, CgroupDef, Cpuset, Hold, MemPolicy, Op, Scenario, SchedPolicy, Step
+from schedlab_scenario import (
+    Affinity,
+    Backdrop,
+    CgroupDef,
+    Cpuset,
+    Hold,
+    MemPolicy,
+    Op,
+    Scenario,
+    SchedPolicy,
+    Step,
+)
 from schedlab_scenario.catalog import CATALOG
 from schedlab_shared.topology import Topology
 from tests.framework.prereq import require
@@ -36,7 +47,9 @@ def kernel():  # noqa: ANN201
 
 
 def _run(tmp: Path, *args: str) -> dict:
-    run = run_cli(["run", "--engine", "qemu", "--run-dir", str(tmp / "run"), *args], tmp, timeout=900)
+    run = run_cli(
+        ["run", "--engine", "qemu", "--run-dir", str(tmp / "run"), *args], tmp, timeout=900
+    )
     result = run.result
     assert result is not None, run.stderr[-3000:]
     assert run.code == 0, f"{result['reasons']}\n{run.stderr[-2000:]}"
@@ -75,7 +88,9 @@ def _check_records(result: dict, name: str, topo: Topology) -> list[dict]:
 @pytest.mark.parametrize("name", KTSTR_14)
 def test_canned_scenario_passes_on_eevdf(kernel, tmp_path: Path, name: str) -> None:  # noqa: ANN001
     spec = TOPOLOGY.get(name, "1,1,2,1")
-    result = _run(tmp_path, "--scenario", name, "--topology", spec, "--duration", DURATION.get(name, "1.5"))
+    result = _run(
+        tmp_path, "--scenario", name, "--topology", spec, "--duration", DURATION.get(name, "1.5")
+    )
     assert result["passed"] and result["verdict"] == "passed"
     steps = _check_records(result, name, Topology.parse(spec))
     CHECKS.get(name, lambda steps: None)(steps)
@@ -190,9 +205,13 @@ def test_swap_stop_payloads_and_placements_take_effect(kernel, tmp_path: Path) -
             Step(
                 ops=[
                     Op.stop_cgroup("c"),
-                    Op.run_payload("answer", "/usr/bin/python3", [*py, "print(6 * 7)"], cgroup="box"),
+                    Op.run_payload(
+                        "answer", "/usr/bin/python3", [*py, "print(6 * 7)"], cgroup="box"
+                    ),
                     Op.wait_payload("answer", timeout_s=60),
-                    Op.run_payload("sleeper", "/usr/bin/python3", [*py, "import time; time.sleep(60)"]),
+                    Op.run_payload(
+                        "sleeper", "/usr/bin/python3", [*py, "import time; time.sleep(60)"]
+                    ),
                     Op.kill_payload("sleeper"),
                 ],
                 hold=Hold.fixed(0.4),
@@ -204,7 +223,13 @@ def test_swap_stop_payloads_and_placements_take_effect(kernel, tmp_path: Path) -
                 CgroupDef("a", cpuset=Cpuset.disjoint(0, 2), workers=1),
                 CgroupDef("b", cpuset=Cpuset.disjoint(1, 2), workers=1),
                 CgroupDef("c", workers=1, policy=SchedPolicy.ext()),
-                CgroupDef("d", workers=1, policy=SchedPolicy.batch(), nice=5, mempolicy=MemPolicy.bind([0])),
+                CgroupDef(
+                    "d",
+                    workers=1,
+                    policy=SchedPolicy.batch(),
+                    nice=5,
+                    mempolicy=MemPolicy.bind([0]),
+                ),
                 CgroupDef("e", workers=1, affinity=Affinity.single_cpu()),
             ],
             ops=[Op.add_cgroup("box")],

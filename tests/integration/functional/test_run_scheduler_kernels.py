@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.framework.prereq import require
+from tests.framework.prereq import require, under_ci
 from tests.framework.sched_runs import DURATION, built_examples, sched_run, sched_section
 
 pytestmark = pytest.mark.slow
@@ -23,13 +23,12 @@ NO_SCHED_EXT = "this kernel has no sched_ext (CONFIG_SCHED_CLASS_EXT"
 @pytest.fixture(scope="module")
 def trixie():  # noqa: ANN201
     """The trixie cloud kernel (``schedlab kernel fetch --suite trixie``; fetched under CI)."""
-    import os
 
     from orchestrator.kernel.artifacts import KernelError, list_cached
     from orchestrator.kernel.fetch import fetch_default
 
     found = [k for k in list_cached() if k.meta.get("source") == "debian-trixie"]
-    if not found and os.environ.get("CI"):
+    if not found and under_ci():
         try:
             found = [fetch_default(suite="trixie")]
         except KernelError as exc:

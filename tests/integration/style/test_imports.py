@@ -160,7 +160,12 @@ def test_no_process_package_imports_another_s_internals() -> None:
             "vmm_proc.engines.base",
         ),
         ("guest.wire", False, "import zmq", "zmq"),
-        ("schedlab_scenario.model", False, "from orchestrator import request", "orchestrator.request"),
+        (
+            "schedlab_scenario.model",
+            False,
+            "from orchestrator import request",
+            "orchestrator.request",
+        ),
         ("schedlab_shared.topology", False, "import schedlab_scenario", "schedlab_scenario"),
         ("verdicts.monitor", False, "from orchestrator import result", "orchestrator.result"),
         ("verdicts.monitor", False, "import zmq", "zmq"),

@@ -1,10 +1,12 @@
-"""Linters run as tests: ruff over the whole tree, mypy over the typed contracts."""
+"""Linters run as tests: ruff (lint and format) and mypy over every package, and the
+rules that keep the test suite honest."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.framework.prereq import require
@@ -19,16 +21,37 @@ def _tool(name: str) -> str:
 
 
 def test_ruff_clean() -> None:
-    proc = subprocess.run([_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [_tool("ruff"), "check", "--no-cache", "."], cwd=ROOT, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stdout[-4000:]
 
 
-def test_mypy_on_contracts() -> None:
-    targets = ["schedlab_shared", "guest/wire.py", "schedlab_scenario", "guest/scenario/document.py"]
-    targets += ["guest/scenario/work.py", "guest/scenario/record.py"]
+def _packages() -> list[str]:
+    """Every package the project ships (pyproject's packages.find include), so a new one is
+    checked from its first commit."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        include = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
+    return sorted(p.rstrip("*") for p in include)
+
+
+def test_ruff_format_clean() -> None:
     proc = subprocess.run(
-        [_tool("mypy"), "--ignore-missing-imports", "--no-incremental", "--follow-imports=silent", *targets],
-        cwd=ROOT, capture_output=True, text=True,
+        [_tool("ruff"), "format", "--check", "--no-cache", *_packages(), "tests"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+
+
+def test_mypy_whole_tree() -> None:
+    cache = Path.home() / ".cache" / "schedlab" / "mypy"
+    proc = subprocess.run(
+        [_tool("mypy"), "--cache-dir", str(cache), *_packages()],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout[-4000:]
 

@@ -34,8 +34,18 @@ def test_in_testbed_tests_pass_inside_the_testbed(monkeypatch: pytest.MonkeyPatc
         require(False, f"L1 kernel unavailable: {exc}")
     monkeypatch.chdir(REPO)  # L1 hides the host's /tmp
     monkeypatch.setenv("SCHEDLAB_IN_TESTBED", "1")
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", "-m", "in_testbed",
-           "tests/"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-rs",
+        "-m",
+        "in_testbed",
+        "tests/",
+    ]
     for attempt in (1, 2):
         out = io.BytesIO()
         try:

@@ -30,10 +30,11 @@ REPO = Path(__file__).resolve().parents[3]
 
 @pytest.fixture(scope="module")
 def l1_ready():
-    require(shutil.which("qemu-system-x86_64") is not None,
-            "qemu-system-x86_64 missing (apt-get install qemu-system-x86)")
-    require(Path("/bin/busybox").is_file(),
-            "/bin/busybox missing (apt-get install busybox-static)")
+    require(
+        shutil.which("qemu-system-x86_64") is not None,
+        "qemu-system-x86_64 missing (apt-get install qemu-system-x86)",
+    )
+    require(Path("/bin/busybox").is_file(), "/bin/busybox missing (apt-get install busybox-static)")
     try:
         ensure_l1_kernel()
     except L1KernelError as exc:

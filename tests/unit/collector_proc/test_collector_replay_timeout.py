@@ -20,8 +20,16 @@ def test_event_gap_replay_timeout_is_not_fatal(tmp_path: Path) -> None:
     try:
         vm.emit("console", b"missed by the subscriber\n")  # seq 0: before the collector exists
         vm.wait_flushed()
-        col = Collector("rt", ep["vctl"], ep["vpub"], str(tmp_path / "run"), ep["cctl"], ep["cpub"],
-                        grace_s=30.0, stop_when_complete=True)
+        col = Collector(
+            "rt",
+            ep["vctl"],
+            ep["vpub"],
+            str(tmp_path / "run"),
+            ep["cctl"],
+            ep["cpub"],
+            grace_s=30.0,
+            stop_when_complete=True,
+        )
         real_request, failed = col.vmm.request, []
 
         def flaky_request(msg, *a, **kw):  # noqa: ANN001, ANN002, ANN003, ANN202

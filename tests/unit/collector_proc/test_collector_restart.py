@@ -21,9 +21,25 @@ from tests.framework.fake_vmm import FakeVmm
 
 def _start_collector(tmp: Path, vm_id: str, ep: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "collector_proc", "--vm-id", vm_id, "--vm-ctl", ep["vctl"],
-         "--vm-pub", ep["vpub"], "--run-dir", str(tmp / "run"), "--ctl", ep["cctl"], "--pub", ep["cpub"]],
-        stdout=subprocess.DEVNULL, stderr=open(tmp / "collector.err", "ab"),
+        [
+            sys.executable,
+            "-m",
+            "collector_proc",
+            "--vm-id",
+            vm_id,
+            "--vm-ctl",
+            ep["vctl"],
+            "--vm-pub",
+            ep["vpub"],
+            "--run-dir",
+            str(tmp / "run"),
+            "--ctl",
+            ep["cctl"],
+            "--pub",
+            ep["cpub"],
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=open(tmp / "collector.err", "ab"),
     )
 
 
@@ -48,7 +64,9 @@ def endpoints(tmp_path: Path) -> dict[str, str]:
     return {k: f"ipc://{tmp_path}/{k}" for k in ("vctl", "vpub", "cctl", "cpub")}
 
 
-def test_streams_and_frames_survive_collector_kills(tmp_path: Path, endpoints: dict[str, str]) -> None:
+def test_streams_and_frames_survive_collector_kills(
+    tmp_path: Path, endpoints: dict[str, str]
+) -> None:
     vm = FakeVmm("t1", endpoints["vctl"], endpoints["vpub"])
     ctx = zmq.Context()
     client = BusClient(ctx, endpoints["cctl"], timeout_s=0.5)

@@ -4,7 +4,10 @@ from guest.kmsg import KmsgReader, format_record
 
 
 def test_format_record() -> None:
-    assert format_record(b"6,339,5140900,-;Linux version 7.2\n SUBSYSTEM=x\n") == b"[    5.140900] Linux version 7.2\n"
+    assert (
+        format_record(b"6,339,5140900,-;Linux version 7.2\n SUBSYSTEM=x\n")
+        == b"[    5.140900] Linux version 7.2\n"
+    )
     assert format_record(b"garbage without fields") == b"\n"
     assert format_record(b"6,1,notanumber,-;text") == b"text\n"
 

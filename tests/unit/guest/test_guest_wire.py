@@ -44,28 +44,60 @@ SAMPLES = {
     FrameType.INPUTS_ACK: {"ok": True, "error": "", "files": [{"name": "scx_simple"}]},
     FrameType.RUN: {"doc": {"version": 1}},
     FrameType.FILE_BEGIN: {
-        "index": 0, "kind": "lib", "name": "a", "mode": 0o644, "size": 3, "sha256": "0" * 64,
+        "index": 0,
+        "kind": "lib",
+        "name": "a",
+        "mode": 0o644,
+        "size": 3,
+        "sha256": "0" * 64,
     },
     FrameType.FILE_CHUNK: {"index": 0, "offset": 0, "data": b"abc"},
     FrameType.FILE_END: {"index": 0},
-    FrameType.SCHED_LOG: {"stream": "stderr", "data": b"EXIT: x\n", "seq": 3, "dropped": 0, "eof": False},
+    FrameType.SCHED_LOG: {
+        "stream": "stderr",
+        "data": b"EXIT: x\n",
+        "seq": 3,
+        "dropped": 0,
+        "eof": False,
+    },
     FrameType.SCHED_ATTACH: {
-        "status": "attached", "attached": True, "ops": "simple", "message": "", "attach_ms": 812.5,
-        "pid": 201, "exit_status": "", "state": "enabled",
+        "status": "attached",
+        "attached": True,
+        "ops": "simple",
+        "message": "",
+        "attach_ms": 812.5,
+        "pid": 201,
+        "exit_status": "",
+        "state": "enabled",
     },
     FrameType.SCHED_EXIT: {
-        "t_ns": 9_000_000_000, "trigger": "disabled", "state": "disabling", "exit_status": "",
-        "ops": "qmap", "dump_bytes": 0, "headline": "runnable task stall: cat[9] failed to run for 5.000s",
+        "t_ns": 9_000_000_000,
+        "trigger": "disabled",
+        "state": "disabling",
+        "exit_status": "",
+        "ops": "qmap",
+        "dump_bytes": 0,
+        "headline": "runnable task stall: cat[9] failed to run for 5.000s",
         "exit": {
-            "kind": "ERROR_STALL", "code": 1026, "reason": "runnable task stall",
-            "message": "cat[9] failed to run for 5.000s", "ops": "qmap", "source": "kmsg",
-            "backtrace": ["scx_watchdog_workfn+0x154/0x1f0"], "task": {"comm": "cat", "pid": 9},
+            "kind": "ERROR_STALL",
+            "code": 1026,
+            "reason": "runnable task stall",
+            "message": "cat[9] failed to run for 5.000s",
+            "ops": "qmap",
+            "source": "kmsg",
+            "backtrace": ["scx_watchdog_workfn+0x154/0x1f0"],
+            "task": {"comm": "cat", "pid": 9},
             "stall_s": 5.0,
         },
     },
     FrameType.SCHED_STOP: {
-        "status": "clean", "detached": True, "killed": False, "problems": [], "exit_status": "exited 0",
-        "state": "disabled", "wait_ms": 41.0,
+        "status": "clean",
+        "detached": True,
+        "killed": False,
+        "problems": [],
+        "exit_status": "exited 0",
+        "state": "disabled",
+        "wait_ms": 41.0,
     },
 }
 
@@ -186,7 +218,15 @@ def test_decoder_skips_and_counts_each_kind():
     assert [f.payload for f in frames] == [{"name": "p", "t_ns": 1}]
     assert frames[0].offset == len(stream) - len(good)
     s = d.stats
-    got = (s.frames, s.bad_crc, s.unknown_type, s.bad_payload, s.bad_field, s.bad_version, s.oversize)
+    got = (
+        s.frames,
+        s.bad_crc,
+        s.unknown_type,
+        s.bad_payload,
+        s.bad_field,
+        s.bad_version,
+        s.oversize,
+    )
     assert got == (1, 1, 1, 1, 1, 1, 1)
     assert s.garbage_bytes + s.truncated_bytes + len(good) == len(stream)
 
@@ -270,11 +310,21 @@ _payloads = {
         {"doc": st.dictionaries(_text, st.integers(0, 2**32), max_size=3)}
     ),
     FrameType.FILE_BEGIN: st.fixed_dictionaries(
-        {"index": st.integers(0, 300), "kind": _text, "name": _text, "mode": st.integers(0, 511),
-         "size": st.integers(0, 2**40), "sha256": _text}
+        {
+            "index": st.integers(0, 300),
+            "kind": _text,
+            "name": _text,
+            "mode": st.integers(0, 511),
+            "size": st.integers(0, 2**40),
+            "sha256": _text,
+        }
     ),
     FrameType.FILE_CHUNK: st.fixed_dictionaries(
-        {"index": st.integers(0, 300), "offset": st.integers(0, 2**40), "data": st.binary(max_size=300)}
+        {
+            "index": st.integers(0, 300),
+            "offset": st.integers(0, 2**40),
+            "data": st.binary(max_size=300),
+        }
     ),
     FrameType.FILE_END: st.fixed_dictionaries({"index": st.integers(0, 300)}),
     FrameType.SCHED_LOG: st.fixed_dictionaries(
@@ -287,19 +337,38 @@ _payloads = {
         }
     ),
     FrameType.SCHED_ATTACH: st.fixed_dictionaries(
-        {"status": _text, "attached": st.booleans(), "ops": _text, "message": _text,
-         "pid": st.integers(0, 2**22), "exit_status": _text, "state": _text},
+        {
+            "status": _text,
+            "attached": st.booleans(),
+            "ops": _text,
+            "message": _text,
+            "pid": st.integers(0, 2**22),
+            "exit_status": _text,
+            "state": _text,
+        },
         optional={"attach_ms": st.floats(0, 1e6)},
     ),
     FrameType.SCHED_EXIT: st.fixed_dictionaries(
-        {"t_ns": st.integers(0, 2**63), "trigger": st.sampled_from(["died", "disabled"]),
-         "state": _text, "exit_status": _text, "ops": _text, "dump_bytes": st.integers(0, 2**22),
-         "headline": _text}
+        {
+            "t_ns": st.integers(0, 2**63),
+            "trigger": st.sampled_from(["died", "disabled"]),
+            "state": _text,
+            "exit_status": _text,
+            "ops": _text,
+            "dump_bytes": st.integers(0, 2**22),
+            "headline": _text,
+        }
     ),
     FrameType.SCHED_STOP: st.fixed_dictionaries(
-        {"status": _text, "detached": st.booleans(), "killed": st.booleans(),
-         "problems": st.lists(_text, max_size=3), "exit_status": _text, "state": _text,
-         "wait_ms": st.floats(0, 1e6)}
+        {
+            "status": _text,
+            "detached": st.booleans(),
+            "killed": st.booleans(),
+            "problems": st.lists(_text, max_size=3),
+            "exit_status": _text,
+            "state": _text,
+            "wait_ms": st.floats(0, 1e6),
+        }
     ),
 }
 valid_frames = st.sampled_from(list(FrameType)).flatmap(

@@ -29,8 +29,15 @@ class BtfBuilder:
         self.strings += name.encode() + b"\0"
         return off
 
-    def add(self, kind: int, name: str, vlen: int, size_or_type: int, kflag: bool = False,
-            trailer: bytes = b"") -> int:
+    def add(
+        self,
+        kind: int,
+        name: str,
+        vlen: int,
+        size_or_type: int,
+        kflag: bool = False,
+        trailer: bytes = b"",
+    ) -> int:
         info = (kflag << 31) | (kind << 24) | vlen
         self.records.append(struct.pack("<III", self.s(name), info, size_or_type) + trailer)
         return len(self.records)
@@ -58,8 +65,10 @@ class BtfBuilder:
         return self.add(ENUM, name, len(values), 4, signed, body)
 
     def enum64(self, name: str, values: list[tuple[str, int]], signed: bool = False) -> int:
-        body = b"".join(struct.pack("<III", self.s(n), v & 0xFFFFFFFF, (v >> 32) & 0xFFFFFFFF)
-                        for n, v in values)
+        body = b"".join(
+            struct.pack("<III", self.s(n), v & 0xFFFFFFFF, (v >> 32) & 0xFFFFFFFF)
+            for n, v in values
+        )
         return self.add(ENUM64, name, len(values), 8, signed, body)
 
     def ref(self, kind: int, name: str, t: int) -> int:
@@ -85,8 +94,9 @@ class BtfBuilder:
 
     def blob(self) -> bytes:
         types = b"".join(self.records)
-        hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
-                          len(self.strings))
+        hdr = struct.pack(
+            "<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(self.strings)
+        )
         return hdr + types + bytes(self.strings)
 
 
@@ -97,10 +107,27 @@ def btf_builder() -> BtfBuilder:
 
 # -- kallsyms ---------------------------------------------------------------------------
 
+
 def compress_tokens() -> list[bytes]:
     """256 tokens: printable bytes stand for themselves, the other codes for substrings."""
-    extra = [b"sched_", b"per_cpu", b"__", b"init_", b"sym_", b"_offset", b"run", b"queue",
-             b"base", b"page", b"phys", b"text", b"top_pgt", b"nr_", b"cpu", b"ids"]
+    extra = [
+        b"sched_",
+        b"per_cpu",
+        b"__",
+        b"init_",
+        b"sym_",
+        b"_offset",
+        b"run",
+        b"queue",
+        b"base",
+        b"page",
+        b"phys",
+        b"text",
+        b"top_pgt",
+        b"nr_",
+        b"cpu",
+        b"ids",
+    ]
     tokens = []
     for b in range(256):
         if 0x21 <= b <= 0x7E:
@@ -131,8 +158,14 @@ def _align(buf: bytearray, a: int) -> None:
         buf.append(0)
 
 
-def build_kallsyms(symbols: list[tuple[str, int, str]], *, layout: str, base_va: int,
-                   align: int = 4, lead: bytes = b"some rodata before\0") -> bytes:
+def build_kallsyms(
+    symbols: list[tuple[str, int, str]],
+    *,
+    layout: str,
+    base_va: int,
+    align: int = 4,
+    lead: bytes = b"some rodata before\0",
+) -> bytes:
     """Emit tables in one of the orders/encodings scripts/kallsyms.c has used.
 
     layout: "pcrel" (7.x), "relbase" (6.x: offsets + base after the token index),
@@ -149,8 +182,9 @@ def build_kallsyms(symbols: list[tuple[str, int, str]], *, layout: str, base_va:
         if i % 256 == 0:
             markers.append(len(names))
         c = compress((typ + name).encode(), multi)
-        names += (bytes([len(c)]) if len(c) < 0x80 else
-                  bytes([(len(c) & 0x7F) | 0x80, len(c) >> 7])) + c
+        names += (
+            bytes([len(c)]) if len(c) < 0x80 else bytes([(len(c) & 0x7F) | 0x80, len(c) >> 7])
+        ) + c
     n = len(symbols)
     rb = min(a for _, a, _ in symbols if a >= 1 << 63)
     buf = bytearray(lead)
@@ -199,8 +233,16 @@ def build_kallsyms(symbols: list[tuple[str, int, str]], *, layout: str, base_va:
 def symbol_list(count: int = 700) -> list[tuple[str, int, str]]:
     """Sorted-by-address symbols including the ones the monitor requires."""
     text = 0xFFFFFFFF81000000
-    named = ["_text", "runqueues", "__per_cpu_offset", "page_offset_base", "phys_base",
-             "init_top_pgt", "nr_cpu_ids", "linux_banner"]
+    named = [
+        "_text",
+        "runqueues",
+        "__per_cpu_offset",
+        "page_offset_base",
+        "phys_base",
+        "init_top_pgt",
+        "nr_cpu_ids",
+        "linux_banner",
+    ]
     syms = [(name, text + 0x40 * i, "T" if i == 0 else "D") for i, name in enumerate(named)]
     for i in range(count - len(named)):
         syms.append((f"sym_{i:05d}_sched_{'x' * (i % 150)}", text + 0x1000 + 0x10 * i, "t"))
@@ -218,6 +260,7 @@ def sample_symbols():
 
 
 # -- the real development kernel ---------------------------------------------------------
+
 
 def find_kernel_dir() -> tuple[Path, Path | None] | None:
     """(vmlinux, vmlinuz or None): ~/.cache/schedlab/kernels/* first, /root/dev-kernel next."""
@@ -261,19 +304,35 @@ class SyntheticGuest:
     the image, the direct map and one vmalloc page, and per-CPU runqueues with a current task.
     """
 
-    def __init__(self, btf_builder: BtfBuilder, *, levels: int = 4, phys_base: int = 0,
-                 ncpus: int = 2, mem_size: int = 64 << 20, scx: bool = True,
-                 h_nr_name: str = "h_nr_queued", old_task: bool = False) -> None:
+    def __init__(
+        self,
+        btf_builder: BtfBuilder,
+        *,
+        levels: int = 4,
+        phys_base: int = 0,
+        ncpus: int = 2,
+        mem_size: int = 64 << 20,
+        scx: bool = True,
+        h_nr_name: str = "h_nr_queued",
+        old_task: bool = False,
+    ) -> None:
         from tests.framework.fake_memory import FakeGuestMemory
+
         self.levels, self.phys_base, self.ncpus = levels, phys_base, ncpus
         self.pob = 0xFFFF_8880_0000_0000 if levels == 4 else 0xFF11_0000_0000_0000
         self.mem = FakeGuestMemory(mem_size)
         self.syms = {
-            "_text": TEXT, "linux_banner": TEXT + 0x100, "phys_base": TEXT + 0x200,
-            "page_offset_base": TEXT + 0x208, "nr_cpu_ids": TEXT + 0x210,
-            "__cpu_possible_mask": TEXT + 0x218, "__cpu_online_mask": TEXT + 0x220,
-            "__per_cpu_offset": TEXT + 0x300, "init_top_pgt": TEXT + 0x10000,
-            "__per_cpu_start": TEXT + 0x100000, "runqueues": TEXT + 0x100800,
+            "_text": TEXT,
+            "linux_banner": TEXT + 0x100,
+            "phys_base": TEXT + 0x200,
+            "page_offset_base": TEXT + 0x208,
+            "nr_cpu_ids": TEXT + 0x210,
+            "__cpu_possible_mask": TEXT + 0x218,
+            "__cpu_online_mask": TEXT + 0x220,
+            "__per_cpu_offset": TEXT + 0x300,
+            "init_top_pgt": TEXT + 0x10000,
+            "__per_cpu_start": TEXT + 0x100000,
+            "runqueues": TEXT + 0x100800,
             "init_task": TEXT + 0x400,
         }
         self.tasks = [self.syms["init_task"]]
@@ -284,7 +343,7 @@ class SyntheticGuest:
         self.write_u64(self.syms["page_offset_base"], self.pob)
         self.write_va(self.syms["nr_cpu_ids"], struct.pack("<I", ncpus))
         self.write_u64(self.syms["__cpu_possible_mask"], (1 << ncpus) - 1)
-        self.write_u64(self.syms["__cpu_online_mask"], 1)       # only the boot CPU online
+        self.write_u64(self.syms["__cpu_online_mask"], 1)  # only the boot CPU online
         self._page_tables(mem_size)
         for cpu in range(ncpus):
             self._cpu(cpu)
@@ -333,7 +392,7 @@ class SyntheticGuest:
         for i in range((mem_size - self.phys_base) >> 21):
             self._set(pd, i, (self.phys_base + (i << 21)) | _P | _RW | _PS)
         pdpt = self._path(self.pob, 30)
-        self._set(pdpt, 0, 0 | _P | _RW | _PS)                   # 1 GiB page at 0
+        self._set(pdpt, 0, 0 | _P | _RW | _PS)  # 1 GiB page at 0
         pt = self._path(VMALLOC_VA, 12)
         self._set(pt, (VMALLOC_VA >> 12) & 0x1FF, 0x3000000 | _P | _RW)
         self.mem.write(0x3000000, b"vmalloc page")
@@ -342,21 +401,44 @@ class SyntheticGuest:
         u32, s32 = b.int("unsigned int", 4), b.int("int", 4, signed=True)
         u64 = b.ref(TYPEDEF, "u64", b.int("long long unsigned int", 8))
         comm = b.array(b.int("char", 1, signed=True), u32, 16)
-        ptr_lh = b.ptr(len(b.records) + 2)              # forward reference to list_head
+        ptr_lh = b.ptr(len(b.records) + 2)  # forward reference to list_head
         lh = b.struct("list_head", 16, [("next", ptr_lh, 0), ("prev", ptr_lh, 64)])
         ti = b.struct("thread_info", 16, [("flags", u64, 0), ("cpu", u32, 64)])
         se = b.struct("sched_entity", 8, [("sum_exec_runtime", u64, 0)])
         cpu_member = ("thread_info", ti, 48 * 8) if not old_task else ("cpu", u32, 56 * 8)
-        task = b.struct("task_struct", 80, [
-            ("pid", s32, 0), ("comm", comm, 64), ("state" if old_task else "__state", u32, 192),
-            ("exit_state", s32, 224), ("tasks", lh, 256), cpu_member, ("se", se, 64 * 8)])
+        task = b.struct(
+            "task_struct",
+            80,
+            [
+                ("pid", s32, 0),
+                ("comm", comm, 64),
+                ("state" if old_task else "__state", u32, 192),
+                ("exit_state", s32, 224),
+                ("tasks", lh, 256),
+                cpu_member,
+                ("se", se, 64 * 8),
+            ],
+        )
         cfs = b.struct("cfs_rq", 4, [(h_nr_name, u32, 0)])
-        members = [("nr_running", u32, 0), ("curr", b.ptr(task), 64), ("nr_switches", u64, 128),
-                   ("clock", u64, 192), ("cpu", s32, 256), ("cfs", cfs, 288)]
+        members = [
+            ("nr_running", u32, 0),
+            ("curr", b.ptr(task), 64),
+            ("nr_switches", u64, 128),
+            ("clock", u64, 192),
+            ("cpu", s32, 256),
+            ("cfs", cfs, 288),
+        ]
         rq_size, percpu_vars = 64, []
         if scx:
-            b.enum("scx_enable_state", [("SCX_ENABLING", 0), ("SCX_ENABLED", 1),
-                                        ("SCX_DISABLING", 2), ("SCX_DISABLED", 3)])
+            b.enum(
+                "scx_enable_state",
+                [
+                    ("SCX_ENABLING", 0),
+                    ("SCX_ENABLED", 1),
+                    ("SCX_DISABLING", 2),
+                    ("SCX_DISABLED", 3),
+                ],
+            )
             extra, rq_size, percpu_vars = self._scx_btf(b, u32, u64)
             members += extra
         rq = b.struct("rq", rq_size, members)
@@ -369,21 +451,28 @@ class SyntheticGuest:
         entries). Subclasses model other layouts (tests/unit/monitor_proc/scx_guest.py)."""
         name = b.array(b.int("char", 1, signed=True), u32, 128)
         ops = b.struct("sched_ext_ops", 136, [("flags", u64, 0), ("name", name, 64)])
-        b.struct("scx_sched", 200, [("", b.struct("", 8, [("x", u64, 0)]), 0),
-                                    ("ops", ops, 64 * 8)])
+        b.struct(
+            "scx_sched", 200, [("", b.struct("", 8, [("x", u64, 0)]), 0), ("ops", ops, 64 * 8)]
+        )
         return [("scx", b.struct("scx_rq", 4, [("nr_running", u32, 0)]), 320)], 64, []
 
     def _cpu(self, cpu: int) -> None:
         area_pa = 0x2800000 + cpu * 0x10000
         area_va = self.pob + area_pa
-        self.write_u64(self.syms["__per_cpu_offset"] + 8 * cpu,
-                       (area_va - self.syms["__per_cpu_start"]) & (2**64 - 1))
+        self.write_u64(
+            self.syms["__per_cpu_offset"] + 8 * cpu,
+            (area_va - self.syms["__per_cpu_start"]) & (2**64 - 1),
+        )
         task_va = self.pob + 0x2000000 + cpu * 0x1000
         self._task(task_va, 100 + cpu, f"task{cpu}", state=0, cpu=cpu, runtime=10**6 * (cpu + 1))
         self.tasks.append(task_va)
         rq_va = area_va + 0x800
-        self.write_va(rq_va, struct.pack("<IIQQQiII", cpu + 1, 0, task_va, 50 + cpu,
-                                         1000 * (cpu + 1), cpu, cpu + 1, cpu))
+        self.write_va(
+            rq_va,
+            struct.pack(
+                "<IIQQQiII", cpu + 1, 0, task_va, 50 + cpu, 1000 * (cpu + 1), cpu, cpu + 1, cpu
+            ),
+        )
         self.rq_va = getattr(self, "rq_va", {}) | {cpu: rq_va}
 
     def _task(self, va: int, pid: int, comm: str, *, state: int, cpu: int, runtime: int) -> None:
@@ -405,23 +494,34 @@ class SyntheticGuest:
         from monitor_proc.memory import ReaderMemory
         from monitor_proc.program import Program
         from monitor_proc.symbols import SymbolTable
+
         symbols = kw.pop("symbols", None) or SymbolTable(
-            ((n, a, "D") for n, a in self.syms.items()), "synthetic")
-        return Program(None, ReaderMemory(self.mem.read), symbols=symbols,
-                       btf=Btf(self.btf_blob), probe=(self.syms["linux_banner"], BANNER), **kw)
+            ((n, a, "D") for n, a in self.syms.items()), "synthetic"
+        )
+        return Program(
+            None,
+            ReaderMemory(self.mem.read),
+            symbols=symbols,
+            btf=Btf(self.btf_blob),
+            probe=(self.syms["linux_banner"], BANNER),
+            **kw,
+        )
 
 
 @pytest.fixture
 def synthetic_guest():
     def make(**kw):
         return SyntheticGuest(BtfBuilder(), **kw)
+
     return make
 
 
 # -- a synthetic vmlinux ELF ----------------------------------------------------------------
 
-def build_vmlinux(path: Path, *, text: bytes, rodata: bytes, btf: bytes,
-                  build_id: bytes | None = b"\x12\x34" * 10) -> Path:
+
+def build_vmlinux(
+    path: Path, *, text: bytes, rodata: bytes, btf: bytes, build_id: bytes | None = b"\x12\x34" * 10
+) -> Path:
     """An ELF64 like a decompressed vmlinux: .text at TEXT, .rodata right after (page
     aligned), .BTF, .notes with a GNU build-id, one PT_LOAD over them all."""
     text_off = 0x1000
@@ -440,17 +540,58 @@ def build_vmlinux(path: Path, *, text: bytes, rodata: bytes, btf: bytes,
         addr = TEXT + off - text_off if flags else 0
         return struct.pack("<IIQQQQIIQQ", name, typ, flags, addr, off, size, 0, 0, 1, 0)
 
-    shdrs = (b"\0" * 64 + shdr(1, 1, 6, text_off, len(text)) + shdr(7, 1, 2, ro_off, len(rodata))
-             + shdr(15, 1, 2, btf_off, len(btf)) + shdr(20, 7, 2, notes_off, len(notes))
-             + shdr(27, 3, 0, shstr_off, len(shstr)))
-    ehdr = struct.pack("<4sBBBBB7sHHIQQQIHHHHHH", b"\x7fELF", 2, 1, 1, 0, 0, b"\0" * 7,
-                       2, 0x3E, 1, 0x1000000, 64, sh_off, 0, 64, 56, 1, 64, 6, 5)
-    phdr = struct.pack("<IIQQQQQQ", 1, 5, text_off, TEXT, 0x1000000, load_end - text_off,
-                       load_end - text_off, 0x1000)
+    shdrs = (
+        b"\0" * 64
+        + shdr(1, 1, 6, text_off, len(text))
+        + shdr(7, 1, 2, ro_off, len(rodata))
+        + shdr(15, 1, 2, btf_off, len(btf))
+        + shdr(20, 7, 2, notes_off, len(notes))
+        + shdr(27, 3, 0, shstr_off, len(shstr))
+    )
+    ehdr = struct.pack(
+        "<4sBBBBB7sHHIQQQIHHHHHH",
+        b"\x7fELF",
+        2,
+        1,
+        1,
+        0,
+        0,
+        b"\0" * 7,
+        2,
+        0x3E,
+        1,
+        0x1000000,
+        64,
+        sh_off,
+        0,
+        64,
+        56,
+        1,
+        64,
+        6,
+        5,
+    )
+    phdr = struct.pack(
+        "<IIQQQQQQ",
+        1,
+        5,
+        text_off,
+        TEXT,
+        0x1000000,
+        load_end - text_off,
+        load_end - text_off,
+        0x1000,
+    )
     img = bytearray(sh_off + len(shdrs))
     img[0:64], img[64:120] = ehdr, phdr
-    for off, data in ((text_off, text), (ro_off, rodata), (btf_off, btf), (notes_off, notes),
-                      (shstr_off, shstr), (sh_off, shdrs)):
+    for off, data in (
+        (text_off, text),
+        (ro_off, rodata),
+        (btf_off, btf),
+        (notes_off, notes),
+        (shstr_off, shstr),
+        (sh_off, shdrs),
+    ):
         img[off : off + len(data)] = data
     path.write_bytes(bytes(img))
     return path
@@ -459,16 +600,20 @@ def build_vmlinux(path: Path, *, text: bytes, rodata: bytes, btf: bytes,
 @pytest.fixture
 def synthetic_vmlinux(tmp_path):
     """(path, SyntheticGuest): an ELF whose kallsyms and BTF describe the guest's memory."""
+
     def make(build_id: bytes | None = b"\x12\x34" * 10, **guest_kw):
         g = SyntheticGuest(BtfBuilder(), **guest_kw)
-        syms = sorted(((n, a, "T" if n == "_text" else "D") for n, a in g.syms.items()),
-                      key=lambda s: s[1])
+        syms = sorted(
+            ((n, a, "T" if n == "_text" else "D") for n, a in g.syms.items()), key=lambda s: s[1]
+        )
         syms += [(f"sym_{i:04d}", TEXT + 0x200000 + 16 * i, "t") for i in range(600)]
         text = bytearray(0x1000)
         off = g.syms["linux_banner"] - TEXT
         text[off : off + len(BANNER)] = BANNER
         rodata = build_kallsyms(syms, layout="pcrel", base_va=TEXT + len(text))
-        path = build_vmlinux(tmp_path / "vmlinux", text=bytes(text), rodata=rodata,
-                             btf=g.btf_blob, build_id=build_id)
+        path = build_vmlinux(
+            tmp_path / "vmlinux", text=bytes(text), rodata=rodata, btf=g.btf_blob, build_id=build_id
+        )
         return path, g
+
     return make

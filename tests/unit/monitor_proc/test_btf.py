@@ -18,19 +18,31 @@ def tiny(btf_builder):
     cu32 = b.ref(Kind.CONST, "", u32)
     char = b.int("char", 1, signed=True)
     comm = b.array(char, u32, 16)
-    task = b.struct("task_struct", 32, [("pid", b.int("int", 4, signed=True), 0),
-                                         ("comm", comm, 64)])
+    task = b.struct(
+        "task_struct", 32, [("pid", b.int("int", 4, signed=True), 0), ("comm", comm, 64)]
+    )
     task_p = b.ptr(task)
     rtask_p = b.ref(Kind.RESTRICT, "", task_p)
     tagged = b.ref(Kind.TYPE_TAG, "rcu", rtask_p)
-    cfs = b.struct("cfs_rq", 16, [("nr_queued", u32, 0), ("h_nr_queued", cu32, 32),
-                                   ("min_vruntime", u64, 64)])
+    cfs = b.struct(
+        "cfs_rq", 16, [("nr_queued", u32, 0), ("h_nr_queued", cu32, 32), ("min_vruntime", u64, 64)]
+    )
     scx = b.struct("scx_rq", 8, [("nr_running", u32, 0), ("flags", u32, 32)])
     inner = b.struct("", 8, [("clock_pelt", u64, 0)])
     anon = b.struct("", 8, [("scx", scx, 0), ("", inner, 0)], union=True)
     bits = b.struct("", 4, [("a", u32, 0, 3), ("b", u32, 3, 5)])
-    rq = b.struct("rq", 64, [("nr_running", u32, 0), ("cfs", cfs, 64), ("", anon, 192),
-                              ("", bits, 256), ("clock", vu64, 320), ("curr", tagged, 384)])
+    rq = b.struct(
+        "rq",
+        64,
+        [
+            ("nr_running", u32, 0),
+            ("cfs", cfs, 64),
+            ("", anon, 192),
+            ("", bits, 256),
+            ("clock", vu64, 320),
+            ("curr", tagged, 384),
+        ],
+    )
     b.ref(Kind.FWD, "mm_struct", 0)
     b.enum("state", [("RUNNING", 0), ("BLOCKED", -1)], signed=True)
     b.enum64("big", [("HUGE", 1 << 40)])
@@ -55,7 +67,7 @@ def test_nested_paths_and_modifiers(tiny):
     rq = tiny.struct("rq")
     assert rq.member("cfs.h_nr_queued").offset == 8 + 4
     clock = rq.member("clock")
-    assert (clock.offset, clock.size) == (40, 8)          # volatile -> typedef -> int
+    assert (clock.offset, clock.size) == (40, 8)  # volatile -> typedef -> int
     assert tiny.resolve(clock.type.id).name == "long long unsigned int"
     curr = rq.member("curr")
     assert curr.size == 8 and tiny.resolve(curr.type.id).kind == Kind.PTR
@@ -65,7 +77,7 @@ def test_anonymous_union_and_struct_members(tiny):
     rq = tiny.struct("rq")
     assert rq.member("scx.nr_running").offset == 24
     assert rq.member("scx.flags").offset == 28
-    assert rq.member("clock_pelt").offset == 24         # anonymous struct in anonymous union
+    assert rq.member("clock_pelt").offset == 24  # anonymous struct in anonymous union
 
 
 def test_bitfields_with_kind_flag(tiny):
@@ -104,11 +116,14 @@ def test_datasec_var(tiny):
         tiny.datasec_var(".data..percpu", "nope")
 
 
-@pytest.mark.parametrize("mutate,match", [
-    (lambda b: b"\xeb\x9f" + b[2:], "magic"),
-    (lambda b: b[:30], "exceed|truncated"),
-    (lambda b: b[:28] + struct.pack("<I", 31 << 24) + b[32:], "unknown BTF kind"),
-])
+@pytest.mark.parametrize(
+    "mutate,match",
+    [
+        (lambda b: b"\xeb\x9f" + b[2:], "magic"),
+        (lambda b: b[:30], "exceed|truncated"),
+        (lambda b: b[:28] + struct.pack("<I", 31 << 24) + b[32:], "unknown BTF kind"),
+    ],
+)
 def test_malformed_blobs(btf_builder, mutate, match):
     btf_builder.int("int", 4)
     btf_builder.int("long", 8)
@@ -129,7 +144,7 @@ def test_real_kernel_rq_layout(real_vmlinux):
     assert rq.size > 1000
     assert rq.member("nr_running").offset == 0
     assert rq.member("clock").size == 8
-    assert rq.member("scx.nr_running").size == 4     # this kernel has sched_ext
+    assert rq.member("scx.nr_running").size == 4  # this kernel has sched_ext
     off, size = btf.datasec_var(".data..percpu", "runqueues")
     assert size == rq.size and off > 0
     assert btf.struct("task_struct").member("pid").size == 4
@@ -141,4 +156,4 @@ def test_load_raw_blob_and_elf_without_btf(tmp_path, btf_builder):
     raw.write_bytes(btf_builder.blob())
     assert Btf.load(raw).find("int", Kind.INT).size == 4
     with pytest.raises(BtfError, match="no .BTF section"):
-        Btf.load("/bin/true")                     # an ELF without BTF
+        Btf.load("/bin/true")  # an ELF without BTF

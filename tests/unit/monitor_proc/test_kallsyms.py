@@ -14,8 +14,9 @@ def _decode(blob, text=TEXT):
     return find_kallsyms(blob, lambda off: BASE + off, text)
 
 
-@pytest.mark.parametrize("layout,align", [
-    ("pcrel", 4), ("pcrel", 8), ("relbase", 8), ("old_relbase", 8), ("seqs", 8)])
+@pytest.mark.parametrize(
+    "layout,align", [("pcrel", 4), ("pcrel", 8), ("relbase", 8), ("old_relbase", 8), ("seqs", 8)]
+)
 def test_layouts_decode_every_symbol(kallsyms_builder, sample_symbols, layout, align):
     syms = sample_symbols(700)
     blob = kallsyms_builder(syms, layout=layout, base_va=BASE, align=align)
@@ -36,7 +37,7 @@ def test_absolute_percpu_symbols(kallsyms_builder, sample_symbols):
 
 def test_long_names_use_two_byte_lengths(kallsyms_builder, sample_symbols):
     syms = sample_symbols(300)
-    syms.append(("z" * 200 + "_long", syms[-1][1] + 0x10, "t"))   # compressed length > 127
+    syms.append(("z" * 200 + "_long", syms[-1][1] + 0x10, "t"))  # compressed length > 127
     tables, got = _decode(kallsyms_builder(syms, layout="pcrel", base_va=BASE))
     assert got[-1] == syms[-1]
 
@@ -55,7 +56,7 @@ def test_garbage_has_no_tables():
 def test_corrupt_marker_is_rejected(kallsyms_builder, sample_symbols):
     blob = bytearray(kallsyms_builder(sample_symbols(700), layout="pcrel", base_va=BASE))
     tables, _ = _decode(bytes(blob))
-    blob[tables.markers_off + 4] ^= 0x01     # second marker off by one
+    blob[tables.markers_off + 4] ^= 0x01  # second marker off by one
     with pytest.raises(KallsymsError):
         _decode(bytes(blob))
 
@@ -73,6 +74,7 @@ def test_system_map_stub_is_ignored_and_real_one_used(tmp_path):
 
 
 # -- the real kernel ----------------------------------------------------------------------
+
 
 def test_real_kernel_symbols_and_cache(real_vmlinux, tmp_path):
     t0 = time.perf_counter()
@@ -94,10 +96,11 @@ def test_real_kernel_symbols_and_cache(real_vmlinux, tmp_path):
 
 def test_real_kernel_percpu_symbol_matches_btf(real_vmlinux):
     from monitor_proc.btf import Btf
+
     syms = load_symbols(real_vmlinux)
     off, size = Btf.load(real_vmlinux).datasec_var(".data..percpu", "runqueues")
     start = syms.address("__per_cpu_start")
-    assert syms.address("runqueues") - start == off   # non-zero-based per-CPU (x86 >= 6.15)
+    assert syms.address("runqueues") - start == off  # non-zero-based per-CPU (x86 >= 6.15)
     assert size > 1000
 
 

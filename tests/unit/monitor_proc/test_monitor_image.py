@@ -52,10 +52,10 @@ def test_load_symbols_recovers_then_uses_the_cache(synthetic_vmlinux, tmp_path):
     assert table.address("runqueues") == g.syms["runqueues"]
     cache_file = cache / ("1234" * 10 + ".json")
     assert cache_file.is_file()
-    path.write_bytes(path.read_bytes()[:0x1000])        # the image is no longer readable...
+    path.write_bytes(path.read_bytes()[:0x1000])  # the image is no longer readable...
     with pytest.raises(ImageError):
         KernelImage.open(path)
-    cache_file.write_text("{not json")                  # ...and a corrupt cache is not used
+    cache_file.write_text("{not json")  # ...and a corrupt cache is not used
     with pytest.raises(ImageError):
         load_symbols(path, cache_dir=cache)
 
@@ -64,6 +64,7 @@ def test_cached_table_is_used_without_decoding(synthetic_vmlinux, tmp_path, monk
     path, g = synthetic_vmlinux()
     load_symbols(path, cache_dir=tmp_path)
     import monitor_proc.kallsyms as ks
+
     monkeypatch.setattr(ks, "_recover", lambda image: pytest.fail("cache not used"))
     assert load_symbols(path, cache_dir=tmp_path).address("phys_base") == g.syms["phys_base"]
 

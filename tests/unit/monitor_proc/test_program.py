@@ -47,7 +47,7 @@ def test_translation_retries_until_the_kernel_is_there(synthetic_guest):
     g = synthetic_guest()
     banner_pa = g.pa(g.syms["linux_banner"])
     saved = g.mem.read(banner_pa, 8)
-    g.mem.write(banner_pa, b"\0" * 8)              # "not booted yet"
+    g.mem.write(banner_pa, b"\0" * 8)  # "not booted yet"
     prog = g.program()
     with pytest.raises(TranslationError):
         prog.read_u32(prog.symbol("nr_cpu_ids"))
@@ -72,13 +72,17 @@ def test_layout_is_rediscovered_after_a_fault(synthetic_guest):
     switches to 5-level paging (seen live with a 6.12 kernel under TCG -cpu max)."""
     early, late = synthetic_guest(levels=4), synthetic_guest(levels=5)
     now = [early]
-    prog = Program(None, ReaderMemory(lambda pa, n: now[0].mem.read(pa, n)),
-                   symbols=early.program().symbols, btf=early.program().btf,
-                   probe=early.program()._probe)
+    prog = Program(
+        None,
+        ReaderMemory(lambda pa, n: now[0].mem.read(pa, n)),
+        symbols=early.program().symbols,
+        btf=early.program().btf,
+        probe=early.program()._probe,
+    )
     assert rq_sample(prog, 1)["curr_pid"] == 101
     assert prog.translator.layout.levels == 4
     now[0] = late
     with pytest.raises(FaultError):
-        rq_sample(prog, 1)                  # per-CPU pointers now in the 5-level direct map
+        rq_sample(prog, 1)  # per-CPU pointers now in the 5-level direct map
     assert rq_sample(prog, 1)["curr_pid"] == 101
     assert prog.translator.layout.levels == 5

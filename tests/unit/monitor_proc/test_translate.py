@@ -14,10 +14,19 @@ VMALLOC_VA = 0xFFFF_C900_0000_3000
 
 def _discover(g):
     mem = ReaderMemory(g.mem.read)
-    pb = discover_phys_base(mem, g.syms["phys_base"], g.syms["linux_banner"],
-                            g.mem.read(g.pa(g.syms["linux_banner"]), 32))
-    lay = discover_layout(mem, phys_base=pb, page_offset_base_sym=g.syms["page_offset_base"],
-                          init_top_pgt_sym=g.syms["init_top_pgt"], check_va=g.syms["_text"])
+    pb = discover_phys_base(
+        mem,
+        g.syms["phys_base"],
+        g.syms["linux_banner"],
+        g.mem.read(g.pa(g.syms["linux_banner"]), 32),
+    )
+    lay = discover_layout(
+        mem,
+        phys_base=pb,
+        page_offset_base_sym=g.syms["page_offset_base"],
+        init_top_pgt_sym=g.syms["init_top_pgt"],
+        check_va=g.syms["_text"],
+    )
     return AddressTranslator(mem, lay)
 
 
@@ -27,13 +36,16 @@ def test_discovery_and_all_three_paths(synthetic_guest, levels, phys_base):
     g = synthetic_guest(levels=levels, phys_base=phys_base)
     t = _discover(g)
     assert (t.layout.levels, t.layout.phys_base, t.layout.page_offset_base) == (
-        levels, phys_base, g.pob)
+        levels,
+        phys_base,
+        g.pob,
+    )
     text = g.syms["_text"]
-    assert t.to_phys(text) == 0x1000000 + phys_base                    # image map
-    assert t.walk(text + 0x1234) == t.to_phys(text + 0x1234)           # 2 MiB pages
-    assert t.to_phys(g.pob + 0x2800123) == 0x2800123                    # direct map
-    assert t.walk(g.pob + 0x2800123) == 0x2800123                       # 1 GiB page
-    assert t.to_phys(VMALLOC_VA + 5) == 0x3000005                       # 4 KiB page walk
+    assert t.to_phys(text) == 0x1000000 + phys_base  # image map
+    assert t.walk(text + 0x1234) == t.to_phys(text + 0x1234)  # 2 MiB pages
+    assert t.to_phys(g.pob + 0x2800123) == 0x2800123  # direct map
+    assert t.walk(g.pob + 0x2800123) == 0x2800123  # 1 GiB page
+    assert t.to_phys(VMALLOC_VA + 5) == 0x3000005  # 4 KiB page walk
     assert t.linear_extent(VMALLOC_VA + 5) == 0x1000 - 5
 
 
@@ -53,7 +65,7 @@ def test_blank_memory_is_not_a_kernel(synthetic_guest):
 
 def test_page_tables_that_disagree_are_rejected(synthetic_guest):
     g = synthetic_guest()
-    g.write_u64(g.syms["init_top_pgt"] + 8 * 511, 0)     # drop the image mapping
+    g.write_u64(g.syms["init_top_pgt"] + 8 * 511, 0)  # drop the image mapping
     with pytest.raises(TranslationError, match="do not map"):
         _discover(g)
 
@@ -61,6 +73,6 @@ def test_page_tables_that_disagree_are_rejected(synthetic_guest):
 def test_missing_direct_map_means_not_ready(synthetic_guest):
     g = synthetic_guest()
     idx = (g.pob >> 39) & 0x1FF
-    g.write_u64(g.syms["init_top_pgt"] + 8 * idx, 0)     # early boot: image mapped only
+    g.write_u64(g.syms["init_top_pgt"] + 8 * idx, 0)  # early boot: image mapped only
     with pytest.raises(TranslationError, match="no direct map"):
         _discover(g)

@@ -8,7 +8,10 @@ def test_parse() -> None:
     assert str(Fault("monitor", 2.0)) == "kill:monitor@2"
 
 
-@pytest.mark.parametrize("bad", ["kill:qemu@1", "stop:collector@1", "kill:collector", "kill:monitor@x", "kill:monitor@-1"])
+@pytest.mark.parametrize(
+    "bad",
+    ["kill:qemu@1", "stop:collector@1", "kill:collector", "kill:monitor@x", "kill:monitor@-1"],
+)
 def test_bad(bad: str) -> None:
     with pytest.raises(FaultError, match="--inject"):
         parse_fault(bad)

@@ -81,7 +81,9 @@ def test_vm_timeout_given_or_derived():
     assert (req.run_timeout_s, req.vm_timeout_s) == (12.0, 12.0 + STOP_GRACE_S)
     derived = RunRequest(vm=_vm(), scenario=Scenario(duration_s=10.0))
     assert derived.run_timeout_s == BOOT_ALLOWANCE_S + 10.0 * 3 + 30.0
-    assert derived.vm_timeout_s == derived.run_timeout_s + STOP_GRACE_S  # the graceful stop comes first
+    assert (
+        derived.vm_timeout_s == derived.run_timeout_s + STOP_GRACE_S
+    )  # the graceful stop comes first
 
 
 def test_oops_panic_is_an_option_not_the_default():

@@ -130,7 +130,9 @@ def test_a_plan_file_is_checked_like_the_guest_checks_it(tmp_path):
         plan_for("steady", topo, 1.0, 2, 2, plan_file=f)
     doc["steps"][1]["ops"][0]["cgroup"] = "cg_9"
     f.write_text(json.dumps(doc))
-    with pytest.raises(ScenarioError, match=r"scenario\.steps\[1\]\.ops\[0\]\.cgroup: cgroup 'cg_9'"):
+    with pytest.raises(
+        ScenarioError, match=r"scenario\.steps\[1\]\.ops\[0\]\.cgroup: cgroup 'cg_9'"
+    ):
         plan_for(None, topo, 1.0, 2, 2, plan_file=f)
     f.write_text("{")
     with pytest.raises(ScenarioError, match="--plan"):

@@ -38,12 +38,23 @@ def test_restart_after_kill_and_clean_shutdown(tmp_path: Path) -> None:
     rt = tmp_path / "rt"
     rt.mkdir()
     marker = tmp_path / "starts"
-    script = (f"import os, time; os.write(os.open({str(marker)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT), b'x');"
-              " time.sleep(600)")
-    sup = Supervisor(rt, tmp_path, [
-        Program("sleeper", [sys.executable, "-c", script], tmp_path / "s.log"),
-        Program("once", [sys.executable, "-c", "import time; time.sleep(600)"], tmp_path / "o.log", restart=False),
-    ])
+    script = (
+        f"import os, time; os.write(os.open({str(marker)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT), b'x');"
+        " time.sleep(600)"
+    )
+    sup = Supervisor(
+        rt,
+        tmp_path,
+        [
+            Program("sleeper", [sys.executable, "-c", script], tmp_path / "s.log"),
+            Program(
+                "once",
+                [sys.executable, "-c", "import time; time.sleep(600)"],
+                tmp_path / "o.log",
+                restart=False,
+            ),
+        ],
+    )
     sup.start()
     try:
         sup.start_program("sleeper")
@@ -69,11 +80,21 @@ def test_autostart_in_priority_order_and_a_stop_that_does_not_wait_a_tick(tmp_pa
     rt.mkdir()
     order = tmp_path / "order"
     # Each program appends its name, then ends on SIGTERM like our processes do.
-    script = ("import os, signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0));"
-              f" os.write(os.open({str(order)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT), sys.argv[1].encode());"
-              " time.sleep(600)")
-    progs = [Program(name, [sys.executable, "-c", script, name], tmp_path / f"{name}.log", autostart=True,
-                     priority=prio) for name, prio in (("b", 2), ("a", 1), ("c", 3))]
+    script = (
+        "import os, signal, sys, time; signal.signal(signal.SIGTERM, lambda *a: sys.exit(0));"
+        f" os.write(os.open({str(order)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT), sys.argv[1].encode());"
+        " time.sleep(600)"
+    )
+    progs = [
+        Program(
+            name,
+            [sys.executable, "-c", script, name],
+            tmp_path / f"{name}.log",
+            autostart=True,
+            priority=prio,
+        )
+        for name, prio in (("b", 2), ("a", 1), ("c", 3))
+    ]
     assert "autostart=true" in progs[0].section() and "priority=2" in progs[0].section()
     sup = Supervisor(rt, tmp_path, progs)
     sup.start()
@@ -103,6 +124,10 @@ def test_program_history_counts_spawns_and_give_ups(tmp_path: Path) -> None:
     )
     hist = program_history(log)
     assert (hist["monitor"].restarts, hist["monitor"].gave_up) == (0, False)
-    assert (hist["monitor1"].spawns, hist["monitor1"].restarts, hist["monitor1"].gave_up) == (2, 1, True)
+    assert (hist["monitor1"].spawns, hist["monitor1"].restarts, hist["monitor1"].gave_up) == (
+        2,
+        1,
+        True,
+    )
     assert "x" not in hist
     assert program_history(tmp_path / "missing.log") == {}

@@ -40,7 +40,10 @@ def test_bulk_port_rename_hook() -> None:
 def test_numa_nodes_get_a_file_and_cpus_each() -> None:
     cfg = _cfg(topology=Topology(2, 1, 2, 1), mem_mib=1024)
     argv = qemu_argv(cfg, SOCKS)
-    assert _opt(argv, "-numa") == ["node,nodeid=0,memdev=ram0,cpus=0-1", "node,nodeid=1,memdev=ram1,cpus=2-3"]
+    assert _opt(argv, "-numa") == [
+        "node,nodeid=0,memdev=ram0,cpus=0-1",
+        "node,nodeid=1,memdev=ram1,cpus=2-3",
+    ]
     regions = ram_regions(cfg)
     assert [(r["gpa"], r["size"]) for r in regions] == [(0, 512 << 20), (512 << 20, 512 << 20)]
     assert regions[1]["path"].endswith("-mem1")

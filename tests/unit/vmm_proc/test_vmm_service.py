@@ -74,7 +74,9 @@ def vmm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
 
     monkeypatch.setattr(service_mod, "make_engine", make)
     cfg = VmConfig(run_id="u1", engine="fake", kernel="/k", initrd="/i", cmdline="")
-    svc = service_mod.VmmService(cfg, f"ipc://{tmp_path}/ctl", f"ipc://{tmp_path}/pub", linger_s=0.5)
+    svc = service_mod.VmmService(
+        cfg, f"ipc://{tmp_path}/ctl", f"ipc://{tmp_path}/pub", linger_s=0.5
+    )
     result: list[ProcExit] = []
     t = threading.Thread(target=lambda: result.append(svc.run(install_signals=False)))
     t.start()
@@ -157,7 +159,10 @@ def test_exit_is_published(vmm) -> None:  # noqa: ANN001
             events.append(recv_event(sub, proto.VmStateEvent))
             if events[-1][1].state == "exited":
                 break
-        assert events[-1] == ("vm.u1.state", proto.VmStateEvent("exited", "stopped", "stopped by test"))
+        assert events[-1] == (
+            "vm.u1.state",
+            proto.VmStateEvent("exited", "stopped", "stopped by test"),
+        )
     finally:
         sub.close(0)
 

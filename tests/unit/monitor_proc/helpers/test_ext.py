@@ -26,6 +26,6 @@ def test_kernel_without_sched_ext(synthetic_guest):
 def test_pre_scx_root_kernels_use_the_global_ops(synthetic_guest):
     g = synthetic_guest()
     syms = {n: a for n, a in g.syms.items() if n != "scx_root"}
-    syms["scx_ops"] = g.pob + 0x2600000 + 64        # struct sched_ext_ops scx_ops
+    syms["scx_ops"] = g.pob + 0x2600000 + 64  # struct sched_ext_ops scx_ops
     prog = g.program(symbols=SymbolTable(((n, a, "D") for n, a in syms.items()), "6.12"))
     assert scx_ops_name(prog) == "simple"

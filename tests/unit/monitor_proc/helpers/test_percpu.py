@@ -37,7 +37,7 @@ def test_zero_based_percpu_symbols(synthetic_guest):
     """Older x86_64: per-CPU symbols are offsets and __per_cpu_start is 0."""
     g = synthetic_guest()
     start = g.syms["__per_cpu_start"]
-    for cpu in range(2):        # __per_cpu_offset[cpu] now holds the area's base address
+    for cpu in range(2):  # __per_cpu_offset[cpu] now holds the area's base address
         off = g.mem.read(g.pa(g.syms["__per_cpu_offset"]) + 8 * cpu, 8)
         base = (int.from_bytes(off, "little") + start) & (2**64 - 1)
         g.write_u64(g.syms["__per_cpu_offset"] + 8 * cpu, base)

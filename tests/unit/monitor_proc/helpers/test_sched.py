@@ -11,8 +11,14 @@ def test_rq_sample_reads_every_present_field(synthetic_guest):
     prog = g.program()
     assert cpu_rq(prog, 1) == g.rq_va[1]
     assert rq_sample(prog, 0) == {
-        "nr_running": 1, "rq_clock": 1000, "nr_switches": 50, "cfs_h_nr_queued": 1,
-        "scx_nr_running": 0, "curr_pid": 100, "curr_comm": "task0"}
+        "nr_running": 1,
+        "rq_clock": 1000,
+        "nr_switches": 50,
+        "cfs_h_nr_queued": 1,
+        "scx_nr_running": 0,
+        "curr_pid": 100,
+        "curr_comm": "task0",
+    }
     assert rq_sample(prog, 1)["rq_clock"] == 2000
     task = cpu_curr(prog, 1)
     assert (task_pid(prog, task), task_comm(prog, task)) == (101, "task1")
@@ -27,7 +33,7 @@ def test_older_member_names_and_missing_sched_ext(synthetic_guest):
 
 def test_rq_of_another_cpu_is_detected(synthetic_guest):
     g = synthetic_guest()
-    g.write_va(g.rq_va[1] + 32, struct.pack("<i", 0))     # rq->cpu says 0
+    g.write_va(g.rq_va[1] + 32, struct.pack("<i", 0))  # rq->cpu says 0
     with pytest.raises(BadDataError, match="says cpu 0"):
         rq_sample(g.program(), 1)
 

@@ -33,8 +33,9 @@ def _guest(root: Path, body=GUEST_INIT) -> Path:
 
 
 def _list(image: Path) -> list[str]:
-    out = subprocess.run(["cpio", "-t", "--quiet"], stdin=image.open("rb"), capture_output=True,
-                         check=True)
+    out = subprocess.run(
+        ["cpio", "-t", "--quiet"], stdin=image.open("rb"), capture_output=True, check=True
+    )
     return out.stdout.decode().split()
 
 
@@ -54,8 +55,9 @@ def cache(tmp_path_factory):
 def image(cache, tmp_path_factory):
     _need("cpio")
     src = _guest(tmp_path_factory.mktemp("g"))
-    return src, build_initramfs(None, guest_src=src, extra_files={"etc/motd": b"hi\n",
-                                                                  "usr/bin/tool": b"#!/bin/x\n"})
+    return src, build_initramfs(
+        None, guest_src=src, extra_files={"etc/motd": b"hi\n", "usr/bin/tool": b"#!/bin/x\n"}
+    )
 
 
 def test_compile_pyc_imports(tmp_path):
@@ -85,15 +87,38 @@ def test_layout_and_order(image):
     image_id = path.stem
     assert len(image_id) == 64
     assert names[-1] == "schedlab.sentinel"
-    first_file = next(n for n in names if n not in ("dev", "proc", "sys", "tmp", "run", "root",
-                                                    "etc", "usr", "usr/bin", "dev/console",
-                                                    "dev/null", "dev/random", "dev/urandom"))
+    first_file = next(
+        n
+        for n in names
+        if n
+        not in (
+            "dev",
+            "proc",
+            "sys",
+            "tmp",
+            "run",
+            "root",
+            "etc",
+            "usr",
+            "usr/bin",
+            "dev/console",
+            "dev/null",
+            "dev/random",
+            "dev/urandom",
+        )
+    )
     assert first_file == "etc/schedlab-image-id"
-    for need in ("init", "usr/bin/python3", "lib64/ld-linux-x86-64.so.2",
-                 "usr/lib/python3.11/os.pyc", "usr/lib/python3.11/msgpack/__init__.pyc",
-                 "usr/lib/schedlab/guest/init.py",
-                 "usr/lib/schedlab/guest/__pycache__/init.cpython-311.pyc",
-                 "etc/motd", "usr/bin/tool"):
+    for need in (
+        "init",
+        "usr/bin/python3",
+        "lib64/ld-linux-x86-64.so.2",
+        "usr/lib/python3.11/os.pyc",
+        "usr/lib/python3.11/msgpack/__init__.pyc",
+        "usr/lib/schedlab/guest/init.py",
+        "usr/lib/schedlab/guest/__pycache__/init.cpython-311.pyc",
+        "etc/motd",
+        "usr/bin/tool",
+    ):
         assert need in names, need
     assert any(n.startswith("lib/x86_64-linux-gnu/libpython3") for n in names)
     assert files
@@ -103,8 +128,13 @@ def test_layout_and_order(image):
 
 def test_extracted_runtime_runs(image, tmp_path):
     src, path = image
-    subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"],
-                   stdin=path.open("rb"), cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(
+        ["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"],
+        stdin=path.open("rb"),
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
     assert (tmp_path / "init").read_bytes() == INIT_STUB
     assert os.access(tmp_path / "init", os.X_OK) and os.access(tmp_path / "usr/bin/tool", os.X_OK)
     assert not os.access(tmp_path / "etc/motd", os.X_OK)
@@ -113,14 +143,25 @@ def test_extracted_runtime_runs(image, tmp_path):
     if os.geteuid() != 0:
         missing("chroot needs root")
     before = sorted(p for p in tmp_path.rglob("*"))
-    out = subprocess.run(["chroot", str(tmp_path), "/init"], capture_output=True, text=True,
-                         timeout=60)
+    out = subprocess.run(
+        ["chroot", str(tmp_path), "/init"], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "guest main (3, 11)"
-    out = subprocess.run(["chroot", str(tmp_path), "/usr/bin/python3", "-S", "-c",
-                          "import sys; sys.path.insert(0, '/usr/lib/schedlab'); import guest.helper,"
-                          " ctypes, msgpack, threading, subprocess; print(sys.prefix)"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            "chroot",
+            str(tmp_path),
+            "/usr/bin/python3",
+            "-S",
+            "-c",
+            "import sys; sys.path.insert(0, '/usr/lib/schedlab'); import guest.helper,"
+            " ctypes, msgpack, threading, subprocess; print(sys.prefix)",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.stdout.strip() == "/usr", out.stderr
     assert sorted(p for p in tmp_path.rglob("*")) == before  # shipped pycs were valid: none written
 
@@ -148,11 +189,14 @@ def _fake_kernel(tmp_path) -> KernelArtifacts:
     (mods / "kernel").mkdir(parents=True)
     for name, deps in (("base", ""), ("top", "base")):
         c = tmp_path / f"{name}.c"
-        c.write_text(f'__attribute__((section(".modinfo"), used)) static const char d[] = '
-                     f'"depends={deps}";\n')
+        c.write_text(
+            f'__attribute__((section(".modinfo"), used)) static const char d[] = '
+            f'"depends={deps}";\n'
+        )
         subprocess.run(["gcc", "-c", "-o", str(tmp_path / f"{name}.o"), str(c)], check=True)
         (mods / f"kernel/{name}.ko.xz").write_bytes(
-            lzma.compress((tmp_path / f"{name}.o").read_bytes()))
+            lzma.compress((tmp_path / f"{name}.o").read_bytes())
+        )
     return KernelArtifacts("6.99.0-t", tmp_path, tmp_path / "vmlinuz", None, {}, mods, None, {})
 
 
@@ -162,8 +206,12 @@ def test_modules_in_load_order(image, tmp_path):
     path = build_initramfs(kernel, modules=["top"], guest_src=src)
     work = tmp_path / "x"
     work.mkdir()
-    subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames",
-                    "lib/modules/*"], stdin=path.open("rb"), cwd=work, check=True)
+    subprocess.run(
+        ["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames", "lib/modules/*"],
+        stdin=path.open("rb"),
+        cwd=work,
+        check=True,
+    )
     order = (work / "lib/modules/6.99.0-t/schedlab-load-order").read_text().split()
     assert order == ["/lib/modules/6.99.0-t/kernel/base.ko", "/lib/modules/6.99.0-t/kernel/top.ko"]
     assert (work / "lib/modules/6.99.0-t/kernel/top.ko").read_bytes()[:4] == b"\x7fELF"

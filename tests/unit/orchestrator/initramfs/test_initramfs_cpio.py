@@ -30,15 +30,27 @@ def test_listing_matches_gnu_cpio(tmp_path):
     _need_cpio()
     data = _sample().to_bytes()
     out = subprocess.run(["cpio", "-t", "--quiet"], input=data, capture_output=True, check=True)
-    assert out.stdout.decode().split() == ["etc", "etc/hello", "etc/empty", "usr", "usr/bin",
-                                           "usr/bin/tool", "bin"]
+    assert out.stdout.decode().split() == [
+        "etc",
+        "etc/hello",
+        "etc/empty",
+        "usr",
+        "usr/bin",
+        "usr/bin/tool",
+        "bin",
+    ]
 
 
 def test_extract_round_trip(tmp_path):
     _need_cpio()
     data = _sample().to_bytes()
-    subprocess.run(["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"], input=data,
-                   cwd=tmp_path, check=True, capture_output=True)
+    subprocess.run(
+        ["cpio", "-i", "-d", "--quiet", "--no-absolute-filenames"],
+        input=data,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
     assert (tmp_path / "etc/hello").read_bytes() == b"hello world\n"
     assert (tmp_path / "etc/empty").read_bytes() == b""
     tool = tmp_path / "usr/bin/tool"
@@ -60,7 +72,7 @@ def test_char_device_header():
     a = CpioArchive()
     a.add_char_device("dev/console", 5, 1)
     hdr = a.to_bytes()[:110]
-    fields = [int(hdr[6 + 8 * i: 14 + 8 * i], 16) for i in range(13)]
+    fields = [int(hdr[6 + 8 * i : 14 + 8 * i], 16) for i in range(13)]
     assert fields[1] == 0o20600  # S_IFCHR | 0600
     assert (fields[9], fields[10]) == (5, 1)
 

@@ -29,15 +29,35 @@ def _build(tmp_path):
     (tmp_path / "a.c").write_text("int b(void); int a(void){return b()+1;}\n")
     (tmp_path / "p.c").write_text("int a(void); int main(void){return a();}\n")
     cc = ["gcc", "-shared", "-fPIC"]
-    subprocess.run([*cc, "-o", str(lib / "libb.so.1"), "-Wl,-soname,libb.so.1",
-                    str(tmp_path / "b.c")], check=True)
-    subprocess.run([*cc, "-o", str(lib / "liba.so.1"), "-Wl,-soname,liba.so.1",
-                    str(tmp_path / "a.c"), str(lib / "libb.so.1"),
-                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN"], check=True)
+    subprocess.run(
+        [*cc, "-o", str(lib / "libb.so.1"), "-Wl,-soname,libb.so.1", str(tmp_path / "b.c")],
+        check=True,
+    )
+    subprocess.run(
+        [
+            *cc,
+            "-o",
+            str(lib / "liba.so.1"),
+            "-Wl,-soname,liba.so.1",
+            str(tmp_path / "a.c"),
+            str(lib / "libb.so.1"),
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN",
+        ],
+        check=True,
+    )
     (tmp_path / "bin").mkdir()
     prog = tmp_path / "bin/prog"
-    subprocess.run(["gcc", "-o", str(prog), str(tmp_path / "p.c"), str(lib / "liba.so.1"),
-                    "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib"], check=True)
+    subprocess.run(
+        [
+            "gcc",
+            "-o",
+            str(prog),
+            str(tmp_path / "p.c"),
+            str(lib / "liba.so.1"),
+            "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../lib",
+        ],
+        check=True,
+    )
     return prog, lib
 
 

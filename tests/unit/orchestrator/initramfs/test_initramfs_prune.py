@@ -12,4 +12,9 @@ def test_prune_keeps_most_recently_used(tmp_path: Path) -> None:
             os.utime(p, (1000 + i, 1000 + i))
     os.utime(tmp_path / "img0.cpio", (5000, 5000))  # a cache hit refreshed the oldest
     _prune(tmp_path, keep=2)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["img0.cpio", "img0.json", "img4.cpio", "img4.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "img0.cpio",
+        "img0.json",
+        "img4.cpio",
+        "img4.json",
+    ]

@@ -44,8 +44,10 @@ def test_default_is_newest_cached(cache):
     assert k.version == "7.2.13+deb14-cloud-amd64"
     assert k.hz == 1000 and not k.has_sched_ext
     assert k.system_map is None  # the Debian one-line stub is not a symbol map
-    assert [c.version for c in list_cached()] == ["7.2.9+deb14-cloud-amd64",
-                                                  "7.2.13+deb14-cloud-amd64"]
+    assert [c.version for c in list_cached()] == [
+        "7.2.9+deb14-cloud-amd64",
+        "7.2.13+deb14-cloud-amd64",
+    ]
 
 
 def test_version_lookup(cache):
@@ -72,8 +74,10 @@ def test_not_a_kernel(tmp_path, cache):
     junk.write_bytes(b"\0" * 8192)
     with pytest.raises(KernelError) as err:
         resolve_kernel(str(junk))
-    assert str(err.value) == (f"--kernel {junk}: not a Linux kernel image (no bzImage header, "
-                              "not an ELF); pass a vmlinuz/bzImage or run `schedlab kernel fetch`")
+    assert str(err.value) == (
+        f"--kernel {junk}: not a Linux kernel image (no bzImage header, "
+        "not an ELF); pass a vmlinuz/bzImage or run `schedlab kernel fetch`"
+    )
 
 
 def test_missing_path(tmp_path, cache):

@@ -24,7 +24,9 @@ def test_list_and_cached_fetch(tmp_path, monkeypatch):
     assert "no" in row and "250" in row and str(tmp_path) in row
     res = CliRunner().invoke(kernel_group, ["fetch"])  # cached: no apt involved
     assert res.exit_code == 0
-    assert res.output.strip().endswith(f"7.2.13+deb14-cloud-amd64\t{tmp_path}/kernels/7.2.13+deb14-cloud-amd64")
+    assert res.output.strip().endswith(
+        f"7.2.13+deb14-cloud-amd64\t{tmp_path}/kernels/7.2.13+deb14-cloud-amd64"
+    )
 
 
 class _UnreachableApt:
@@ -45,8 +47,9 @@ def test_fetch_failure_exits_2_with_one_line(tmp_path, monkeypatch):
     res = CliRunner().invoke(kernel_group, ["fetch"])
     assert res.exit_code == 2, res.output
     lines = [ln for ln in res.output.splitlines() if ln.startswith("schedlab:")]
-    assert lines == ["schedlab: kernel download failed: apt-get update failed: Could not resolve "
-                     "'deb.invalid'"], res.output
+    assert lines == [
+        "schedlab: kernel download failed: apt-get update failed: Could not resolve 'deb.invalid'"
+    ], res.output
     assert res.exception is None or isinstance(res.exception, SystemExit)
 
 
@@ -58,4 +61,7 @@ def test_fetch_failure_on_disk_exits_2(tmp_path, monkeypatch):
 
     monkeypatch.setattr("orchestrator.kernel.cli.fetch_default", no_space)
     res = CliRunner().invoke(kernel_group, ["fetch"])
-    assert res.exit_code == 2 and "schedlab: kernel fetch failed: [Errno 28] No space left" in res.output
+    assert (
+        res.exit_code == 2
+        and "schedlab: kernel fetch failed: [Errno 28] No space left" in res.output
+    )

@@ -23,14 +23,16 @@ def _deb(tmp_path, name, files):
     (root / "DEBIAN").mkdir(parents=True)
     (root / "DEBIAN/control").write_text(
         f"Package: {name}\nVersion: 7.9.1-1\nArchitecture: amd64\nMaintainer: t <t@t>\n"
-        "Description: test\n")
+        "Description: test\n"
+    )
     for rel, data in files.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(data)
     out = tmp_path / "pool" / f"{name}_7.9.1-1_amd64.deb"
     out.parent.mkdir(exist_ok=True)
-    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(root), str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        ["dpkg-deb", "--build", "-Zgzip", str(root), str(out)], check=True, capture_output=True
+    )
     return out
 
 
@@ -40,16 +42,29 @@ class FakeApt:
     def __init__(self, tmp_path):
         mods = f"usr/lib/modules/{REL}"
         self.debs = {
-            f"linux-base-{REL}": _deb(tmp_path, f"linux-base-{REL}", {
-                f"{mods}/config": b"CONFIG_SCHED_CLASS_EXT=y\nCONFIG_HZ=250\n",
-                f"{mods}/modules.builtin": b""}),
-            f"linux-binary-{REL}": _deb(tmp_path, f"linux-binary-{REL}", {
-                f"{mods}/vmlinuz": make_bzimage(gzip.compress(FAKE_ELF, mtime=0))}),
-            f"linux-modules-{REL}": _deb(tmp_path, f"linux-modules-{REL}", {
-                f"{mods}/kernel/README": b"no modules in this fake\n"}),
+            f"linux-base-{REL}": _deb(
+                tmp_path,
+                f"linux-base-{REL}",
+                {
+                    f"{mods}/config": b"CONFIG_SCHED_CLASS_EXT=y\nCONFIG_HZ=250\n",
+                    f"{mods}/modules.builtin": b"",
+                },
+            ),
+            f"linux-binary-{REL}": _deb(
+                tmp_path,
+                f"linux-binary-{REL}",
+                {f"{mods}/vmlinuz": make_bzimage(gzip.compress(FAKE_ELF, mtime=0))},
+            ),
+            f"linux-modules-{REL}": _deb(
+                tmp_path,
+                f"linux-modules-{REL}",
+                {f"{mods}/kernel/README": b"no modules in this fake\n"},
+            ),
         }
-        self.deps = {"linux-image-cloud-amd64": [f"linux-image-{REL}", "linux-base-cloud-amd64"],
-                     f"linux-image-{REL}": ["dracut", *self.debs]}
+        self.deps = {
+            "linux-image-cloud-amd64": [f"linux-image-{REL}", "linux-base-cloud-amd64"],
+            f"linux-image-{REL}": ["dracut", *self.debs],
+        }
         self.downloads = []
         self.updates = 0
 
@@ -105,8 +120,10 @@ def test_second_fetch_costs_no_network(env):
 def test_concurrent_fetches_download_once(env):
     apt = FakeApt(env)
     results = []
-    threads = [threading.Thread(target=lambda: results.append(
-        fetch_default(refresh=True, apt=apt).root)) for _ in range(3)]
+    threads = [
+        threading.Thread(target=lambda: results.append(fetch_default(refresh=True, apt=apt).root))
+        for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:

@@ -22,17 +22,24 @@ from tests.framework.prereq import missing
 FAKE_ELF = b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 64
 
 
-def make_bzimage(payload: bytes, *, setup_sects=1, version=0x20F, poff=0x40,
-                 plen=None, vstring=b"6.99.0-test (x@y) #1") -> bytes:
+def make_bzimage(
+    payload: bytes,
+    *,
+    setup_sects=1,
+    version=0x20F,
+    poff=0x40,
+    plen=None,
+    vstring=b"6.99.0-test (x@y) #1",
+) -> bytes:
     prot = (setup_sects + 1) * 512
     buf = bytearray(prot + poff + len(payload) + 16)
     buf[0x1F1] = setup_sects
     buf[0x202:0x206] = b"HdrS"
     struct.pack_into("<H", buf, 0x206, version)
     struct.pack_into("<H", buf, 0x20E, 0x300 - 0x200)
-    buf[0x300:0x300 + len(vstring) + 1] = vstring + b"\0"
+    buf[0x300 : 0x300 + len(vstring) + 1] = vstring + b"\0"
     struct.pack_into("<II", buf, 0x248, poff, len(payload) if plen is None else plen)
-    buf[prot + poff:prot + poff + len(payload)] = payload
+    buf[prot + poff : prot + poff + len(payload)] = payload
     return bytes(buf)
 
 
@@ -43,7 +50,9 @@ def size_append(data: bytes) -> bytes:
 COMPRESSORS = {
     "zstd": lambda d: zstandard.ZstdCompressor(level=3).compress(d) + size_append(d),
     "gzip": lambda d: gzip.compress(d, mtime=0),
-    "xz": lambda d: lzma.compress(d, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32) + size_append(d),
+    "xz": lambda d: (
+        lzma.compress(d, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32) + size_append(d)
+    ),
     "lzma": lambda d: lzma.compress(d, format=lzma.FORMAT_ALONE) + size_append(d),
     "bzip2": lambda d: bz2.compress(d) + size_append(d),
 }
@@ -55,15 +64,16 @@ def test_synthetic_extract(kind):
     hdr = parse_bzimage(image)
     assert hdr.setup_sects == 1 and hdr.payload_start == 1024 + 0x40
     assert hdr.kernel_version == "6.99.0-test"
-    assert detect_compression(image[hdr.payload_start:]) == kind
+    assert detect_compression(image[hdr.payload_start :]) == kind
     assert extract_vmlinux(image) == FAKE_ELF
 
 
 def test_synthetic_lz4_legacy():
     if shutil.which("lz4") is None:
         missing("lz4 is not installed (apt-get install lz4)")
-    comp = subprocess.run(["lz4", "-l", "-c", "-q"], input=FAKE_ELF, capture_output=True,
-                          check=True).stdout
+    comp = subprocess.run(
+        ["lz4", "-l", "-c", "-q"], input=FAKE_ELF, capture_output=True, check=True
+    ).stdout
     assert extract_vmlinux(make_bzimage(comp + size_append(FAKE_ELF))) == FAKE_ELF
 
 

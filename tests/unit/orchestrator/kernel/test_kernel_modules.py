@@ -23,7 +23,8 @@ def _ko(tmp_path, name, depends):
     src = tmp_path / f"{name}.c"
     src.write_text(
         f'__attribute__((section(".modinfo"), used)) static const char a[] = "name={name}";\n'
-        f'__attribute__((section(".modinfo"), used)) static const char b[] = "depends={depends}";\n')
+        f'__attribute__((section(".modinfo"), used)) static const char b[] = "depends={depends}";\n'
+    )
     obj = tmp_path / f"{name}.o"
     subprocess.run(["gcc", "-c", "-o", str(obj), str(src)], check=True)
     return obj.read_bytes()
@@ -36,11 +37,16 @@ def tree(tmp_path):
     build = tmp_path / "build"
     build.mkdir()
     # c <- b <- a-top, and a-top also needs c directly; d is standalone.
-    for rel, name, deps in (("kernel/a/c.ko", "c", ""), ("kernel/a/b.ko.xz", "b", "c"),
-                            ("kernel/a/a-top.ko.xz", "a_top", "b,c"), ("kernel/d.ko", "d", "")):
+    for rel, name, deps in (
+        ("kernel/a/c.ko", "c", ""),
+        ("kernel/a/b.ko.xz", "b", "c"),
+        ("kernel/a/a-top.ko.xz", "a_top", "b,c"),
+        ("kernel/d.ko", "d", ""),
+    ):
         data = _ko(build, name, deps)
-        (root / rel).write_bytes(lzma.compress(data, check=lzma.CHECK_CRC32)
-                                 if rel.endswith(".xz") else data)
+        (root / rel).write_bytes(
+            lzma.compress(data, check=lzma.CHECK_CRC32) if rel.endswith(".xz") else data
+        )
     (root / "modules.builtin").write_text("kernel/fs/ext4/ext4.ko\n")
     return root
 
@@ -63,8 +69,16 @@ def test_dep_file_and_load_order(tree):
     assert lines["kernel/a/a-top.ko.xz"].split() == ["kernel/a/b.ko.xz", "kernel/a/c.ko"]
     assert lines["kernel/d.ko"].strip() == ""
     idx = ModuleIndex(tree)
-    assert idx.load_order(["a-top"]) == ["kernel/a/c.ko", "kernel/a/b.ko.xz", "kernel/a/a-top.ko.xz"]
-    assert idx.load_order(["d", "b", "ext4"]) == ["kernel/d.ko", "kernel/a/c.ko", "kernel/a/b.ko.xz"]
+    assert idx.load_order(["a-top"]) == [
+        "kernel/a/c.ko",
+        "kernel/a/b.ko.xz",
+        "kernel/a/a-top.ko.xz",
+    ]
+    assert idx.load_order(["d", "b", "ext4"]) == [
+        "kernel/d.ko",
+        "kernel/a/c.ko",
+        "kernel/a/b.ko.xz",
+    ]
     assert read_modinfo(idx.read_plain("kernel/a/b.ko.xz"))["name"] == "b"
 
 
@@ -83,8 +97,11 @@ def test_unknown_and_builtin_names(tree):
 def test_real_tree(real_vmlinuz):
     from orchestrator.kernel.resolve import resolve_kernel
 
-    k = resolve_kernel(str(real_vmlinuz)) if "dev-kernel" in str(real_vmlinuz) else \
-        resolve_kernel(real_vmlinuz.parent.name)
+    k = (
+        resolve_kernel(str(real_vmlinuz))
+        if "dev-kernel" in str(real_vmlinuz)
+        else resolve_kernel(real_vmlinuz.parent.name)
+    )
     mods = k.modules_dir or real_vmlinuz.parent
     if not (mods / "modules.dep").is_file():
         missing("real module tree has no modules.dep (dev copy is read-only input)")

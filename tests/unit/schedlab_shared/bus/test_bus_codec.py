@@ -31,7 +31,10 @@ def test_request_round_trip() -> None:
         ({"v": 99, "id": 1, "type": "vmm.stop", "body": {}}, Status.BAD_MESSAGE),
         ({"v": 1, "id": 1, "type": "nope", "body": {}}, Status.UNKNOWN_TYPE),
         ({"v": 1, "id": 1, "type": "vmm.replay", "body": {"stream": "x"}}, Status.BAD_MESSAGE),
-        ({"v": 1, "id": 1, "type": "vmm.replay", "body": {"stream": 1, "from_seq": 0}}, Status.BAD_MESSAGE),
+        (
+            {"v": 1, "id": 1, "type": "vmm.replay", "body": {"stream": 1, "from_seq": 0}},
+            Status.BAD_MESSAGE,
+        ),
         ({"v": 1, "id": 1, "type": "vmm.replay", "body": []}, Status.BAD_MESSAGE),
     ],
 )
@@ -43,8 +46,17 @@ def test_bad_requests_are_typed_errors(env, status) -> None:  # noqa: ANN001
 
 
 def test_optional_and_float_fields() -> None:
-    s = from_body(vmm.StatusReply, {"state": "running", "engine": "qemu", "run_id": "r",
-                                    "started_at": 3, "layout": [], "streams": {}})
+    s = from_body(
+        vmm.StatusReply,
+        {
+            "state": "running",
+            "engine": "qemu",
+            "run_id": "r",
+            "started_at": 3,
+            "layout": [],
+            "streams": {},
+        },
+    )
     assert s.started_at == 3 and s.exit_reason == ""
 
 
@@ -105,7 +117,9 @@ def test_client_times_out_and_ignores_stale_replies() -> None:
     assert exc.value.status is Status.TIMEOUT
     ident, first = router.recv_multipart()
     first_id, _ = decode_request(first)
-    t = threading.Thread(target=lambda: client_result.append(client.request(vmm.Stop(), timeout_s=2)))
+    t = threading.Thread(
+        target=lambda: client_result.append(client.request(vmm.Stop(), timeout_s=2))
+    )
     client_result: list = []
     t.start()
     ident, second = router.recv_multipart()

@@ -23,7 +23,6 @@ PROBE = Path(__file__).with_name("topology_probe.py")
 SPECS = ("1,2,3,1", "2,1,1,2")  # 2 LLCs with padded core IDs; SMT and 2 NUMA nodes
 
 
-
 def _cpulist(cpus):
     """Linux's cpulist format for a sorted list of CPU numbers."""
     out, start = [], None
@@ -53,8 +52,10 @@ def _expected(topo):
 
 
 def test_linux_sees_the_topology_we_describe(monkeypatch):
-    require(shutil.which("qemu-system-x86_64") is not None and Path("/bin/busybox").is_file(),
-            "qemu-system-x86 and busybox-static are needed for the testbed")
+    require(
+        shutil.which("qemu-system-x86_64") is not None and Path("/bin/busybox").is_file(),
+        "qemu-system-x86 and busybox-static are needed for the testbed",
+    )
     from orchestrator.testbed.l1kernel import L1KernelError, ensure_l1_kernel
     from orchestrator.testbed.run import run_in_testbed
 
@@ -63,8 +64,9 @@ def test_linux_sees_the_topology_we_describe(monkeypatch):
     except L1KernelError as exc:
         require(False, f"L1 kernel unavailable: {exc}")
     dirs = [d for d in sorted(kernels_dir().glob("*/")) if (d / "vmlinux").is_file()]
-    require(bool(dirs),
-            f"no cached kernel with a vmlinux in {kernels_dir()} (schedlab kernel fetch)")
+    require(
+        bool(dirs), f"no cached kernel with a vmlinux in {kernels_dir()} (schedlab kernel fetch)"
+    )
     monkeypatch.chdir(REPO)  # L1 hides the host's /tmp
     out = io.BytesIO()
     result = run_in_testbed(

@@ -44,8 +44,6 @@ $B poweroff -f
 """
 
 
-
-
 def _kernel(name):
     for d in [*sorted(kernels_dir().glob("*/")), Path("/root/dev-kernel")]:
         for p in [d / name, *d.glob(f"x/usr/lib/modules/*/{name}")]:
