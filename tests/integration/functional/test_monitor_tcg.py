@@ -18,7 +18,6 @@ from monitor_proc.kallsyms import load_symbols
 from monitor_proc.memory import FaultError, GuestPhysMemory
 from monitor_proc.program import BadDataError, Program
 from monitor_proc.translate import TranslationError
-from schedlab_shared.cache import kernels_dir
 from tests.framework.prereq import require, under_ci
 
 pytestmark = pytest.mark.slow
@@ -29,10 +28,17 @@ SPIN_INIT = b"#!/bin/busybox sh\nwhile :; do :; done\n"
 
 
 def _default_kernel() -> tuple[Path, Path] | None:
-    """(vmlinux, vmlinuz): the schedlab kernel cache first, the dev kernel second."""
-    for d in sorted(kernels_dir().glob("*")) if kernels_dir().is_dir() else []:
-        if (d / "vmlinux").is_file() and (d / "vmlinuz").is_file():
-            return d / "vmlinux", d / "vmlinuz"
+    """(vmlinux, vmlinuz) of the default kernel (the one ``schedlab run`` boots): other
+    cached kernels, e.g. trixie's 6.12 without sched_ext, sort before it by name."""
+    from orchestrator.kernel.artifacts import KernelError
+    from orchestrator.kernel.resolve import resolve_kernel
+
+    try:
+        k = resolve_kernel(None, fetch_if_missing=under_ci())
+    except KernelError:
+        k = None
+    if k is not None and k.vmlinux is not None:
+        return Path(k.vmlinux), Path(k.vmlinuz)
     dev = Path("/root/dev-kernel/vmlinux")
     zs = sorted(Path("/root/dev-kernel/x/usr/lib/modules").glob("*/vmlinuz"))
     return (dev, zs[0]) if dev.is_file() and zs else None

@@ -63,7 +63,7 @@ def test_linux_sees_the_topology_we_describe(monkeypatch):
         ensure_l1_kernel()
     except L1KernelError as exc:
         require(False, f"L1 kernel unavailable: {exc}")
-    dirs = [d for d in sorted(kernels_dir().glob("*/")) if (d / "vmlinux").is_file()]
+    dirs = [d for d in sorted(kernels_dir().glob("*/"), reverse=True) if (d / "vmlinux").is_file()]
     require(
         bool(dirs), f"no cached kernel with a vmlinux in {kernels_dir()} (schedlab kernel fetch)"
     )

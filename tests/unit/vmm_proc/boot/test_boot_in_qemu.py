@@ -45,7 +45,7 @@ $B poweroff -f
 
 
 def _kernel(name):
-    for d in [*sorted(kernels_dir().glob("*/")), Path("/root/dev-kernel")]:
+    for d in [*sorted(kernels_dir().glob("*/"), reverse=True), Path("/root/dev-kernel")]:
         for p in [d / name, *d.glob(f"x/usr/lib/modules/*/{name}")]:
             if p.is_file():
                 return p

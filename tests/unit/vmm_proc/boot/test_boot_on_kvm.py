@@ -32,7 +32,7 @@ MARKER = b"KASLR disabled: 'nokaslr' on cmdline."
 
 
 def _vmlinuz():
-    for d in [*sorted(kernels_dir().glob("*/")), Path("/root/dev-kernel")]:
+    for d in [*sorted(kernels_dir().glob("*/"), reverse=True), Path("/root/dev-kernel")]:
         for p in [d / "vmlinuz", *d.glob("x/usr/lib/modules/*/vmlinuz")]:
             if p.is_file():
                 return p

@@ -162,7 +162,7 @@ def test_initrd_too_big_is_an_error():
 
 
 def _real_kernel_dir():
-    for candidate in sorted(kernels_dir().glob("*/")) + [Path("/root/dev-kernel")]:
+    for candidate in sorted(kernels_dir().glob("*/"), reverse=True) + [Path("/root/dev-kernel")]:
         if (candidate / "vmlinux").is_file():
             return candidate
     reason = f"no kernel with a vmlinux in {kernels_dir()} or /root/dev-kernel"
