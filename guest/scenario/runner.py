@@ -47,12 +47,16 @@ _KILL_WAIT_S = 5.0
 _BOUND_GRACE_S = 60.0  # a worker ends by itself this long after the planned end
 
 ScenarioOutcome = namedtuple(
-    "ScenarioOutcome", "verdict reports steps backdrop stopped failed cleanup_errors"
+    "ScenarioOutcome",
+    "verdict reports steps backdrop stopped failed cleanup_errors setup_error",
+    defaults=("",),
 )
 ScenarioOutcome.__doc__ = """What :func:`run_scenario` returns: the guest's ``verdict``
 (:class:`guest.verdict.Verdict`), one :class:`~guest.verdict.WorkerReport` per worker,
 the step records and the backdrop's (:mod:`guest.scenario.record`), whether a stop request
-cut it short, the first failed op ("" if none), cgroup directories left behind."""
+cut it short, the first failed op ("" if none), cgroup directories left behind, and the
+first cgroup error ("" if none): the harness could not set the scenario up, so the run
+cannot judge the scheduler (the guest exits SETUP_FAILED, not TEST_FAILED)."""
 
 
 def _boot_ns() -> int:
@@ -99,6 +103,7 @@ class Runner(Ops):
         self.steps: list[dict[str, Any]] = []
         self.backdrop: dict[str, Any] = {"started_ns": 0, "ops": [], "dropped": 0}
         self.failed = ""
+        self.setup_error = ""
         self.stopped = False
         self.cleanup_errors: list[str] = []
         self._current = self.backdrop
@@ -136,6 +141,7 @@ class Runner(Ops):
             self.stopped,
             self.failed,
             self.cleanup_errors,
+            self.setup_error,
         )
 
     def _stopping(self) -> bool:
@@ -272,6 +278,8 @@ class Runner(Ops):
             rec["detail"] = detail
         except (OpError, CgroupError, OSError, WorkerError, KeyError) as e:
             rec.update(ok=False, error=str(e)[:1024])
+            if isinstance(e, CgroupError) and not self.setup_error:
+                self.setup_error = str(e)[:1024]
             self.failed = self.failed or f"{where}: {name} {target}: {e}"[:1024]
         rec["effect_ns"] = self.now()
         self._ops_done += 1
