@@ -204,21 +204,6 @@ def test_scx_simple_attaches_dumps_and_detaches(probe_result):
     print(f"\nscx_simple attach {att['attach_ms']:.0f} ms, stop {r['simple_stop_s']:.2f} s")
 
 
-def test_userland_stopped_dispatcher_is_a_stall(probe_result):
-    r = probe_result
-    assert r["userland_attach"]["status"] == "attached", r["userland_attach"]["message"]
-    assert r["userland_fired"]
-    ev = r["userland_event"]
-    assert ev["trigger"] == "disabled" and ev["exit"]["kind"] == "ERROR_STALL", ev
-    # the stopped dispatcher starves the tasks, and often the watchdog's own kworker first
-    watchdog = ev["exit"]["message"].startswith("watchdog failed to check in for ")
-    assert watchdog or ev["exit"]["task"]["pid"] > 0, ev["exit"]
-    assert ev["exit"]["stall_s"] >= 30.0
-    assert ev["headline"].startswith("runnable task stall: ")
-    assert ev["dump_bytes"] > 0
-    assert r["userland_stop"]["status"] == "exited" and r["userland_stop"]["detached"]
-
-
 def require_qmap(att):
     """scx_qmap must load: a build the verifier refuses is a build problem, not ours."""
     first = att["message"].splitlines()[0] if att["message"] else ""
@@ -253,7 +238,10 @@ def test_refused_load_reports_the_output_first(probe_result):
     bad = r["bad_attach"]
     assert bad["status"] == "died", bad
     lines = bad["message"].splitlines()
-    assert lines[0].startswith("libbpf: ") or "scx_qmap" in lines[0], lines[:3]  # its output first
+    # Its own output comes first: libbpf's log, or (a load the kernel refuses at enable
+    # time, as qmap built with clang 22 now gets to) the DEBUG DUMP it prints before EXIT:.
+    first = next(ln for ln in lines if ln.strip())
+    assert first.startswith("libbpf: ") or "scx_qmap" in first or first == "DEBUG DUMP", lines[:3]
     assert lines[-1].startswith("-- scx_qmap exited before attaching to sched_ext (exited ")
     assert r["state_end"] == "disabled"
     assert {"SCHED_ATTACH", "SCHED_LOG", "SCHED_EXIT", "SCHED_STOP", "DUMP"} <= set(r["frames"])
