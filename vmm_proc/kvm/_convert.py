@@ -29,7 +29,7 @@ def regs_to_c(regs: Regs) -> Any:
 
 
 def sregs_from_c(c: Any) -> Sregs:
-    """``struct kvm_sregs`` -> Sregs (interrupt_bitmap dropped)."""
+    """``struct kvm_sregs`` -> Sregs."""
     out = Sregs()
     for name in _SEGMENTS:
         seg = getattr(c, name)
@@ -39,11 +39,12 @@ def sregs_from_c(c: Any) -> Sregs:
         setattr(out, name, DTable(tab.base, tab.limit))
     for name in _CONTROL:
         setattr(out, name, getattr(c, name))
+    out.interrupt_bitmap = tuple(int(c.interrupt_bitmap[i]) for i in range(4))  # type: ignore[assignment]
     return out
 
 
 def sregs_to_c(sregs: Sregs) -> Any:
-    """Sregs -> new ``struct kvm_sregs *`` (interrupt_bitmap zero)."""
+    """Sregs -> new ``struct kvm_sregs *``."""
     c = ffi.new("struct kvm_sregs *")
     for name in _SEGMENTS:
         src, dst = getattr(sregs, name), getattr(c, name)
@@ -54,6 +55,8 @@ def sregs_to_c(sregs: Sregs) -> Any:
         dst.base, dst.limit = src.base, src.limit
     for name in _CONTROL:
         setattr(c, name, getattr(sregs, name))
+    for i, word in enumerate(sregs.interrupt_bitmap):
+        c.interrupt_bitmap[i] = word
     return c
 
 

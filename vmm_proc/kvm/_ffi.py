@@ -57,6 +57,43 @@ struct kvm_ioeventfd {
 struct kvm_pit_config { __u32 flags; __u32 pad[15]; };
 struct kvm_irq_level { union { __u32 irq; __s32 status; }; __u32 level; };
 
+struct kvm_xcr { __u32 xcr; __u32 reserved; __u64 value; };
+struct kvm_xcrs { __u32 nr_xcrs; __u32 flags; struct kvm_xcr xcrs[16]; __u64 padding[16]; };
+struct kvm_debugregs { __u64 db[4]; __u64 dr6; __u64 dr7; __u64 flags; __u64 reserved[9]; };
+struct kvm_xsave { __u32 region[1024]; __u32 extra[]; };
+struct kvm_vcpu_events {
+    struct { __u8 injected; __u8 nr; __u8 has_error_code; __u8 pending; __u32 error_code; }
+        exception;
+    struct { __u8 injected; __u8 nr; __u8 soft; __u8 shadow; } interrupt;
+    struct { __u8 injected; __u8 pending; __u8 masked; __u8 pad; } nmi;
+    __u32 sipi_vector; __u32 flags;
+    struct { __u8 smm; __u8 pending; __u8 smm_inside_nmi; __u8 latched_init; } smi;
+    struct { __u8 pending; } triple_fault;
+    __u8 reserved[26]; __u8 exception_has_payload; __u64 exception_payload;
+};
+struct kvm_pic_state {
+    __u8 last_irr, irr, imr, isr, priority_add, irq_base, read_reg_select, poll;
+    __u8 special_mask, init_state, auto_eoi, rotate_on_auto_eoi, special_fully_nested_mode;
+    __u8 init4, elcr, elcr_mask;
+};
+struct kvm_ioapic_state {
+    __u64 base_address; __u32 ioregsel; __u32 id; __u32 irr; __u32 pad; __u64 redirtbl[24];
+};
+struct kvm_irqchip {
+    __u32 chip_id; __u32 pad;
+    union { char dummy[512]; struct kvm_pic_state pic; struct kvm_ioapic_state ioapic; } chip;
+};
+struct kvm_pit_channel_state {
+    __u32 count; __u16 latched_count; __u8 count_latched; __u8 status_latched; __u8 status;
+    __u8 read_state; __u8 write_state; __u8 write_latch; __u8 rw_mode; __u8 mode; __u8 bcd;
+    __u8 gate; int64_t count_load_time;
+};
+struct kvm_pit_state2 { struct kvm_pit_channel_state channels[3]; __u32 flags; __u32 reserved[9]; };
+struct kvm_clock_data {
+    __u64 clock; __u32 flags; __u32 pad0; __u64 realtime; __u64 host_tsc; __u32 pad[4];
+};
+struct kvm_enable_cap { __u32 cap; __u32 flags; __u64 args[4]; __u8 pad[64]; };
+
 struct kvm_run {
     __u8 request_interrupt_window; __u8 immediate_exit; __u8 padding1[6];
     __u32 exit_reason; __u8 ready_for_interrupt_injection; __u8 if_flag; __u16 flags;

@@ -54,6 +54,13 @@ KVM_IRQ_LINE = iow(0x61, "struct kvm_irq_level")  # Cap.IRQCHIP
 KVM_IRQFD = iow(0x76, "struct kvm_irqfd")  # Cap.IRQFD
 KVM_CREATE_PIT2 = iow(0x77, "struct kvm_pit_config")  # Cap.PIT2
 KVM_IOEVENTFD = iow(0x79, "struct kvm_ioeventfd")  # Cap.IOEVENTFD
+KVM_GET_IRQCHIP = iowr(0x62, "struct kvm_irqchip")  # Cap.IRQCHIP
+KVM_SET_IRQCHIP = ior(0x63, "struct kvm_irqchip")  # Cap.IRQCHIP (an _IOR by history)
+KVM_SET_CLOCK = iow(0x7B, "struct kvm_clock_data")  # Cap.ADJUST_CLOCK
+KVM_GET_CLOCK = ior(0x7C, "struct kvm_clock_data")  # Cap.ADJUST_CLOCK
+KVM_GET_PIT2 = ior(0x9F, "struct kvm_pit_state2")  # Cap.PIT_STATE2
+KVM_SET_PIT2 = iow(0xA0, "struct kvm_pit_state2")  # Cap.PIT_STATE2
+KVM_ENABLE_CAP = iow(0xA3, "struct kvm_enable_cap")  # Cap.ENABLE_CAP (VM: ENABLE_CAP_VM)
 
 # vCPU ioctls.
 KVM_RUN = io(0x80)  # base
@@ -73,3 +80,13 @@ KVM_GET_MP_STATE = ior(0x98, "struct kvm_mp_state")  # Cap.MP_STATE
 KVM_SET_MP_STATE = iow(0x99, "struct kvm_mp_state")  # Cap.MP_STATE
 KVM_SET_TSC_KHZ = io(0xA2)  # Cap.TSC_CONTROL
 KVM_GET_TSC_KHZ = io(0xA3)  # Cap.GET_TSC_KHZ
+KVM_GET_VCPU_EVENTS = ior(0x9F, "struct kvm_vcpu_events")  # Cap.VCPU_EVENTS
+KVM_SET_VCPU_EVENTS = iow(0xA0, "struct kvm_vcpu_events")  # Cap.VCPU_EVENTS
+KVM_GET_DEBUGREGS = ior(0xA1, "struct kvm_debugregs")  # Cap.DEBUGREGS
+KVM_SET_DEBUGREGS = iow(0xA2, "struct kvm_debugregs")  # Cap.DEBUGREGS
+KVM_GET_XSAVE = ior(0xA4, "struct kvm_xsave")  # Cap.XSAVE
+KVM_SET_XSAVE = iow(0xA5, "struct kvm_xsave")  # Cap.XSAVE
+KVM_GET_XCRS = ior(0xA6, "struct kvm_xcrs")  # Cap.XCRS
+KVM_SET_XCRS = iow(0xA7, "struct kvm_xcrs")  # Cap.XCRS
+KVM_KVMCLOCK_CTRL = io(0xAD)  # Cap.KVMCLOCK_CTRL
+KVM_GET_XSAVE2 = ior(0xCF, "struct kvm_xsave")  # Cap.XSAVE2

@@ -63,7 +63,7 @@ class DTable:
 
 @dataclass
 class Sregs:
-    """struct kvm_sregs (interrupt_bitmap omitted: always zero from us)."""
+    """struct kvm_sregs; ``interrupt_bitmap`` is a pending external interrupt (snapshots)."""
 
     cs: Segment = field(default_factory=Segment)
     ds: Segment = field(default_factory=Segment)
@@ -82,6 +82,7 @@ class Sregs:
     cr8: int = 0
     efer: int = 0
     apic_base: int = 0
+    interrupt_bitmap: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 @dataclass

@@ -10,7 +10,6 @@ from typing import Any
 
 from vmm_proc.kvm import ioctls
 from vmm_proc.kvm._convert import cpuid_to_c, regs_from_c, regs_to_c, sregs_from_c, sregs_to_c
-from vmm_proc.kvm._fd import FdOwner
 from vmm_proc.kvm._ffi import ffi, lib
 from vmm_proc.kvm.errors import KvmError
 from vmm_proc.kvm.exits import (
@@ -28,6 +27,7 @@ from vmm_proc.kvm.exits import (
     VcpuExit,
 )
 from vmm_proc.kvm.types import CpuidEntry, Regs, Sregs
+from vmm_proc.kvm.vcpu_state_ioctls import VcpuStateIoctls
 
 __all__ = ("VcpuFd", "LAPIC_LVT_LINT0", "LAPIC_LVT_LINT1")
 
@@ -53,7 +53,7 @@ _DELIVERY_NMI = 0x400
 _DELIVERY_EXTINT = 0x700
 
 
-class VcpuFd(FdOwner):
+class VcpuFd(VcpuStateIoctls):
     """One virtual CPU; made by ``VmFd.create_vcpu(id)``.
 
     ``close()`` unmaps kvm_run too: only call it once no thread is inside ``run()``.

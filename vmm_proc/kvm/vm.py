@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from vmm_proc.kvm import ioctls
+from vmm_proc.kvm._convert_state import (
+    ioapic_from_c,
+    ioapic_to_c,
+    pic_from_c,
+    pic_to_c,
+    pit_from_c,
+    pit_to_c,
+)
 from vmm_proc.kvm._fd import FdOwner
 from vmm_proc.kvm._ffi import ffi
 from vmm_proc.kvm.cap import Cap
+from vmm_proc.kvm.state_types import ClockData, IoapicState, PicState, PitState
 from vmm_proc.kvm.vcpu import VcpuFd
 
 __all__ = (
+    "IRQCHIP_IOAPIC",
+    "IRQCHIP_PIC_MASTER",
+    "IRQCHIP_PIC_SLAVE",
     "KVM_MEM_LOG_DIRTY_PAGES",
     "KVM_MEM_READONLY",
     "KVM_PIT_SPEAKER_DUMMY",
@@ -23,6 +37,7 @@ _IRQFD_FLAG_RESAMPLE = 1 << 1
 _IOEVENTFD_FLAG_DATAMATCH = 1 << 0
 _IOEVENTFD_FLAG_PIO = 1 << 1
 _IOEVENTFD_FLAG_DEASSIGN = 1 << 2
+IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE, IRQCHIP_IOAPIC = 0, 1, 2  # KVM_IRQCHIP_*
 
 
 class VmFd(FdOwner):
@@ -158,3 +173,63 @@ class VmFd(FdOwner):
             vcpu.close()
             raise
         return vcpu
+
+    # -- VM-wide state (snapshots) -----------------------------------------------------
+
+    def get_pic(self, chip: int) -> PicState:
+        """KVM_GET_IRQCHIP for IRQCHIP_PIC_MASTER or IRQCHIP_PIC_SLAVE."""
+        if chip not in (IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE):
+            raise ValueError(f"chip {chip} is not a PIC")
+        return pic_from_c(self._get_irqchip(chip).chip.pic)
+
+    def set_pic(self, chip: int, state: PicState) -> None:
+        """KVM_SET_IRQCHIP for one PIC."""
+        if chip not in (IRQCHIP_PIC_MASTER, IRQCHIP_PIC_SLAVE):
+            raise ValueError(f"chip {chip} is not a PIC")
+        c = ffi.new("struct kvm_irqchip *", {"chip_id": chip})
+        pic_to_c(state, c.chip.pic)
+        self._ioctl(ioctls.KVM_SET_IRQCHIP, c, "KVM_SET_IRQCHIP")
+
+    def get_ioapic(self) -> IoapicState:
+        """KVM_GET_IRQCHIP for the IOAPIC."""
+        return ioapic_from_c(self._get_irqchip(IRQCHIP_IOAPIC).chip.ioapic)
+
+    def set_ioapic(self, state: IoapicState) -> None:
+        """KVM_SET_IRQCHIP for the IOAPIC."""
+        c = ffi.new("struct kvm_irqchip *", {"chip_id": IRQCHIP_IOAPIC})
+        ioapic_to_c(state, c.chip.ioapic)
+        self._ioctl(ioctls.KVM_SET_IRQCHIP, c, "KVM_SET_IRQCHIP")
+
+    def _get_irqchip(self, chip: int) -> Any:
+        c = ffi.new("struct kvm_irqchip *", {"chip_id": chip})
+        self._ioctl(ioctls.KVM_GET_IRQCHIP, c, "KVM_GET_IRQCHIP")
+        return c
+
+    def get_pit2(self) -> PitState:
+        """KVM_GET_PIT2 (Cap.PIT_STATE2)."""
+        c = ffi.new("struct kvm_pit_state2 *")
+        self._ioctl(ioctls.KVM_GET_PIT2, c, "KVM_GET_PIT2")
+        return pit_from_c(c)
+
+    def set_pit2(self, state: PitState) -> None:
+        """KVM_SET_PIT2."""
+        self._ioctl(ioctls.KVM_SET_PIT2, pit_to_c(state), "KVM_SET_PIT2")
+
+    def get_clock(self) -> ClockData:
+        """KVM_GET_CLOCK: the kvmclock value in ns (Cap.ADJUST_CLOCK)."""
+        c = ffi.new("struct kvm_clock_data *")
+        self._ioctl(ioctls.KVM_GET_CLOCK, c, "KVM_GET_CLOCK")
+        return ClockData(int(c.clock), int(c.flags))
+
+    def set_clock(self, clock: int) -> None:
+        """KVM_SET_CLOCK to ``clock`` ns with no flags: the guest's clock resumes from there
+        (KVM_CLOCK_REALTIME would instead add the host time passed since the save)."""
+        c = ffi.new("struct kvm_clock_data *", {"clock": clock})
+        self._ioctl(ioctls.KVM_SET_CLOCK, c, "KVM_SET_CLOCK")
+
+    def enable_cap(self, cap: Cap, *args: int) -> None:
+        """KVM_ENABLE_CAP on the VM (Cap.ENABLE_CAP_VM), e.g. X86_DISABLE_EXITS with a mask."""
+        if len(args) > 4:
+            raise ValueError("KVM_ENABLE_CAP takes at most 4 arguments")
+        c = ffi.new("struct kvm_enable_cap *", {"cap": int(cap), "args": list(args)})
+        self._ioctl(ioctls.KVM_ENABLE_CAP, c, f"KVM_ENABLE_CAP({cap.name})")

@@ -13,15 +13,20 @@ import pytest
 
 from tests.framework.prereq import missing
 from vmm_proc.kvm import ioctls, vcpu, vm
+from vmm_proc.kvm._convert_state import MAX_XCRS
 from vmm_proc.kvm._ffi import ffi
 from vmm_proc.kvm.cap import Cap
 from vmm_proc.kvm.exits import SYSTEM_EVENT_CRASH, SYSTEM_EVENT_RESET, SYSTEM_EVENT_SHUTDOWN
+from vmm_proc.kvm.state_types import IOAPIC_NUM_PINS
 
 STRUCTS = (
     "kvm_regs", "kvm_segment", "kvm_dtable", "kvm_sregs", "kvm_fpu", "kvm_msr_entry",
     "kvm_msrs", "kvm_msr_list", "kvm_cpuid_entry2", "kvm_cpuid2", "kvm_lapic_state",
     "kvm_mp_state", "kvm_userspace_memory_region", "kvm_irqfd", "kvm_ioeventfd",
     "kvm_pit_config", "kvm_irq_level", "kvm_run",
+    "kvm_xcr", "kvm_xcrs", "kvm_debugregs", "kvm_xsave", "kvm_vcpu_events", "kvm_pic_state",
+    "kvm_ioapic_state", "kvm_irqchip", "kvm_pit_channel_state", "kvm_pit_state2",
+    "kvm_clock_data", "kvm_enable_cap",
 )  # fmt: skip
 
 MACROS = {
@@ -44,6 +49,11 @@ MACROS = {
     "KVM_SYSTEM_EVENT_SHUTDOWN": SYSTEM_EVENT_SHUTDOWN,
     "KVM_SYSTEM_EVENT_RESET": SYSTEM_EVENT_RESET,
     "KVM_SYSTEM_EVENT_CRASH": SYSTEM_EVENT_CRASH,
+    "KVM_IRQCHIP_PIC_MASTER": vm.IRQCHIP_PIC_MASTER,
+    "KVM_IRQCHIP_PIC_SLAVE": vm.IRQCHIP_PIC_SLAVE,
+    "KVM_IRQCHIP_IOAPIC": vm.IRQCHIP_IOAPIC,
+    "KVM_MAX_XCRS": MAX_XCRS,
+    "KVM_IOAPIC_NUM_PINS": IOAPIC_NUM_PINS,
 }
 
 
