@@ -22,7 +22,7 @@ PROCESS_PACKAGES = ("vmm_proc", "monitor_proc", "collector_proc", "orchestrator"
 SHARED = "schedlab_shared"
 # Host libraries above the processes (a test author's imports): they may use schedlab_shared
 # and the guest contracts, never a process package's internals; no process is imported by them.
-LIBRARIES = ("schedlab_scenario",)
+LIBRARIES = ("schedlab_scenario", "schedlab_results")
 # Judgement above the processes: the orchestrator judges runs with it, a monitor judges live.
 # It may import only the standard library and schedlab_shared.
 VERDICTS = "verdicts"
@@ -42,6 +42,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     # The builder packs the guest package's files into the initramfs: it imports the
     # package only to find its directory (guest/__init__.py runs no code), never its modules.
     ("orchestrator/initramfs/builder.py", "guest"): "locates the guest tree to pack it",
+    # result.json is defined once, in the orchestrator that writes it; the results library
+    # reads it through that definition, in this one module.
+    ("schedlab_results/result_doc.py", "orchestrator.result_schema"): "result.json's schema",
 }
 
 
