@@ -14,7 +14,8 @@ import click
 
 from guest.spec import CRASHES, RunSpec
 from schedlab_shared.exitcodes import RunExit
-from schedlab_shared.topology import Topology, TopologyError
+from schedlab_shared.topology import TopologyError
+from schedlab_shared.topology_presets import engine_refusal, parse_shape
 
 from .cli_options import complete_kernel, fail, progress_option, version_option
 from .engine_choice import ENGINES, EngineChoiceError, choose_engine
@@ -33,6 +34,7 @@ _SUBCOMMANDS = {
     "scheduler": "orchestrator.scheduler.cli:scheduler_group",
     "test": "orchestrator.suite:suite_cmd",
     "testbed": "orchestrator.testbed.cli:testbed",
+    "topo": "orchestrator.topo_cli:topo_group",
 }
 
 
@@ -69,7 +71,8 @@ def cli() -> None:
     "--topology",
     default="1,1,2,1",
     show_default=True,
-    help="N,L,C,T: nodes,LLCs/node,cores/LLC,threads/core",
+    help="N,L,C,T (nodes,LLCs/node,cores/LLC,threads/core), a preset name "
+    "('schedlab topo list') or ktstr's 1n2l4c1t (l: all LLCs)",
 )
 @click.option("--duration", default=5.0, show_default=True, type=float, help="test seconds")
 @click.option(
@@ -243,9 +246,13 @@ def run_cmd(
     checks = _monitor_checks(watchdog_timeout, thresholds)
 
     try:
-        topo = Topology.parse(topology)
+        shape = parse_shape(topology)
         faults = tuple(parse_fault(f) for f in inject)
         choice = choose_engine(engine)
+        refused = engine_refusal(shape, choice.engine)
+        if refused:
+            fail(f"--topology {topology}: {refused}")
+        topo = shape.topology()
     except (TopologyError, FaultError, EngineChoiceError) as exc:
         fail(str(exc))
     if not 0 < duration <= 3600:

@@ -52,27 +52,33 @@ class Topology:
                 raise TopologyError(f"topology: {name} must be a whole number >= 1, got {value!r}")
         if self.nr_cpus > MAX_CPUS:
             raise TopologyError(
-                f"topology {self.spec} has {self.nr_cpus} CPUs; at most {MAX_CPUS} are supported"
+                f"topology {self.spec} has {self.nr_cpus} CPUs; at most {MAX_CPUS} are supported "
+                "(the KVM engine is xAPIC-only; QEMU TCG does not boot that many vCPUs in "
+                "useful time)"
             )
 
     @classmethod
     def parse(cls, spec: str) -> Topology:
-        """Parse ``"N,L,C,T"`` (nodes, LLCs per node, cores per LLC, threads per core).
+        """Parse ``"N,L,C,T"`` (nodes, LLCs per node, cores per LLC, threads per core), a
+        preset name (``tiny-2llc``) or ktstr's ``{n}n{l}l{c}c{t}t`` (``l``: all LLCs).
 
         >>> Topology.parse("1,2,4,2").nr_cpus
         16
+        >>> Topology.parse("2n4l4c1t").spec
+        '2,2,4,1'
         """
-        parts = spec.replace("x", ",").split(",")
-        if len(parts) != 4 or not all(p.strip().isdigit() for p in parts):
-            raise TopologyError(
-                f"topology {spec!r} is not N,L,C,T (nodes,LLCs per node,cores per LLC,"
-                "threads per core), e.g. 1,1,2,1"
-            )
-        return cls(*(int(p) for p in parts))
+        from .topology_presets import parse_shape  # the presets module builds on this one
+
+        return parse_shape(spec).topology()
 
     @property
     def spec(self) -> str:
         return f"{self.nodes},{self.llcs},{self.cores},{self.threads}"
+
+    @property
+    def notation(self) -> str:
+        """ktstr's ``{n}n{l}l{c}c{t}t`` (``l`` counts all LLCs)."""
+        return f"{self.nodes}n{self.nr_llcs}l{self.cores}c{self.threads}t"
 
     @property
     def nr_cpus(self) -> int:
