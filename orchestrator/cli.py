@@ -28,6 +28,7 @@ __all__ = ("main", "cli")
 _SUBCOMMANDS = {
     "attach": "orchestrator.attach:attach_group",
     "bench": "orchestrator.bench:bench_group",
+    "compare": "orchestrator.compare_cli:compare_cmd",
     "completions": "orchestrator.completions:completions_cmd",
     "kernel": "orchestrator.kernel.cli:kernel_group",
     "list": "orchestrator.scenarios:list_cmd",
