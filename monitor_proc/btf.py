@@ -176,7 +176,8 @@ class Btf:
                 raise BtfError(f"unknown BTF kind {(info >> 24) & 0x1F} at {pos}")
             offsets.append(pos)
             if name_off:
-                name = strings[name_off : strings.find(b"\0", name_off)].decode("latin-1")
+                nul = strings.find(b"\0", name_off)
+                name = strings[name_off:nul].decode("latin-1") if nul >= 0 else ""
                 ids = by_name.get(name)
                 if ids is None:
                     by_name[name] = [len(offsets) - 1]
@@ -190,9 +191,10 @@ class Btf:
         return len(self._offsets) - 1
 
     def _str(self, off: int) -> str:
-        if off >= len(self._strings):
+        end = self._strings.find(b"\0", off) if off < len(self._strings) else -1
+        if end < 0:  # outside the section, or no terminator (a hostile blob)
             raise BtfError(f"string offset {off} outside the string section")
-        return self._strings[off : self._strings.index(b"\0", off)].decode("latin-1")
+        return self._strings[off:end].decode("latin-1")
 
     # -- records -----------------------------------------------------------------------
 
@@ -245,9 +247,15 @@ class Btf:
             secs = struct.iter_unpack("<III", buf[p : p + 12 * vlen])
             return replace(
                 head,
-                items=tuple(BtfMember(self.type(t).name, t, off, size) for t, off, size in secs),
+                items=tuple(BtfMember(self._name_of(t), t, off, size) for t, off, size in secs),
             )
         return replace(head, extra=vlen) if kind == Kind.FUNC else head
+
+    def _name_of(self, tid: int) -> str:
+        """The name of record ``tid`` without decoding it (a DATASEC may name itself)."""
+        if not 0 < tid < len(self._offsets):
+            raise BtfError(f"type id {tid} out of range (1..{len(self)})")
+        return self._str(_TYPE.unpack_from(self._types, self._offsets[tid])[0])
 
     def _members(self, p: int, vlen: int, kflag: bool) -> list[BtfMember]:
         out = []
@@ -293,14 +301,17 @@ class Btf:
 
         :raises BtfError: the type has no size (void, function, forward declaration).
         """
-        t = self.resolve(type_id)
-        if t.kind in _SIZED:
-            return t.size
-        if t.kind == Kind.PTR:
-            return 8
-        if t.kind == Kind.ARRAY:
-            return t.nelems * self.size_of(t.ref)
-        raise BtfError(f"type {type_id} ({t.kind.name} {t.name!r}) has no size")
+        t, count = self.resolve(type_id), 1
+        for _ in range(_MAX_CHAIN):  # arrays of arrays, bounded: an array may name itself
+            if t.kind in _SIZED:
+                return count * t.size
+            if t.kind == Kind.PTR:
+                return count * 8
+            if t.kind != Kind.ARRAY:
+                raise BtfError(f"type {type_id} ({t.kind.name} {t.name!r}) has no size")
+            count *= t.nelems
+            t = self.resolve(t.ref)
+        raise BtfError(f"array chain from {type_id} too deep")
 
     def struct(self, name: str) -> Struct:
         """The layout of ``struct name`` (or ``union name``).
