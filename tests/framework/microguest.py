@@ -105,9 +105,9 @@ class MicroVm(MiniVm):
     vCPU after ``timeout`` seconds so a looping guest cannot hang the test.
     """
 
-    def __init__(self, mem_size: int = 1 << 20, vcpus: int = 1) -> None:
+    def __init__(self, mem_size: int = 1 << 20, vcpus: int = 1, disable_exits: int = 0) -> None:
         install_kick_handler()
-        super().__init__(mem_size=mem_size, vcpus=vcpus, name="microguest")
+        super().__init__(mem_size, vcpus, "microguest", disable_exits)
 
     def run(
         self,

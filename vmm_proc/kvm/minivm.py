@@ -10,6 +10,7 @@ import struct
 import uuid
 
 from schedlab_shared.guest_ram import ram_path
+from vmm_proc.kvm.cap import Cap
 from vmm_proc.kvm.system import Kvm
 from vmm_proc.kvm.vcpu import VcpuFd
 from vmm_proc.kvm.vm import VmFd
@@ -37,9 +38,12 @@ class MiniVm(Owned):
     ...     m.load(CODE_ADDR, code); m.real_mode(0, CODE_ADDR); exit = m.vcpus[0].run()
 
     :param name: tag for the /dev/shm file (``schedlab-<name>-<random>-mem``).
+    :param disable_exits: KVM_X86_DISABLE_EXITS_* mask enabled before the vCPUs exist.
     """
 
-    def __init__(self, mem_size: int = 1 << 20, vcpus: int = 1, name: str = "minivm") -> None:
+    def __init__(
+        self, mem_size: int = 1 << 20, vcpus: int = 1, name: str = "minivm", disable_exits: int = 0
+    ) -> None:
         self.kvm: Kvm | None = None
         self.vm: VmFd | None = None
         self.mem: GuestMemory | None = None
@@ -52,6 +56,8 @@ class MiniVm(Owned):
             for slot, r in enumerate(self.mem.regions):
                 self.vm.set_user_memory_region(slot, r.gpa, r.size, r.host_addr)
             self.vm.set_tss_addr(_TSS_ADDR)
+            if disable_exits:
+                self.vm.enable_cap(Cap.X86_DISABLE_EXITS, disable_exits)
             for i in range(vcpus):
                 self.vcpus.append(self.vm.create_vcpu(i))
         except BaseException:

@@ -7,6 +7,7 @@ RAM beyond it continues at 4 GiB (``PCI_HOLE_END``), as on a PC.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import os
 import struct
@@ -17,6 +18,7 @@ from schedlab_shared.guest_ram import SHM_PREFIX
 from vmm_proc.mem._ffi import MAP_FAILED, ffi, lib
 from vmm_proc.mem.access import GuestMemoryError
 from vmm_proc.mem.owned import Finalized
+from vmm_proc.mem.sparse_copy import copy_sparse
 
 __all__ = (
     "GuestMemory",
@@ -78,6 +80,7 @@ class GuestMemory(Finalized):
         first = self.regions[0]
         self._low_end = first.end if (first.gpa, first.offset) == (0, 0) else 0
         self._buf = ffi.buffer(base, size)
+        self.private = False  # a copy-on-write view of a file others cannot see into
 
     @classmethod
     def create(cls, path: str, size: int) -> GuestMemory:
@@ -107,6 +110,41 @@ class GuestMemory(Finalized):
             os.close(fd)  # the mapping keeps the file alive
         return cls(path, size, base, split_ram(size))
 
+    @classmethod
+    def open_private(cls, path: str, size: int) -> GuestMemory:
+        """Map an existing RAM image copy-on-write (MAP_PRIVATE): guest writes stay in this
+        process, the file is never changed nor unlinked, so many VMs can start from it.
+
+        :raises OSError: if the file is missing or its size is not ``size``.
+        """
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            actual = os.fstat(fd).st_size
+            if actual != size:
+                raise OSError(errno.EINVAL, f"{path}: {actual} bytes, expected {size}")
+            prot = mmap.PROT_READ | mmap.PROT_WRITE
+            base = lib.mmap(ffi.NULL, size, prot, mmap.MAP_PRIVATE, fd, 0)
+            if base == MAP_FAILED:
+                err = ffi.errno
+                raise OSError(err, f"mmap {path}: {os.strerror(err)}")
+        finally:
+            os.close(fd)
+        mem = cls(path, size, base, split_ram(size))
+        mem.private = True
+        return mem
+
+    @classmethod
+    def create_from(cls, path: str, image: str, size: int) -> GuestMemory:
+        """:meth:`create` ``path`` and fill it from the RAM image ``image`` (its data ranges
+        only: holes stay holes), for guests whose RAM other processes must map."""
+        mem = cls.create(path, size)
+        try:
+            copy_sparse(image, path, size)
+        except BaseException:
+            mem.close()
+            raise
+        return mem
+
     # -- lifecycle ---------------------------------------------------------------------
 
     @property
@@ -120,6 +158,8 @@ class GuestMemory(Finalized):
         if base is None:
             return
         lib.munmap(base, self.size)
+        if self.private:
+            return  # the image belongs to whoever made it
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -128,7 +168,10 @@ class GuestMemory(Finalized):
     # -- address translation ----------------------------------------------------------
 
     def layout(self) -> list[dict[str, int | str]]:
-        """The mapping recipe for other processes: ``[{"gpa", "size", "path", "offset"}]``."""
+        """The mapping recipe for other processes: ``[{"gpa", "size", "path", "offset"}]``
+        (empty for a private mapping: the file does not show the guest's writes)."""
+        if self.private:
+            return []
         return [
             {"gpa": r.gpa, "size": r.size, "path": self.path, "offset": r.offset}
             for r in self.regions

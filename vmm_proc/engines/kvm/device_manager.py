@@ -22,6 +22,7 @@ from vmm_proc.devices.serial import Serial
 from vmm_proc.devices.virtio.console import VirtioConsole
 from vmm_proc.devices.virtio.mmio import QUEUE_NOTIFY, STATUS, VirtioMmio
 from vmm_proc.engines.kvm.boot_plan import MmioDevice
+from vmm_proc.engines.kvm.devices_state import DevicesState
 from vmm_proc.engines.kvm.eventfd import EventFd
 from vmm_proc.engines.kvm.exit_dispatch import ShutdownLatch
 from vmm_proc.engines.kvm.io_thread import IoThread
@@ -102,6 +103,27 @@ class DeviceManager:
         self._closed = False
         self.console: VirtioConsole | None = None
         self.console_transport: VirtioMmio | None = None
+        self.i8042: I8042 | None = None
+        self._restore: DevicesState | None = None
+
+    def restore_from(self, state: DevicesState) -> None:
+        """Build the devices added from now on from ``state`` instead of their reset state."""
+        self._restore = state
+
+    def state(self) -> DevicesState:
+        """Every device model's state; vCPUs must be paused so no guest access races it.
+
+        Queue work the device thread has not picked up yet is served first, so the saved
+        rings and the saved device agree.
+        """
+        self._flush_virtio()
+        t = self.console_transport
+        return DevicesState(
+            uarts={name: uart.state() for name, uart in self.uarts.items()},
+            i8042=self.i8042.state() if self.i8042 is not None else None,
+            console=self.console.state() if self.console is not None else None,
+            console_transport=t.state() if t is not None else None,
+        )
 
     # -- building -------------------------------------------------------------------------
 
@@ -110,19 +132,19 @@ class DeviceManager:
         for (port, irq), stream in ((COM1, "console"), (COM2, "diag")):
             self.add_serial(port, irq, stream)
         kbd_irq = self._irqfd(I8042_IRQ)
-        self.pio.insert(
-            I8042_PORT,
-            I8042_PORTS,
-            I8042(reset=lambda: self._shutdown.request("reset (i8042)"), irq=kbd_irq.signal),
-            name="i8042",
+        saved = self._restore.i8042 if self._restore is not None else None
+        self.i8042 = I8042(
+            reset=lambda: self._shutdown.request("reset (i8042)"), irq=kbd_irq.signal, state=saved
         )
+        self.pio.insert(I8042_PORT, I8042_PORTS, self.i8042, name="i8042")
         sleep = SleepControl(power_off=lambda: self._shutdown.request("power-off (ACPI S5)"))
         self.pio.insert(SLEEP_CONTROL_PORT, SLEEP_PORTS, sleep, name="acpi-sleep")
 
     def add_serial(self, port: int, gsi: int, stream: str) -> Serial:
         """A 16550 at ``port`` whose interrupt is GSI ``gsi`` and output goes to ``stream``."""
         evt = self._irqfd(gsi)
-        uart = Serial(irq=evt.signal, out=self._sink(stream))
+        saved = self._restore.uarts.get(stream) if self._restore is not None else None
+        uart = Serial(irq=evt.signal, out=self._sink(stream), state=saved)
         self.pio.insert(port, UART_PORTS, uart, name=stream)
         self.uarts[stream] = uart
         return uart
@@ -137,8 +159,14 @@ class DeviceManager:
         """
         base, size, gsi = virtio_mmio_slot(slot)
         irq = self._irqfd(gsi)
-        console = VirtioConsole([self._sink("hvc0"), self._sink("bulk")])
-        transport = VirtioMmio(console, mem, irq.signal)
+        sinks = [self._sink("hvc0"), self._sink("bulk")]
+        saved = self._restore
+        if saved is not None and saved.console is not None and saved.console_transport:
+            console = VirtioConsole.from_state(saved.console, sinks)
+            transport = VirtioMmio.from_state(saved.console_transport, console, mem, irq.signal)
+        else:
+            console = VirtioConsole(sinks)
+            transport = VirtioMmio(console, mem, irq.signal)
         self.mmio.insert(
             base, size, _NotifiedBeforeReset(transport), name=f"virtio-console@{base:#x}"
         )

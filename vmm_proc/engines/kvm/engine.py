@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import Any
 
 from schedlab_shared import kernel_console
@@ -22,6 +23,8 @@ from vmm_proc.engines.kvm.device_manager import DeviceManager
 from vmm_proc.engines.kvm.diagnostics import VcpuSnapshot, format_stuck_report
 from vmm_proc.engines.kvm.exit_dispatch import ExitDispatcher, ShutdownLatch
 from vmm_proc.engines.kvm.io_thread import IoThreadError
+from vmm_proc.engines.kvm.snapshot_codec import SnapshotError
+from vmm_proc.engines.kvm.snapshot_store import LoadedSnapshot, RestoreFrom, SnapshotRefused
 from vmm_proc.engines.kvm.stream_batcher import StreamBatcher
 from vmm_proc.engines.kvm.vcpu_control import VcpuEvent, VcpuResponse, VcpuStop
 from vmm_proc.engines.kvm.vcpu_setup import apply_entry, cpuid_for_topology
@@ -31,6 +34,7 @@ from vmm_proc.engines.kvm.watchdog import Watchdog
 from vmm_proc.kvm.errors import KvmError
 from vmm_proc.kvm.kick import install_kick_handler
 from vmm_proc.mem.access import GuestMemoryError
+from vmm_proc.mem.guest_memory import GuestMemory
 
 __all__ = ("KvmEngine",)
 
@@ -54,6 +58,8 @@ class KvmEngine:
     :param boot: how the guest gets its code; default ``LinuxBoot(config)``. Tests pass a
         ``RawBoot`` micro-guest.
     :param kvm_path: the KVM device.
+    :param restore: start from this snapshot instead of booting; any failure to restore
+        raises SnapshotRefused (nothing left behind) and the caller boots cold.
     """
 
     name = "kvm"
@@ -64,8 +70,12 @@ class KvmEngine:
         hooks: EngineHooks,
         boot: Boot | None = None,
         kvm_path: str = "/dev/kvm",
+        restore: RestoreFrom | None = None,
     ) -> None:
         self.config = config
+        self._restore = restore
+        self.start_kind = "restored" if restore is not None else "booted"
+        self.start_s = 0.0  # start() until every vCPU runs
         self._hooks = hooks
         self._boot = boot
         self._kvm_path = kvm_path
@@ -82,6 +92,7 @@ class KvmEngine:
         self._tail = ConsoleTail()
         self._batcher = StreamBatcher(hooks.stream)
         self.plan: BootPlan | None = None
+        self.restored_extra: dict[str, str] = {}
 
     # -- Engine protocol ------------------------------------------------------------------
 
@@ -91,19 +102,26 @@ class KvmEngine:
             if self._state != "new":
                 raise EngineError(f"kvm engine: start() in state {self._state}")
             self._state = "starting"
+        t0 = time.monotonic()
         try:
             install_kick_handler()
-            self._build()
+            if self._restore is not None:
+                self._build_restored(self._restore)
+            else:
+                self._build()
         except EngineError:
             self._release()
             raise
         except (KvmError, GuestMemoryError, OSError, ValueError, RuntimeError) as exc:
             self._release()
+            if self._restore is not None:
+                raise SnapshotRefused(self._restore.directory, str(exc)) from exc
             raise EngineError(f"kvm engine: {exc}") from exc
         except BaseException:
             self._release()  # nothing is left behind, whatever went wrong
             raise
         self._launch()
+        self.start_s = time.monotonic() - t0
 
     def memory_layout(self) -> list[dict[str, Any]]:
         """Guest RAM regions (``GuestMemory.layout()``); empty before start and after close."""
@@ -176,6 +194,7 @@ class KvmEngine:
             [c.apic_id for c in cpus],
             cpuid_for_topology(cfg.topology),
             self._kvm_path,
+            before_vcpus=self._before_vcpus,
         )
         assert m.vm is not None and m.mem is not None
         dm = self._devices = DeviceManager(
@@ -188,6 +207,85 @@ class KvmEngine:
         for vcpu, entry in zip(m.vcpus[1:], plan.aps, strict=True):
             if entry is not None:
                 apply_entry(vcpu, entry, make_runnable=True)
+        self._make_threads(m, dm)
+
+    def _build_restored(self, source: RestoreFrom) -> None:
+        from vmm_proc.engines.kvm import snapshot_store, snapshotting
+
+        cfg = self.config
+        apic_ids = [c.apic_id for c in cfg.topology.cpus()]
+        try:
+            loaded = snapshot_store.load(source.directory, source.key)
+            snapshotting.check_fits(loaded.state, cfg.mem_mib << 20, apic_ids)
+        except SnapshotError as exc:
+            raise SnapshotRefused(source.directory, str(exc)) from None
+        m = self._machine = Machine.create(
+            cfg.guest_ram_path,
+            cfg.mem_mib << 20,
+            apic_ids,
+            None,
+            self._kvm_path,
+            memory=lambda: _restored_memory(loaded, cfg.guest_ram_path, source.private_memory),
+            before_vcpus=self._before_vcpus,
+        )
+        assert m.vm is not None and m.mem is not None
+        dm = self._devices = DeviceManager(
+            m.vm, self._on_stream, self._shutdown, self._device_failed, tick=self._batcher.flush
+        )
+        dm.restore_from(loaded.state.devices)
+        dm.add_legacy()
+        dm.add_virtio_console(m.mem)
+        snapshotting.apply(m, loaded.state)
+        self.restored_extra = dict(loaded.state.meta.extra)
+        self._make_threads(m, dm)
+
+    def snapshot(
+        self,
+        directory: str,
+        key: dict[str, str],
+        extra: dict[str, str] | None = None,
+        resume: bool = True,
+    ) -> float:
+        """Pause every vCPU, save VM, vCPUs, devices and RAM as ``directory``, then resume.
+
+        :param key: what the snapshot is valid for (checked by ``RestoreFrom``).
+        :param extra: caller data carried along (``restored_extra`` after a restore).
+        :return: seconds the guest was paused.
+        :raises EngineError: the VM is not running, a vCPU would not pause, or saving failed.
+        """
+        from vmm_proc.engines.kvm import snapshot_store, snapshotting
+
+        m, dm = self._machine, self._devices
+        if m is None or dm is None or m.mem is None or self._state != "running":
+            raise EngineError(f"kvm engine: cannot snapshot in state {self._state}")
+        t0 = time.monotonic()
+        paused = []
+        try:
+            for t in self._threads:
+                reply = t.send(VcpuEvent.PAUSE, _CONTROL_S)
+                if reply.response is not VcpuResponse.PAUSED:
+                    raise EngineError(f"kvm engine: vcpu{t.index} did not pause: {reply.reason}")
+                paused.append(t)
+            self._batcher.flush()
+            snap = snapshotting.capture(m, dm.state(), key, extra)
+            snapshot_store.save(directory, snap, m.mem.path)
+        except (KvmError, OSError, VcpuThreadError) as exc:
+            raise EngineError(f"kvm engine: snapshot failed: {exc}") from exc
+        finally:
+            if resume:
+                for t in paused:
+                    t.send(VcpuEvent.RESUME, _CONTROL_S)
+        return time.monotonic() - t0
+
+    def resume(self) -> None:
+        """Resume every vCPU after ``snapshot(resume=False)``."""
+        for t in self._threads:
+            t.send(VcpuEvent.RESUME, _CONTROL_S)
+
+    def _before_vcpus(self, m: Machine) -> None:
+        """VM-wide setup KVM takes only before the first vCPU (overridden by modes)."""
+
+    def _make_threads(self, m: Machine, dm: DeviceManager) -> None:
         self._dispatchers = [
             ExitDispatcher(i, dm.pio, dm.mmio, self._shutdown) for i in range(len(m.vcpus))
         ]
@@ -326,3 +424,11 @@ class KvmEngine:
                 log.error("kvm engine close: vcpu threads %s still alive; their fds leak", stuck)
                 m.vcpus = [v for i, v in enumerate(m.vcpus) if i not in stuck]
             m.close()
+
+
+def _restored_memory(loaded: LoadedSnapshot, shared_path: str, private: bool) -> GuestMemory:
+    """The snapshot's RAM copy-on-write, or copied into a new shared file others can map."""
+    size = loaded.state.meta.mem_bytes
+    if private:
+        return GuestMemory.open_private(loaded.memory, size)
+    return GuestMemory.create_from(shared_path, loaded.memory, size)

@@ -195,6 +195,7 @@ class VcpuThread:
             return self._run_guest()
         match event:
             case VcpuEvent.PAUSE:
+                self._complete_pending_io()
                 box.put(VcpuReply(VcpuResponse.PAUSED))
                 return VcpuState.PAUSED
             case VcpuEvent.FINISH:
@@ -203,6 +204,19 @@ class VcpuThread:
             case _:
                 box.put(VcpuReply(VcpuResponse.NOT_ALLOWED, "already running"))
                 return VcpuState.RUNNING
+
+    def _complete_pending_io(self) -> None:
+        # An I/O or MMIO exit is finished by KVM only on the next KVM_RUN; with immediate_exit
+        # set that run completes it and returns EINTR at once, so a paused vCPU's state is
+        # whole (api.rst, KVM_EXIT_IO: "userspace should ensure that the operation is
+        # completed" before saving state).
+        self._port.immediate_exit = True
+        try:
+            self._port.run()
+        except Exception as exc:  # the next RUNNING step reports a broken vCPU
+            log.warning("vcpu%d: completing I/O before pause: %s", self.index, exc)
+        finally:
+            self._port.immediate_exit = False
 
     def _run_guest(self) -> VcpuState:
         try:

@@ -7,7 +7,7 @@ vCPU (Documentation/virt/kvm/api.rst, KVM_CREATE_IRQCHIP), PIT2 after the irqchi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from vmm_proc.engines.base import EngineError
 from vmm_proc.engines.kvm.vcpu_setup import CpuidFor
@@ -58,6 +58,7 @@ class Machine:
         self.vm: VmFd | None = None
         self.mem: GuestMemory | None = None
         self.vcpus: list[VcpuFd] = []
+        self.vm_caps: list[str] = []  # VM capabilities enabled at creation (for the log)
 
     @classmethod
     def create(
@@ -65,26 +66,38 @@ class Machine:
         mem_path: str,
         mem_bytes: int,
         apic_ids: Sequence[int],
-        cpuid_for: CpuidFor,
+        cpuid_for: CpuidFor | None,
         kvm_path: str = "/dev/kvm",
+        memory: Callable[[], GuestMemory] | None = None,
+        before_vcpus: Callable[[Machine], None] | None = None,
     ) -> Machine:
         """Open KVM, check capabilities, create the VM, RAM, irqchip, PIT and vCPUs.
 
-        :param cpuid_for: ``(supported, i)`` -> the CPUID table of vCPU ``i``.
+        :param cpuid_for: ``(supported, i)`` -> the CPUID table of vCPU ``i``; None leaves
+            CPUID and the LAPIC to a snapshot restore.
+        :param memory: makes the guest RAM (default: a new file at ``mem_path``).
+        :param before_vcpus: VM-wide setup that KVM accepts only before any vCPU exists
+            (KVM_CAP_X86_DISABLE_EXITS).
         :raises EngineError: a missing capability.
         :raises KvmError, OSError: a failed ioctl or RAM file (everything made is released).
         """
         m = cls(Kvm.open(kvm_path))
         try:
             check_caps(m.kvm)
-            m._build(mem_path, mem_bytes, apic_ids, cpuid_for)
+            m._build(mem_path, mem_bytes, apic_ids, cpuid_for, memory, before_vcpus)
         except BaseException:
             m.close()
             raise
         return m
 
     def _build(
-        self, mem_path: str, mem_bytes: int, apic_ids: Sequence[int], cpuid_for: CpuidFor
+        self,
+        mem_path: str,
+        mem_bytes: int,
+        apic_ids: Sequence[int],
+        cpuid_for: CpuidFor | None,
+        memory: Callable[[], GuestMemory] | None,
+        before_vcpus: Callable[[Machine], None] | None,
     ) -> None:
         self.vm = vm = self.kvm.create_vm()
         vm.set_tss_addr(TSS_ADDR)
@@ -92,13 +105,17 @@ class Machine:
             vm.set_identity_map_addr(IDENTITY_MAP_ADDR)
         vm.create_irqchip()
         vm.create_pit2()
-        self.mem = GuestMemory.create(mem_path, mem_bytes)
+        self.mem = memory() if memory is not None else GuestMemory.create(mem_path, mem_bytes)
         for slot, region in enumerate(self.mem.regions):
             vm.set_user_memory_region(slot, region.gpa, region.size, region.host_addr)
-        supported = self.kvm.supported_cpuid()
+        if before_vcpus is not None:
+            before_vcpus(self)
+        supported = self.kvm.supported_cpuid() if cpuid_for is not None else []
         for index, apic_id in enumerate(apic_ids):
             vcpu = vm.create_vcpu(apic_id)
             self.vcpus.append(vcpu)
+            if cpuid_for is None:
+                continue
             vcpu.set_cpuid2(cpuid_for(supported, index))
             # LINT0 ExtINT (PIC virtual wire) and LINT1 NMI on every CPU, as firmware does.
             vcpu.configure_lints()
