@@ -32,6 +32,7 @@ _SUBCOMMANDS = {
     "completions": "orchestrator.completions:completions_cmd",
     "kernel": "orchestrator.kernel.cli:kernel_group",
     "list": "orchestrator.scenarios:list_cmd",
+    "report": "orchestrator.report_cli:report_cmd",
     "scheduler": "orchestrator.scheduler.cli:scheduler_group",
     "test": "orchestrator.suite:suite_cmd",
     "testbed": "orchestrator.testbed.cli:testbed",

@@ -38,6 +38,7 @@ __all__ = (
     "from_run_dir",
     "profile_name",
     "read",
+    "run_test_name",
     "write",
 )
 
@@ -161,7 +162,8 @@ def read(path: Path | str) -> dict[str, Any]:
     return check(doc, str(path))
 
 
-def _test_of(doc: dict[str, Any]) -> str:
+def run_test_name(doc: dict[str, Any]) -> str:
+    """The test name of a run made outside the plugin: ``run/<scenario>``."""
     scenario = (doc.get("scenario") or {}).get("name")
     return f"run/{scenario or 'default'}"
 
@@ -173,7 +175,7 @@ def from_run_dir(run_dir: Path | str, test: str | None = None) -> dict[str, Any]
         doc = result_doc.load(Path(run_dir))
     except result_doc.ResultError as e:
         raise SidecarError(str(e)) from None
-    return build(doc, test or _test_of(doc), project_commit="unknown")
+    return build(doc, test or run_test_name(doc), project_commit="unknown")
 
 
 def discover(path: Path | str) -> list[dict[str, Any]]:

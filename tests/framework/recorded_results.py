@@ -41,3 +41,28 @@ def write_run(root: Path, doc: dict[str, Any], name: str) -> Path:
     (run / "result.json").write_text(json.dumps(doc))
     shutil.copy(FIXTURES / "eevdf_steady" / "monitor-monitor.jsonl", run)
     return run
+
+
+def gauntlet(root: Path, presets: tuple[str, ...], profiles: tuple[str, ...]) -> Path:
+    """A gauntlet's worth of runs under ``root/runs`` with their sidecars in ``root/sidecars``
+    (the recorded run, one variant per preset x profile; the last one failed)."""
+    from schedlab_results import sidecar
+
+    doc = load_fixture()
+    cells = [(p, q) for p in presets for q in profiles]
+    for i, (preset, profile) in enumerate(cells):
+        variant = dict(doc, run_id=f"g{i}")
+        if i == len(cells) - 1:
+            variant.update(
+                passed=False, verdict="failed", reason="cg_1 starved", reasons=["cg_1 starved"]
+            )
+        run = write_run(root / "runs", variant, f"g{i}")
+        flags = () if profile == "default" else tuple(profile.split("+"))
+        sidecar.write(
+            run,
+            f"gauntlet/steady/{preset}/{profile}",
+            dest=root / "sidecars",
+            flags=flags,
+            preset=preset,
+        )
+    return root / "sidecars"
