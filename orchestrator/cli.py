@@ -265,19 +265,6 @@ def run_cmd(
         scenario = plan_for(scenario_name, topo, duration, workers, cgroups, plan_file)
     except ScenarioError as exc:
         fail(str(exc))
-    # A scheduler binary and a scenario document reach the guest by the host-to-guest
-    # transfer (orchestrator/inputs.py); until the session sends them, refuse rather than
-    # quietly run EEVDF's default scenario.
-    if scheduler != "eevdf":
-        fail(
-            f"--scheduler {scheduler}: not available in this build yet (the scheduler's "
-            "host-to-guest transfer is not wired into the run); only eevdf runs"
-        )
-    if plan_file is not None or scenario_name not in (None, "steady"):
-        fail(
-            f"--scenario {scenario.name}: not available in this build yet (the scenario "
-            "document's host-to-guest transfer is not wired into the run); omit --scenario"
-        )
     code = execute(
         choice=choice,
         kernel_spec=kernel_spec,
