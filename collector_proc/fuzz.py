@@ -61,7 +61,11 @@ _GOOD: dict[FrameType, dict[str, Any]] = {
     },
     _T.EXIT: {"code": 0},
     _T.DUMP: {"source": "kmsg", "data": b"<6>hello\n"},
-    _T.INPUTS_ACK: {"ok": True, "error": "", "files": ["a"]},
+    _T.INPUTS_ACK: {
+        "ok": True,
+        "error": "",
+        "files": [{"kind": "include", "name": "a", "path": "/run/a", "size": 1, "sha256": "0" * 64}],
+    },
 }
 _TYPES = list(_GOOD)
 _DEEP: Any = 0

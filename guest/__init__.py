@@ -24,9 +24,18 @@ API summary
 ``guest.schema`` (payload schemas: shorthand ``{"field": str, "n": Opt(Int(0))}``, bounds
     ``MAX_DEPTH``/``MAX_ITEMS``/``MAX_CONTAINERS``/``MAX_STR``, ``SchemaError`` with ``kind``
     and ``field``; stdlib + msgpack only)
-``guest.spec`` (run spec from ``schedlab.*`` kernel command-line keys; stdlib only)
-    ``KEY_*`` constants, ``RunSpec`` (validated named tuple), ``parse_cmdline(text) ->
-    RunSpec`` (raises ``SpecError`` with ``.key``), ``to_cmdline(spec) -> list[str]``.
+``guest.spec`` (the cgroup-spinners parameters; stdlib only)
+    ``RunSpec`` (validated named tuple), ``SpecError`` (``.key``: the run document field,
+    e.g. ``scenario.workers``), ``FIELD_PATHS``, ``CRASHES``.
+``guest.rundoc`` (the run document, host -> guest after SYS_RDY; stdlib only)
+    ``build(spec, files=, scheduler=, entropy=, run_id=) -> dict``, ``validate(doc) ->
+    RunDoc`` (``spec``, ``scenario``, ``scheduler``: ``Scheduler(path, args)``, ``files``:
+    ``FileEntry(kind, name, mode, size, sha256)`` with ``.path``, ``entropy``),
+    ``install_path(kind, name)`` (``/run/schedlab/inputs/<kind>/<name>``), ``KINDS``, bounds.
+``guest.transfer`` (the frames of the run's inputs and the INPUTS_ACK answer)
+    ``frames(doc, open_file)`` (host), ``InputsParser`` (guest), ``ack_ok``/``ack_error``,
+    ``check_ack(payload, sent) -> Ack`` (host); ``guest.receiver.receive(fd, root)`` reads
+    one transfer in the guest.
 ``guest.init`` (PID 1)
     ``main()``: the entry point (``/init`` runs ``from guest.init import main; main()``):
     forks the init process, reaps, turns a native fault or an unexpected exit of it into
@@ -35,7 +44,7 @@ API summary
     ``GuestRun(env).run()``: the phases boot, channels, workers, inputs, workload, report,
     over ``guest.env.Env`` (fixed inputs), ``guest.reporter.Reporter`` (COM2, bulk port,
     kernel log), ``guest.hostio.HostIo`` (stdio capture, control reader),
-    ``guest.inputs.read_spec`` (the run spec) and ``guest.crash`` (PANIC text).
+    ``guest.inputs.receive_inputs`` (the run's inputs) and ``guest.crash`` (PANIC text).
 ``guest.worker_parent``, ``guest.worker_pool``, ``guest.worktypes``
     the single-threaded worker parent (forked before any thread starts), the init process's
     handle on it (spawn, start, signal, ``ended`` events), and the work types workers run.
@@ -52,7 +61,9 @@ API summary
 
 Run-time imports avoid typing, pathlib, dataclasses and re: under TCG they cost seconds.
 
-Host -> guest control bytes on ``/dev/hvc0`` (:mod:`guest.control`): ``SHUTDOWN_REQUEST``
-(``b"S"``) shut down now, ``DUMP_REQUEST`` (``b"D"``) SysRq-D (the kernel's sched_ext dump),
-``PROCDUMP_REQUEST`` (``b"P"``) a /proc snapshot.
+The kernel command line carries nothing of the run: the run document and files come over
+the bulk port (:mod:`guest.transfer`). Host -> guest control bytes on ``/dev/hvc0``
+(:mod:`guest.control`): ``SHUTDOWN_REQUEST`` (``b"S"``) shut down now, ``DUMP_REQUEST``
+(``b"D"``) SysRq-D (the kernel's sched_ext dump), ``PROCDUMP_REQUEST`` (``b"P"``) a /proc
+snapshot.
 """

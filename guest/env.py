@@ -11,8 +11,8 @@ __all__ = ("Env",)
 class Env(
     namedtuple(
         "Env",
-        "system root pid1 bulk_timeout_s cgroup_rmdir crash_fd",
-        defaults=("/", True, 5.0, os.rmdir, -1),
+        "system root pid1 bulk_timeout_s cgroup_rmdir crash_fd inputs_timeout_s",
+        defaults=("/", True, 5.0, os.rmdir, -1, 120.0),
     )
 ):
     """The init process's environment (immutable).
@@ -24,6 +24,7 @@ class Env(
     :param bulk_timeout_s: how long to wait for the bulk port to appear.
     :param cgroup_rmdir: directory removal for the cgroup tree (tests remove plain files).
     :param crash_fd: faulthandler's target (the crash pipe PID 1 reads), or -1.
+    :param inputs_timeout_s: how long after SYS_RDY to wait for the host's first input byte.
     """
 
     __slots__ = ()

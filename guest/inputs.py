@@ -1,25 +1,46 @@
-"""The inputs phase: what this run is asked to do.
+"""The inputs phase: what this run is asked to do, sent by the host after SYS_RDY.
 
-Today the run spec comes from the kernel command line (``/proc/cmdline``); a host-to-guest
-transfer after SYS_RDY replaces this function's body, not its callers.
+The host sends the run document and the run's files over the bulk port
+(:mod:`guest.transfer`); :func:`receive_inputs` reads them (:mod:`guest.receiver`: the
+entropy goes into the CRNG first, the files under ``/run/schedlab/inputs``), answers with one
+INPUTS_ACK frame and returns them. Nothing of the run comes from the kernel command line.
 """
 
 from __future__ import annotations
 
-from guest.spec import RunSpec, parse_cmdline
+from guest import receiver, transfer
+from guest.wire import FrameType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import threading
+
     from guest.env import Env
+    from guest.receiver import Received
+    from guest.reporter import Reporter
 
-__all__ = ("read_spec",)
+__all__ = ("InputError", "receive_inputs")
+
+InputError = receiver.InputError
 
 
-def read_spec(env: Env) -> RunSpec:
-    """The validated run spec.
+def receive_inputs(env: Env, out: Reporter, stop: threading.Event) -> Received:
+    """Receive the run's inputs and acknowledge them.
 
-    :raises SpecError: a bad or missing ``schedlab.*`` key.
-    :raises OSError: ``/proc/cmdline`` unreadable.
+    :param out: the open bulk port (read for the inputs, written for the answer).
+    :param stop: set on a host shutdown request: the wait ends.
+    :raises InputError: nothing usable arrived; the negative INPUTS_ACK is already sent.
     """
-    with open(env.path("proc/cmdline")) as f:
-        return parse_cmdline(f.read())
+    assert out.bulk is not None
+    try:
+        got = receiver.receive(
+            out.bulk.fd, env.root, first_timeout_s=env.inputs_timeout_s, stop=stop
+        )
+    except InputError as e:
+        out.send(FrameType.INPUTS_ACK, transfer.ack_error(str(e)))
+        raise
+    out.send(
+        FrameType.INPUTS_ACK,
+        transfer.ack_ok(got.installed, got.bytes, got.recv_ns, got.entropy, got.stats),
+    )
+    return got

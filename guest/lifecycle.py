@@ -7,7 +7,7 @@ PID 1 (:mod:`guest.init`) forks this process and powers off after it. Phases, in
 3. workers: stdio pipes, then the worker parent, forked while this process has one thread
    (:class:`~guest.worker_pool.WorkerPool`); then the host I/O threads
    (:class:`~guest.hostio.HostIo`).
-4. inputs: the run spec (:func:`guest.inputs.read_spec`).
+4. inputs: the run document and files from the host (:func:`guest.inputs.receive_inputs`).
 5. scheduler: the scheduler under test started and attached
    (:class:`~guest.schedphase.SchedulerPhase`; nothing for EEVDF).
 6. workload: the scenario (:mod:`guest.scenario.runner`); the scheduler's exit stops it
@@ -15,7 +15,7 @@ PID 1 (:mod:`guest.init`) forks this process and powers off after it. Phases, in
    Then the scheduler is stopped (its detach checked), and RESULT.
 7. report: the kernel log, the shutdown PHASE and EXIT; the worker parent is closed.
 
-A bad image or spec is reported on the bulk port (LOG, RESULT, EXIT with its
+A bad image or bad inputs are reported on the bulk port (LOG, RESULT, EXIT with its
 :class:`~guest.wire.ExitCode`). An unexpected exception is a crash: its traceback goes out as
 ``PANIC:`` lines (:func:`guest.crash.panic`) and nothing more is written to the bulk port; no
 EXIT frame then tells the host the guest was lost rather than the test failed.
@@ -28,13 +28,13 @@ import os
 from guest import boot
 from guest.crash import CRASHED, panic
 from guest.hostio import HostIo
-from guest.inputs import read_spec
+from guest.inputs import InputError, receive_inputs
 from guest.reporter import Reporter
 from guest.rundoc import Scheduler
 from guest.scenario.cgroupfs import CgroupError, Cgroups
 from guest.scenario.runner import WORK_DIR, run_scenario, spinners_plan
 from guest.schedphase import SchedulerPhase
-from guest.spec import RunSpec, SpecError
+from guest.spec import PLAN, RunSpec
 from guest.wire import ExitCode, FrameType
 from guest.worker_pool import WorkerError, WorkerPool
 
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     from guest.env import Env
+    from guest.receiver import Received
+    from guest.rundoc import Scheduler
 
 __all__ = ("GuestRun",)
 
@@ -60,6 +62,7 @@ class GuestRun:
         self.pool: WorkerPool | None = None
         self.sched: SchedulerPhase | None = None
         self.workers_closed: dict[str, Any] = {}
+        self.inputs: Received | None = None
         self._main_ns = env.system.boot_ns()  # after imports: SYS_RDY reports the startup cost
 
     def run(self) -> int:
@@ -106,11 +109,13 @@ class GuestRun:
         self.host.start()
         self.out.phase("setup")
         try:
-            spec = read_spec(self.env)
-        except SpecError as e:
-            self.out.log("error", f"bad run spec: {e}")
-            return self.out.result_fail(ExitCode.BAD_SPEC, f"bad run spec: {e}")
-        return self._with_scheduler(spec, Scheduler())
+            self.inputs = receive_inputs(self.env, self.out, self.host.stop_requested)
+        except InputError as e:
+            self.out.log("error", f"run inputs: {e}")
+            if self.host.stop_requested.is_set():
+                return self.out.result_fail(ExitCode.SHUTDOWN, f"run inputs: {e}")
+            return self.out.result_fail(ExitCode.BAD_SPEC, f"run inputs: {e}")
+        return self._with_scheduler(self.inputs.doc.spec, self.inputs.doc.scheduler)
 
     def _boot(self) -> list[str]:
         """Mount, reopen COM2; return the mount errors (noted)."""
@@ -154,7 +159,9 @@ class GuestRun:
                 code, why = failed
                 self.out.log("error", why)
                 return self.out.result_fail(code, why, spec)
-            return self._workload(spec)
+            doc = self.inputs.doc if self.inputs is not None else None
+            plan = doc.scenario if doc is not None and spec.scenario == PLAN else None
+            return self._workload(spec, plan)
         finally:
             self.sched.finish()
 
@@ -192,10 +199,6 @@ class GuestRun:
             return self.out.result_fail(ExitCode.SETUP_FAILED, f"cgroup setup failed: {e}", spec)
         except WorkerError as e:
             return self.out.result_fail(ExitCode.SETUP_FAILED, f"workers: {e}", spec)
-        if out.setup_error:
-            return self.out.result_fail(
-                ExitCode.SETUP_FAILED, f"cgroup setup failed: {out.setup_error}", spec
-            )
         self.out.phase("verdict")
         for err in out.cleanup_errors:
             self.out.log("warning", f"cgroup cleanup: {err}")
@@ -259,9 +262,9 @@ class GuestRun:
         }
 
     def _crash_on_purpose(self, kind: str) -> None:
-        """The ``schedlab.crash`` test hook: a kernel panic, a Python exception, a native
+        """The ``hooks.crash`` test hook: a kernel panic, a Python exception, a native
         fault, or a cgroup tree the kernel refuses (``cgroup`` returns: the setup fails)."""
-        self.out.log("warning", f"schedlab.crash={kind}: crashing on purpose")
+        self.out.log("warning", f"hooks.crash={kind}: crashing on purpose")
         if kind == "cgroup":
             from guest.cgroups import BASE_NAME  # cgroup.max.descendants=0: mkdir gets EAGAIN
 
@@ -278,7 +281,7 @@ class GuestRun:
             import ctypes
 
             ctypes.string_at(0)  # a real SIGSEGV: reading address 0
-        raise RuntimeError(f"schedlab.crash={kind}: deliberate crash")
+        raise RuntimeError(f"hooks.crash={kind}: deliberate crash")
 
     def _crash(self, what: str, e: BaseException) -> None:
         import traceback  # only on the crash path

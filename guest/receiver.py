@@ -37,9 +37,10 @@ _HANGUP_S = 0.05  # host end disconnected: POLLHUP stays latched, so sleep inste
 _SPARE = 4 << 20  # /run must keep this much free after the files are written
 
 #: What arrived: the validated document, each file with the sha256 computed over what was
-#: written, file bytes, nanoseconds from the first byte to the last frame, and how the
-#: entropy went in (``ioctl``, ``write``, or ``failed: ...``).
-Received = namedtuple("Received", "doc installed bytes recv_ns entropy")
+#: written, file bytes, nanoseconds from the first byte to the last frame, how the entropy
+#: went in (``ioctl``, ``write``, or ``failed: ...``), and ``stats``: reads of the port and
+#: nanoseconds spent waiting in them (the rest of recv_ns is decoding, hashing, writing).
+Received = namedtuple("Received", "doc installed bytes recv_ns entropy stats")
 
 
 class InputError(Exception):
@@ -162,10 +163,19 @@ class _Reader:
         self.deadline = time.monotonic() + first_s
         self.started = False
         self.t0 = 0
+        self.reads = 0
+        self.wait_ns = 0
         self._poll = select.poll()
         self._poll.register(fd, select.POLLIN)
 
     def read(self) -> bytes:
+        t = time.monotonic_ns()
+        data = self._read()
+        self.reads += 1
+        self.wait_ns += time.monotonic_ns() - t
+        return data
+
+    def _read(self) -> bytes:
         while True:
             if self.stop is not None and self.stop.is_set():
                 raise InputError("the host asked for shutdown while the inputs were arriving")
@@ -248,7 +258,8 @@ def receive(
         raise
     assert parser.doc is not None
     recv_ns = time.monotonic_ns() - reader.t0
-    return Received(parser.doc, list(files.installed), parser.bytes, recv_ns, entropy)
+    stats = {"reads": reader.reads, "wait_ns": reader.wait_ns}
+    return Received(parser.doc, list(files.installed), parser.bytes, recv_ns, entropy, stats)
 
 
 def _check_clean(decoder: wire.FrameDecoder) -> None:

@@ -50,7 +50,8 @@ class Reporter:
             self.com2.line(f"bulk port {boot.BULK_PORT_NAME} not found; cannot report")
             return False
         try:
-            fd = os.open(dev, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+            # Read too: the run's inputs come host -> guest on the same port after SYS_RDY.
+            fd = os.open(dev, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
         except OSError as e:
             self.com2.line(f"open {dev}: {e.strerror}; cannot report")
             return False

@@ -146,18 +146,23 @@ class InputsParser:
 
 
 def frames(
-    doc: dict[str, Any], open_file: Callable[[int], Any], chunk: int = CHUNK
+    doc: dict[str, Any], open_file: Callable[[int], Any], chunk: int = CHUNK, check: bool = True
 ) -> Iterator[bytes]:
     """The host side: the encoded frames of one transfer, produced lazily.
 
     :param doc: a run document (validated here).
     :param open_file: ``index -> binary file object`` for ``doc["files"][index]``; read in
         ``chunk`` pieces, so memory stays bounded whatever the file size.
+    :param check: validate ``doc`` first; False only for a test hook that sends a document
+        the guest must refuse (its files must still be well-formed).
     :raises TransferError: a file shorter or longer than the document says.
     """
-    rd = rundoc.validate(doc)
+    if check:
+        rd_files = rundoc.validate(doc).files
+    else:
+        rd_files = tuple(rundoc.check_file(f, "files") for f in doc.get("files", []))
     yield wire.encode_frame(FrameType.RUN, {"doc": doc})
-    for i, entry in enumerate(rd.files):
+    for i, entry in enumerate(rd_files):
         yield wire.encode_frame(FrameType.FILE_BEGIN, {"index": i, **entry.as_map()})
         with open_file(i) as f:
             offset = 0
@@ -178,19 +183,25 @@ def frames(
 
 #: One installed file as the guest reports it.
 AckedFile = namedtuple("AckedFile", "kind name path size sha256")
-#: The host's checked view of an INPUTS_ACK.
-Ack = namedtuple("Ack", "ok error files bytes recv_ms entropy")
+#: The host's checked view of an INPUTS_ACK (``stats``: the guest's counters, ints only).
+Ack = namedtuple("Ack", "ok error files bytes recv_ms entropy stats", defaults=({},))
 
 
 def ack_ok(
-    installed: list[tuple[rundoc.FileEntry, str]], nbytes: int, recv_ns: int, entropy: str
+    installed: list[tuple[rundoc.FileEntry, str]],
+    nbytes: int,
+    recv_ns: int,
+    entropy: str,
+    stats: dict[str, int] | None = None,
 ) -> dict[str, Any]:
     """The guest's INPUTS_ACK payload for a complete transfer.
 
     :param installed: each file with the sha256 computed over what was written.
     :param entropy: how the entropy went in: ``ioctl``, ``write`` or ``failed: ...``.
+    :param stats: counters of the receive (``reads``, ``wait_ns``), for benchmarks.
     """
     return {
+        "stats": dict(stats or {}),
         "ok": True,
         "error": "",
         "files": [
@@ -244,4 +255,11 @@ def check_ack(payload: Any, sent: list[rundoc.FileEntry] | tuple[rundoc.FileEntr
     recv_ns = recv_ns if isinstance(recv_ns, int) and 0 <= recv_ns < 1 << 62 else 0
     entropy = payload.get("entropy")
     entropy = entropy[:MAX_ERROR] if isinstance(entropy, str) else ""
-    return Ack(True, "", tuple(acked), nbytes, recv_ns / 1e6, entropy)
+    raw = payload.get("stats")
+    stats = {}
+    if isinstance(raw, dict):
+        for key in ("reads", "wait_ns"):
+            v = raw.get(key)
+            if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 62:
+                stats[key] = v
+    return Ack(True, "", tuple(acked), nbytes, recv_ns / 1e6, entropy, stats)

@@ -161,6 +161,11 @@ _SCX_EXIT = {
     "stall_s": Opt(float),
 }
 
+# The run's inputs (guest.transfer); bounds as in guest.rundoc, which checks the rest.
+_XFER_FILES = 256
+_XFER_TEXT = 1000
+_ACKED = {"kind": Str(16), "name": Str(128), "path": Str(1024), "size": Int(0), "sha256": Str(64)}
+
 #: The payload schema of each frame type (the shorthand of :mod:`guest.schema`): declared
 #: fields are checked, others allowed if they map to JSON. One line per type.
 SCHEMAS: dict[FrameType, Any] = {
@@ -189,18 +194,18 @@ SCHEMAS: dict[FrameType, Any] = {
     },
     FrameType.EXIT: {"code": int},
     FrameType.DUMP: {"source": str, "data": bytes},
-    FrameType.INPUTS_ACK: {"ok": bool, "error": str, "files": list},
-    FrameType.RUN: {"doc": dict},
-    FrameType.FILE_BEGIN: {
-        "index": int,
-        "kind": str,
-        "name": str,
-        "mode": int,
-        "size": int,
-        "sha256": str,
+    FrameType.INPUTS_ACK: {
+        "ok": bool, "error": Str(_XFER_TEXT), "files": ListOf(_ACKED, _XFER_FILES),
+        "bytes": Opt(Int(0)), "recv_ns": Opt(Int(0)), "entropy": Opt(Str(_XFER_TEXT)),
+        "stats": Opt({"reads": Opt(Int(0)), "wait_ns": Opt(Int(0))}),
     },
-    FrameType.FILE_CHUNK: {"index": int, "offset": int, "data": bytes},
-    FrameType.FILE_END: {"index": int},
+    FrameType.RUN: {"doc": dict},  # the run document: guest.rundoc.validate checks it all
+    FrameType.FILE_BEGIN: {
+        "index": Int(0, _XFER_FILES - 1), "kind": Str(16), "name": Str(128),
+        "mode": Int(0, 0o777), "size": Int(0), "sha256": Str(64),
+    },
+    FrameType.FILE_CHUNK: {"index": Int(0, _XFER_FILES - 1), "offset": Int(0), "data": bytes},
+    FrameType.FILE_END: {"index": Int(0, _XFER_FILES - 1)},
     FrameType.SCHED_LOG: {
         "stream": OneOf("stdout", "stderr"),
         "data": Str(64 * 1024, bytes),

@@ -351,3 +351,96 @@ def sched_exit_cmd(
         f"{runs} runs",
         highlight=False,
     )
+
+
+@bench_group.command("transfer")
+@click.option(
+    "--mb",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.001, 200),
+    help="size of the file sent",
+)
+@click.option("--runs", default=1, show_default=True, type=click.IntRange(1, 20))
+@click.option("--engine", default="auto", show_default=True)
+@click.option("--kernel", "kernel_spec", default=None)
+@click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
+def transfer_cmd(mb: float, runs: int, engine: str, kernel_spec: str | None, as_json: bool) -> None:
+    """Host-to-guest MB/s over the bulk port: a run's inputs carrying one file of MB megabytes.
+
+    Host figure: first bulk write to the guest's INPUTS_ACK decoded (frames, sha256 check and
+    tmpfs writes in the guest included); guest figure: its first input byte to its last frame.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .engine_choice import choose_engine
+    from .inputs import HostFile
+    from .request import RunRequest, Scenario, VmShape
+    from .runner import prepare_inputs
+    from .session import RunSession
+
+    choice = choose_engine(engine)
+    kernel, initrd = prepare_inputs(choice, kernel_spec, lambda p, d: None)
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="schedlab-bench-") as tmp:
+        blob = Path(tmp) / "blob.bin"
+        with open(blob, "wb") as f:
+            left = int(mb * 1e6)
+            while left > 0:
+                f.write(os.urandom(min(left, 1 << 20)))
+                left -= 1 << 20
+        for i in range(runs):
+            vm = VmShape(
+                engine=choice.engine,
+                engine_reason=choice.reason,
+                kernel=kernel,
+                initrd=initrd,
+                topology=Topology.parse("1,1,2,1"),
+                qemu_accel=choice.qemu_accel,
+            )
+            req = RunRequest(
+                vm=vm, scenario=Scenario(duration_s=0.5), files=(HostFile("payload", blob),)
+            )
+            result, _code = RunSession(req).run()
+            inp = result.get("inputs") or {}
+            row = {
+                "verdict": result["verdict"],
+                "acked": inp.get("acked", False),
+                "file_bytes": inp.get("file_bytes"),
+                "host_ms": inp.get("transfer_ms"),
+                "host_mb_s": inp.get("mb_per_s"),
+                "guest_ms": inp.get("guest_recv_ms"),
+                "guest_wait_ms": inp.get("guest_wait_ms"),
+                "guest_reads": inp.get("guest_reads"),
+                "guest_mb_s": (
+                    round(inp["file_bytes"] / inp["guest_recv_ms"] / 1e3, 2)
+                    if inp.get("guest_recv_ms")
+                    else None
+                ),
+            }
+            rows.append(row)
+            console.print(f"run {i + 1}/{runs} ({choice.engine}): {row}", highlight=False)
+    good = [r for r in rows if r["acked"]]
+    med = {
+        k: statistics.median(r[k] for r in good)
+        for k in ("host_mb_s", "guest_mb_s", "host_ms")
+        if good and all(r[k] is not None for r in good)
+    }
+    if as_json:
+        json.dump(
+            {"engine": choice.engine, "mb": mb, "runs": runs, "median": med, "all": rows},
+            sys.stdout,
+        )
+        print()
+        return
+    if not med:
+        console.print("no run delivered its inputs: no figure", highlight=False)
+        return
+    console.print(
+        f"host->guest over the bulk port ({choice.engine}, {mb:g} MB): "
+        f"{med['host_mb_s']:.2f} MB/s host-measured ({med['host_ms']:.0f} ms), "
+        f"{med.get('guest_mb_s', 0):.2f} MB/s guest-measured, median of {len(good)}",
+        highlight=False,
+    )

@@ -173,6 +173,14 @@ def cli() -> None:
     help="monitor threshold override, e.g. max_imbalance_ratio=8 (repeatable)",
 )
 @click.option(
+    "-i",
+    "--include",
+    "includes",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="a file the guest gets at /run/schedlab/inputs/include/NAME (repeatable)",
+)
+@click.option(
     "--wire-noise",
     default=0,
     type=click.IntRange(0, 100),
@@ -230,6 +238,7 @@ def run_cmd(
     sched_flags: tuple[str, ...],
     watchdog_timeout: float | None,
     thresholds: tuple[str, ...],
+    includes: tuple[Path, ...],
     wire_noise: int,
     crash_guest: str,
     progress: str,
@@ -241,6 +250,7 @@ def run_cmd(
     """Boot a VM and run a scenario (default: steady cgroup spinners) under a scheduler (EEVDF by default); print a verdict."""
     from schedlab_scenario import ScenarioError
 
+    from .inputs import HostFile
     from .request import Hooks, VerdictLimits
     from .runner import SchedChoice, execute
     from .scenarios import plan_for
@@ -289,6 +299,7 @@ def run_cmd(
         progress_mode=progress,
         sched=SchedChoice(scheduler, sched_args, sched_flags),
         checks=checks,
+        files=tuple(HostFile("include", p) for p in includes),
     )
     sys.exit(code)
 

@@ -19,7 +19,7 @@ import hashlib
 import stat
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from schedlab_shared.bus import vmm as vmm_proto
 from schedlab_shared.bus.client import BusClient
 from schedlab_shared.bus.codec import BusError, Status
 
-__all__ = ("HostFile", "InputSender", "InputsError", "RunInputs", "prepare")
+__all__ = ("HostFile", "InputSender", "InputsError", "RunInputs", "check_host_file", "prepare")
 
 #: Bytes per vmm.bulk_write request (a few frames; well under MAX_BULK_WRITE).
 WRITE_BYTES = 256 << 10
@@ -72,6 +72,7 @@ class RunInputs:
     doc: dict[str, Any]
     files: tuple[FileEntry, ...]
     paths: tuple[Path, ...]
+    checked: bool = True  # False only for a test hook's document the guest must refuse
 
     @property
     def file_bytes(self) -> int:
@@ -87,9 +88,15 @@ def _sha256(path: Path) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def _entry(hf: HostFile) -> FileEntry:
+def check_host_file(hf: HostFile) -> tuple[str, int]:
+    """Check a host file before anything boots: ``(guest name, mode)``.
+
+    :raises InputsError: a bad kind or name, a missing, odd or oversized file.
+    """
     name = hf.name or hf.path.name
     where = f"{hf.kind} file {hf.path}"
+    if hf.kind not in rundoc.KINDS:
+        raise InputsError(f"{where}: kind {hf.kind!r} is not one of {', '.join(rundoc.KINDS)}")
     try:
         rundoc.check_name(name, "name")
         st = hf.path.stat()
@@ -104,11 +111,26 @@ def _entry(hf: HostFile) -> FileEntry:
     mode = hf.mode if hf.mode is not None else stat.S_IMODE(st.st_mode) & 0o777
     if hf.kind == "scheduler":
         mode |= 0o755
+    return name, mode
+
+
+def _entry(hf: HostFile) -> FileEntry:
+    name, mode = check_host_file(hf)
     try:
         digest, size = _sha256(hf.path)
     except OSError as e:
-        raise InputsError(f"{where}: {e.strerror}") from None
+        raise InputsError(f"{hf.kind} file {hf.path}: {e.strerror}") from None
     return FileEntry(hf.kind, name, mode, size, digest)
+
+
+#: The Hooks.corrupt_spec field: a hooks field the guest does not know, so it must refuse.
+CORRUPT_SPEC_FIELD = "corrupt_spec_hook"
+
+
+def corrupted(inputs: RunInputs) -> RunInputs:
+    """The same inputs with a run document the guest must refuse (the corrupt_spec hook)."""
+    hooks = {**inputs.doc.get("hooks", {}), CORRUPT_SPEC_FIELD: 1}
+    return replace(inputs, doc={**inputs.doc, "hooks": hooks}, checked=False)
 
 
 def prepare(
@@ -122,9 +144,6 @@ def prepare(
     :raises InputsError: a missing, odd or oversized file, a bad name, a bad document.
     """
     hfs = tuple(files)
-    for h in hfs:
-        if h.kind not in rundoc.KINDS:
-            raise InputsError(f"{h.path}: kind {h.kind!r} is not one of {', '.join(rundoc.KINDS)}")
     entries = tuple(_entry(h) for h in hfs)
     try:
         doc = rundoc.build(spec, files=entries, scheduler=scheduler, run_id=run_id)
@@ -157,7 +176,7 @@ class InputSender:
         self.inputs = inputs
         self.write_bytes = min(write_bytes, vmm_proto.MAX_BULK_WRITE)
         self._frames: Iterator[bytes] = transfer.frames(
-            inputs.doc, lambda i: open(inputs.paths[i], "rb")
+            inputs.doc, lambda i: open(inputs.paths[i], "rb"), check=inputs.checked
         )
         self._buf = bytearray()
         self._base = 0  # stream offset of _buf[0]
@@ -251,6 +270,9 @@ class InputSender:
         }
         if ack is not None:
             out["guest_recv_ms"] = round(ack.recv_ms, 1)
+            if "wait_ns" in ack.stats:
+                out["guest_wait_ms"] = round(ack.stats["wait_ns"] / 1e6, 1)
+                out["guest_reads"] = ack.stats.get("reads", 0)
             out["entropy"] = ack.entropy
             if not ack.ok:
                 out["error"] = ack.error

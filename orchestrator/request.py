@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from guest import spec as guest_spec
+from guest.rundoc import Scheduler
 from schedlab_shared.topology import Topology
 from verdicts.thresholds import MonitorThresholds
 
 from .faults import Fault
+from .inputs import HostFile
 from .sched_outcome import SchedAsked
 
 __all__ = (
@@ -141,6 +143,9 @@ class RunRequest:
     :param run_dir: where logs and results go (default: a new directory in the run cache).
     :param monitors: monitor processes to attach.
     :param listen: host for the VMM's TCP endpoints (remote collectors).
+    :param files: host files the guest gets after SYS_RDY (scheduler, libraries, includes).
+    :param scheduler: the sched_ext scheduler to start (a guest path, often one of
+        ``files``); None means EEVDF.
     """
 
     vm: VmShape
@@ -153,6 +158,8 @@ class RunRequest:
     monitor_interval_s: float = 0.1
     listen: str | None = None
     checks: MonitorChecks = field(default_factory=MonitorChecks)
+    files: tuple[HostFile, ...] = ()
+    scheduler: Scheduler | None = None
 
     @property
     def run_timeout_s(self) -> float:

@@ -56,6 +56,7 @@ class Timings:
 
     start_ms: float | None = None  # session start to VM start (supervisord, vmm_proc)
     vm_start_to_sys_rdy_ms: float | None = None
+    inputs_ms: float | None = None  # SYS_RDY to the guest's INPUTS_ACK
     test_ms: float | None = None
     exit_ms: float | None = None  # RESULT to the run seen complete (guest exit, drain)
     teardown_ms: float | None = None
@@ -90,6 +91,7 @@ class RunOutcome:
     sched: SchedReport = field(default_factory=SchedReport)
     thresholds: MonitorThresholds | None = None  # the monitor's (verdicts.thresholds)
     watchdog_timeout_s: float | None = None  # the sched_ext watchdog override asked for
+    inputs: dict[str, Any] | None = None  # orchestrator.inputs.InputSender.summary()
 
 
 def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
@@ -317,5 +319,6 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
             "run_id": o.run_id,
             "injected_faults": o.injected,
             "scheduler": sched.to_dict(),
+            "inputs": o.inputs,
         }
     )

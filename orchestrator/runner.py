@@ -16,6 +16,7 @@ from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 
 from .engine_choice import EngineChoice
+from .inputs import HostFile, InputsError, check_host_file
 from .progress import make_reporter
 from .request import Hooks, MonitorChecks, RunRequest, Scenario, VerdictLimits, VmShape
 from .sched_outcome import SchedAsked
@@ -123,12 +124,18 @@ def execute(
     sched: SchedChoice = SchedChoice(),
     checks: MonitorChecks | None = None,
     oops_panic: bool = False,
+    files: tuple[HostFile, ...] = (),
 ) -> int:
     from .kernel.artifacts import KernelError
     from .scheduler.errors import SchedulerError
 
     # SIGTERM gets the same orderly teardown as Ctrl-C.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:  # before a kernel is fetched or an image built: bad input is one line
+        for hf in files:
+            check_host_file(hf)
+    except InputsError as exc:
+        return _fail(str(exc))
     console.print(f"[bold]engine[/] {choice.engine} ({choice.reason})", highlight=False)
     with make_reporter(progress_mode, console) as progress:
         try:
@@ -165,6 +172,8 @@ def execute(
             listen=listen,
             sched=asked_of(launch),
             checks=checks or MonitorChecks(),
+            files=(*files, *launch.files),
+            scheduler=launch.rundoc_scheduler(),
         )
         session = RunSession(req, progress)
         console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)

@@ -24,7 +24,6 @@ import msgpack
 import zmq
 
 from guest import control as guest_control
-from guest import spec as guest_spec
 from schedlab_shared import run_layout
 from schedlab_shared.bus import collector as collector_proto
 from schedlab_shared.bus import vmm as vmm_proto
@@ -38,6 +37,8 @@ from schedlab_shared.vm_config import RUNTIME_DIR_ENV, VmConfig
 
 from .endpoints import Endpoints
 from .faults import Fault
+from .inputs import InputSender, InputsError, RunInputs, corrupted
+from .inputs import prepare as prepare_run_inputs
 from .monitor_watch import MonitorWatch, monitor_name
 from .request import RunRequest
 from .result import RunOutcome, build_result
@@ -53,6 +54,7 @@ _DRAIN_GRACE_S = 30.0
 _POLL_S = 0.2  # following the run; the processes' health is checked at this pace too
 _END_POLL_S = 0.02  # between the guest's RESULT and the collector's "complete"
 _STOP_RESEND_S = 2.0  # the guest may open its control port only after the first request
+_ACK_TIMEOUT_S = 60.0  # all inputs sent -> the guest's INPUTS_ACK (it hashes and writes them)
 
 
 class RunError(Exception):
@@ -61,11 +63,11 @@ class RunError(Exception):
 
 #: The Hooks.hide_bulk_port name: not the one the guest looks for.
 HIDDEN_BULK_PORT = "org.schedlab.hidden-by-test-hook"
-#: The Hooks.corrupt_spec word: a key the guest does not know, so it must reject the spec.
-CORRUPT_SPEC_WORD = f"{guest_spec.PREFIX}corrupt_spec_hook=1"
 
 
 def _cmdline(req: RunRequest) -> str:
+    """The kernel command line: the kernel's own options only. What the guest runs travels
+    in the run document over the bulk port after SYS_RDY (orchestrator.inputs)."""
     vm = req.vm
     base = [
         "console=ttyS0",
@@ -80,10 +82,7 @@ def _cmdline(req: RunRequest) -> str:
         # Our VMM takes one exit per UART byte: keep the console for warnings and panics;
         # the guest sends the whole kernel log over the bulk port instead (kernel.log).
         base.append("quiet")
-    spec = guest_spec.to_cmdline(req.guest_spec())
-    if req.hooks.corrupt_spec:
-        spec.append(CORRUPT_SPEC_WORD)
-    return " ".join([*base, *vm.extra_cmdline, *spec])
+    return " ".join([*base, *vm.extra_cmdline])
 
 
 class RunSession:
@@ -268,6 +267,14 @@ class RunSession:
     def _start(self) -> None:
         if self.req.vm.kernel.vmlinux is None:
             raise RunError(f"kernel {self.req.vm.kernel.version}: no vmlinux ELF for the monitor")
+        try:  # before anything starts: a bad file is the user's error, with nothing to undo
+            self.inputs: RunInputs = prepare_run_inputs(
+                self.req.guest_spec(), self.req.files, self.req.scheduler, run_id=self.run_id
+            )
+        except InputsError as exc:
+            raise RunError(str(exc)) from None
+        if self.req.hooks.corrupt_spec:
+            self.inputs = corrupted(self.inputs)
         # supervisord spawns them itself, VMM first, as it comes up: no RPC per program.
         progs = [
             replace(p, autostart=True, priority=i + 1)
@@ -296,8 +303,13 @@ class RunSession:
         timed_out = False
         self.progress("boot", "booting the guest")
         interval, next_check = _POLL_S, 0.0
+        self._sender: InputSender | None = None
+        self._inputs_state = "waiting"  # -> sending -> sent -> acked | failed
         while True:
-            time.sleep(_END_POLL_S if self.sched_watch.urgent else interval)
+            if self._inputs_state == "sending":
+                self._send_inputs()  # a bounded slice, in place of the sleep
+            else:
+                time.sleep(_END_POLL_S if self.sched_watch.urgent else interval)
             try:
                 if not started_at:
                     started_at = self.vmm.request(vmm_proto.Status_()).started_at
@@ -309,8 +321,10 @@ class RunSession:
                 self._note_progress(cst, started_at)
                 if cst.complete:
                     self._collect(cst, started_at)
+                    self._inputs_at_end()
                     return
                 if cst.sys_rdy:
+                    self._follow_inputs(cst)
                     pending_faults = self._inject(pending_faults, time.time() - cst.sys_rdy)
                 # Once the guest reported, the VM exits within moments: notice it at once.
                 interval = _END_POLL_S if cst.result is not None or cst.vm_exited else _POLL_S
@@ -353,11 +367,78 @@ class RunSession:
         except BusError:
             pass  # the VMM is busy or the port is not connected yet: asked again later
 
+    # --- the run's inputs, after SYS_RDY ---
+    def _follow_inputs(self, cst: collector_proto.CollectorStatusReply) -> None:
+        """Start sending at SYS_RDY; then watch for the guest's answer, which may come early
+        (a refused document) or never (a stalled guest: bounded by _ACK_TIMEOUT_S)."""
+        if self._inputs_state == "waiting":
+            self._sender = InputSender(self.vmm, self.inputs)
+            self._inputs_state = "sending"
+            self._inputs_since = time.monotonic()
+            return
+        if self._inputs_state not in ("sending", "sent") or self._sender is None:
+            return
+        try:
+            ack = self._sender.poll_ack(self.collector)
+        except BusError:
+            return  # the collector is restarting: ask again next turn
+        if ack is None:
+            if time.monotonic() - self._inputs_since > _ACK_TIMEOUT_S:
+                what = "took no input byte" if self._inputs_state == "sending" else "did not answer"
+                self._inputs_failed(f"the guest {what} for {_ACK_TIMEOUT_S:g} s")
+            return
+        self.outcome.inputs = self._sender.summary(ack)
+        self.outcome.timings.inputs_ms = (self._sender.stats.acked_at - cst.sys_rdy) * 1000
+        if ack.ok:
+            self._inputs_state = "acked"
+        else:
+            # The guest reports it too (RESULT, EXIT BAD_SPEC) and powers off by itself.
+            self._inputs_state = "failed"
+            self.outcome.errors.append(f"the guest refused the run's inputs: {ack.error}")
+
+    def _send_inputs(self) -> None:
+        assert self._sender is not None
+        before = self._sender.stats.bytes
+        try:
+            if self._sender.step(_POLL_S):
+                self._inputs_state = "sent"
+        except InputsError as exc:
+            self._inputs_failed(str(exc))
+        if self._sender.stats.bytes != before or self._inputs_state == "sent":
+            self._inputs_since = time.monotonic()  # progress: the stall clock restarts
+
+    def _inputs_failed(self, why: str) -> None:
+        self._inputs_state = "failed"
+        if self._sender is not None:
+            self.outcome.inputs = self._sender.summary(None)
+        self.outcome.errors.append(f"the run's inputs did not reach the guest: {why}")
+        self._stop_vm(ExitReason.STOPPED)
+
+    def _inputs_at_end(self) -> None:
+        """The run is over: an answer not seen yet is in the collector's messages, or none came."""
+        if self._sender is None or self._inputs_state not in ("sending", "sent"):
+            return
+        try:
+            ack = self._sender.poll_ack(self.collector)
+        except BusError:
+            ack = None
+        self.outcome.inputs = self._sender.summary(ack)
+        if ack is None:
+            self.outcome.errors.append("the guest never acknowledged the run's inputs")
+        elif not ack.ok:
+            self.outcome.errors.append(f"the guest refused the run's inputs: {ack.error}")
+
     def _note_progress(self, cst: collector_proto.CollectorStatusReply, started_at: float) -> None:
         if cst.vm_exited:
             self.progress("drain", f"VM exited ({cst.vm_exit_reason}); draining streams")
         elif cst.result is not None:
             self.progress("result", "test finished; waiting for the guest to exit")
+        elif cst.sys_rdy and self._inputs_state in ("waiting", "sending", "sent"):
+            mib = self.inputs.file_bytes / (1 << 20)
+            self.progress(
+                "inputs",
+                f"sending the run's inputs ({len(self.inputs.files)} files, {mib:.1f} MiB)",
+            )
         elif cst.sys_rdy:
             self.progress("test", f"guest ready; test running ({self.req.scenario.duration_s:g} s)")
 

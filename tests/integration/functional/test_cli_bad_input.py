@@ -46,3 +46,17 @@ def test_not_a_kernel(tmp_path: Path) -> None:
     run = run_cli(["run", "--engine", "qemu", "--kernel", str(bogus)], tmp_path, timeout=120)
     assert run.code == 2
     assert "not a Linux kernel" in _one_error_line(run.stderr)
+
+
+@pytest.mark.parametrize(("name", "needle"), [(".hidden", "starts with '.'"), ("a b", "rename it")])
+def test_an_include_the_guest_cannot_name(tmp_path: Path, name: str, needle: str) -> None:
+    bad = tmp_path / name
+    bad.write_text("x")
+    run = run_cli(["run", "--engine", "qemu", "-i", str(bad)], tmp_path, timeout=120)
+    assert run.code == 2
+    assert needle in _one_error_line(run.stderr)
+
+
+def test_a_missing_include(tmp_path: Path) -> None:
+    run = run_cli(["run", "--engine", "qemu", "-i", str(tmp_path / "nope")], tmp_path, timeout=120)
+    assert run.code == 2 and "Traceback" not in run.stderr and "nope" in run.stderr

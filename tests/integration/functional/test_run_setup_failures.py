@@ -45,7 +45,7 @@ def _inconclusive(run: CliRun) -> dict:
         (["--truncate-image", "200"], "guest BAD_IMAGE: bad image: "),
         (
             ["--corrupt-spec"],
-            "guest BAD_SPEC: bad run spec: schedlab.corrupt_spec_hook: unknown key",
+            "guest BAD_SPEC: bad run spec: hooks.corrupt_spec_hook: unknown field",
         ),
         (["--crash-guest", "cgroup"], "guest SETUP_FAILED: cgroup setup failed: "),
         (["--hide-bulk-port"], "bulk port org.schedlab.bulk not found"),

@@ -6,18 +6,26 @@ native fault, an unexpected exit) are real processes dying.
 """
 
 import errno
+import hashlib
+import io
 import os
+import select
 import shutil
 import subprocess
 import sys
 import threading
 import time
+import tty
 
-from guest import lifecycle
+import pytest
+
+from guest import lifecycle, rundoc, transfer, wire
 from guest.crash import CRASHED
 from guest.env import Env
 from guest.init import supervise
 from guest.lifecycle import GuestRun
+from guest.rundoc import FileEntry
+from guest.spec import RunSpec
 from guest.wire import ExitCode, FrameDecoder, FrameType
 from guest.worker_pool import WorkerPool
 
@@ -53,19 +61,87 @@ class FakeSystem:
         return time.monotonic_ns()
 
 
-def make_root(tmp_path, cmdline, sentinel="img-1"):
+class BulkPort:
+    """The bulk port as a pty in raw mode: the guest opens the slave by its path and reads
+    and writes frames as on /dev/vport0p1; this side plays the host, sending ``inputs``
+    and collecting every byte the guest writes."""
+
+    def __init__(self, link, inputs):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)  # no echo, no newline translation: a byte pipe both ways
+        os.symlink(os.ttyname(self.slave), link)
+        self.data = bytearray()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._writer = threading.Thread(target=self._write, args=(inputs,), daemon=True)
+        self._reader.start()
+        self._writer.start()
+
+    def _write(self, data):
+        try:
+            view = memoryview(data)
+            while view and not self._stop.is_set():
+                view = view[os.write(self.master, view[:4096]) :]
+        except OSError:
+            pass
+
+    def _read(self):
+        while not self._stop.is_set():
+            if select.select([self.master], [], [], 0.05)[0]:
+                try:
+                    self.data += os.read(self.master, 65536)
+                except OSError:
+                    return
+
+    def output(self):
+        """Everything the guest wrote (after its run: waits until the pty is drained)."""
+        n = -1
+        while n != len(self.data):
+            n = len(self.data)
+            time.sleep(0.1)
+        return bytes(self.data)
+
+    def close(self):
+        self._stop.set()
+        self._reader.join(2)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+PORTS = {}
+
+
+@pytest.fixture(autouse=True)
+def _close_ports():
+    yield
+    while PORTS:
+        PORTS.popitem()[1].close()
+
+
+def run_inputs(files=(), doc=None, **changes):
+    """The bytes of one transfer: a cgroup-spinners run (0.2 s, any fairness) with ``changes``."""
+    spec = RunSpec("cgroup-spinners", duration=0.2, fairness=1.0)._replace(**changes)
+    entries = [
+        FileEntry(kind, name, 0o755, len(data), hashlib.sha256(data).hexdigest())
+        for kind, name, data in files
+    ]
+    doc = doc or rundoc.build(spec, files=entries)
+    return b"".join(transfer.frames(doc, lambda i: io.BytesIO(files[i][2])))
+
+
+def make_root(tmp_path, inputs=None, sentinel="img-1"):
     r = tmp_path / "root"
-    for d in ("proc", "dev", "sys/fs/cgroup", "sys/class/virtio-ports/vport0p1", "etc"):
+    for d in ("proc", "dev", "sys/fs/cgroup", "sys/class/virtio-ports/vport0p1", "etc", "run"):
         (r / d).mkdir(parents=True, exist_ok=True)
-    (r / "proc/cmdline").write_text(cmdline + "\n")
     (r / "proc/schedstat").write_text("version 17\n")
     (r / "etc/schedlab-image-id").write_text("img-1\n")
     if sentinel is not None:
         (r / "schedlab.sentinel").write_text(sentinel + "\n")
     (r / "sys/class/virtio-ports/vport0p1/name").write_text("org.schedlab.bulk\n")
-    (r / "dev/vport0p1").write_bytes(b"")
+    PORTS[str(r)] = BulkPort(r / "dev/vport0p1", run_inputs() if inputs is None else inputs)
     (r / "dev/ttyS0").write_bytes(b"")
     (r / "dev/ttyS1").write_bytes(b"")
+    (r / "dev/urandom").write_bytes(b"")
     (r / "dev/kmsg").write_bytes(b"6,1,1000000,-;Linux version 7.2.0-test\n")
     os.mkfifo(r / "dev/hvc0")
     return r
@@ -73,19 +149,19 @@ def make_root(tmp_path, cmdline, sentinel="img-1"):
 
 def frames_of(root):
     d = FrameDecoder()
-    frames = d.feed((root / "dev/vport0p1").read_bytes()) + d.finish()
+    frames = d.feed(PORTS[str(root)].output()) + d.finish()
     assert d.stats.garbage_bytes == 0 and d.stats.truncated_bytes == 0
     return frames
 
 
 def env_of(root, system, crash_fd=-1):
-    return Env(system, str(root), False, 0.2, shutil.rmtree, crash_fd)
+    return Env(system, str(root), False, 0.2, shutil.rmtree, crash_fd, inputs_timeout_s=10)
 
 
-def run_guest(root, system=None):
+def run_guest(root, system=None, env=None):
     """The init process's phases in this process; returns (system, run, exit status)."""
     system = system or FakeSystem()
-    run = GuestRun(env_of(root, system))
+    run = GuestRun(env or env_of(root, system))
     status = run.run()
     return system, run, status
 
@@ -105,11 +181,8 @@ def kinds(frames):
     return [(f.type, f.payload.get("name") or f.payload.get("source")) for f in frames]
 
 
-SPEC = "console=ttyS0 schedlab.scenario=cgroup-spinners schedlab.duration=0.2 schedlab.fairness=1"
-
-
 def test_happy_path_frame_sequence(tmp_path):
-    root = make_root(tmp_path, SPEC)
+    root = make_root(tmp_path)
     system, run, status = run_guest(root)
     assert status == 0
     frames = frames_of(root)
@@ -117,6 +190,7 @@ def test_happy_path_frame_sequence(tmp_path):
         (FrameType.SYS_RDY, None),
         (FrameType.DUMP, "kmsg"),
         (FrameType.PHASE, "setup"),
+        (FrameType.INPUTS_ACK, None),
         (FrameType.PHASE, "workload"),
         (FrameType.PHASE, "verdict"),
         (FrameType.RESULT, None),
@@ -127,7 +201,9 @@ def test_happy_path_frame_sequence(tmp_path):
     assert (rdy["kernel"], rdy["cpus"], rdy["modules"]) == (RELEASE, 2, [])
     assert 0 < rdy["main_ns"] <= rdy["boot_ns"]
     assert b"Linux version" in frames[1].payload["data"]
-    result = frames[5].payload
+    ack = frames[3].payload
+    assert ack["ok"] and ack["files"] == [] and ack["entropy"] == "write"
+    result = frames[6].payload
     assert result["passed"] is True, result["reason"]
     assert result["scenario"] == "steady" and len(result["workers"]) == 4
     assert {c["name"] for c in result["verdicts"]} == {"complete", "starvation", "fairness", "ops"}
@@ -163,13 +239,14 @@ def test_worker_parent_is_forked_before_any_thread(tmp_path, monkeypatch):
         started.append(threading.active_count())
 
     monkeypatch.setattr(lifecycle.HostIo, "start", start)
-    assert threading.active_count() == 1
-    run_guest(make_root(tmp_path, SPEC))
-    assert counts == [1] and started[0] > 1  # the control thread starts after the fork
+    root = make_root(tmp_path)
+    base = threading.active_count()  # this test's own: the host side of the bulk port
+    run_guest(root)
+    assert counts == [base] and started[0] > base  # the control thread starts after the fork
 
 
 def test_truncated_image_is_reported_with_the_kernel_log(tmp_path):
-    root = make_root(tmp_path, SPEC, sentinel=None)
+    root = make_root(tmp_path, sentinel=None)
     system, _, status = run_guest(root)
     frames = frames_of(root)
     assert kinds(frames) == [
@@ -188,24 +265,76 @@ def test_truncated_image_is_reported_with_the_kernel_log(tmp_path):
 
 
 def test_mismatched_sentinel_is_bad_image(tmp_path):
-    root = make_root(tmp_path, SPEC, sentinel="img-0")
+    root = make_root(tmp_path, sentinel="img-0")
     run_guest(root)
     assert frames_of(root)[-1].payload["code"] == ExitCode.BAD_IMAGE
 
 
-def test_bad_spec_gives_error_frame_and_exit_code(tmp_path):
-    root = make_root(tmp_path, SPEC + " schedlab.workers=lots")
+def test_bad_run_document_gives_error_frames_and_exit_code(tmp_path):
+    doc = rundoc.build(RunSpec("cgroup-spinners"))
+    doc["scenario"]["workers"] = "lots"
+    root = make_root(tmp_path, wire.encode_frame(FrameType.RUN, {"doc": doc}))
     run_guest(root)
     frames = frames_of(root)
+    ack = next(f.payload for f in frames if f.type is FrameType.INPUTS_ACK)
+    assert not ack["ok"] and "scenario.workers" in ack["error"]
     logs = [f.payload for f in frames if f.type is FrameType.LOG]
-    assert any(p["level"] == "error" and "schedlab.workers" in p["msg"] for p in logs)
+    assert any(p["level"] == "error" and "scenario.workers" in p["msg"] for p in logs)
     result = next(f.payload for f in frames if f.type is FrameType.RESULT)
-    assert result["passed"] is False and "schedlab.workers" in result["reason"]
+    assert result["passed"] is False and "scenario.workers" in result["reason"]
     assert frames[-1].payload["code"] == ExitCode.BAD_SPEC
 
 
+def test_files_are_installed_and_acknowledged(tmp_path):
+    sched = os.urandom(200_000)  # more than the pty holds: the host side streams it
+    files = [("scheduler", "scx_x", sched), ("lib", "l.so", b"")]
+    root = make_root(tmp_path, run_inputs(files=files))
+    _, run, status = run_guest(root)
+    assert status == 0
+    base = root / "run/schedlab/inputs"
+    assert (base / "scheduler/scx_x").read_bytes() == sched
+    assert os.access(base / "scheduler/scx_x", os.X_OK)
+    ack = next(f.payload for f in frames_of(root) if f.type is FrameType.INPUTS_ACK)
+    assert ack["ok"] and [f["path"] for f in ack["files"]] == [
+        "/run/schedlab/inputs/scheduler/scx_x",
+        "/run/schedlab/inputs/lib/l.so",
+    ]
+    assert ack["files"][0]["sha256"] == hashlib.sha256(sched).hexdigest()
+    assert run.inputs.doc.files[0].name == "scx_x"
+
+
+def test_no_inputs_is_reported_after_the_deadline(tmp_path):
+    root = make_root(tmp_path, b"")
+    system = FakeSystem()
+    env = env_of(root, system)._replace(inputs_timeout_s=0.5)
+    run_guest(root, system, env)
+    frames = frames_of(root)
+    ack = next(f.payload for f in frames if f.type is FrameType.INPUTS_ACK)
+    assert not ack["ok"] and "no inputs from the host within 0.5 s" in ack["error"]
+    assert frames[-1].payload["code"] == ExitCode.BAD_SPEC
+
+
+def test_shutdown_while_waiting_for_inputs(tmp_path):
+    root = make_root(tmp_path, b"")
+
+    def host():
+        fd = os.open(root / "dev/hvc0", os.O_WRONLY)  # blocks until init opens hvc0
+        try:
+            time.sleep(0.3)
+            os.write(fd, b"S")
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=host, daemon=True).start()
+    t0 = time.monotonic()
+    run_guest(root)
+    assert time.monotonic() - t0 < 8  # not the 10 s inputs deadline
+    frames = frames_of(root)
+    assert frames[-1].payload["code"] == ExitCode.SHUTDOWN
+
+
 def test_modules_loaded_in_order_and_reported(tmp_path):
-    root = make_root(tmp_path, SPEC)
+    root = make_root(tmp_path)
     moddir = root / "lib/modules" / RELEASE
     (moddir / "kernel").mkdir(parents=True)
     for name in ("kernel/virtio_mmio.ko", "irq-bypass.ko", "kvm.ko"):
@@ -229,7 +358,7 @@ def test_modules_loaded_in_order_and_reported(tmp_path):
 
 
 def test_required_mount_failure_fails_setup(tmp_path):
-    root = make_root(tmp_path, SPEC)
+    root = make_root(tmp_path)
     system = FakeSystem(
         mount_errno={"cgroup2": errno.ENODEV, "tracefs": errno.ENODEV, "devtmpfs": errno.EBUSY}
     )
@@ -241,7 +370,7 @@ def test_required_mount_failure_fails_setup(tmp_path):
 
 
 def test_no_bulk_port_still_powers_off(tmp_path):
-    root = make_root(tmp_path, SPEC)
+    root = make_root(tmp_path)
     (root / "sys/class/virtio-ports/vport0p1/name").write_text("org.other\n")
     system, how = run_pid1(root)
     assert "not found" in (root / "dev/ttyS1").read_text()
@@ -249,11 +378,11 @@ def test_no_bulk_port_still_powers_off(tmp_path):
 
 
 def test_python_crash_goes_to_com2_and_com1_only(tmp_path, monkeypatch):
-    def boom(_env):
+    def boom(*_args):
         raise RuntimeError("spec reader exploded")
 
-    monkeypatch.setattr(lifecycle, "read_spec", boom)
-    root = make_root(tmp_path, SPEC)
+    monkeypatch.setattr(lifecycle, "receive_inputs", boom)
+    root = make_root(tmp_path)
     _, run, status = run_guest(root)
     assert status == CRASHED
     assert kinds(frames_of(root)) == [  # nothing after the crash
@@ -269,7 +398,7 @@ def test_python_crash_goes_to_com2_and_com1_only(tmp_path, monkeypatch):
 
 
 def test_python_crash_under_pid1_is_reported_once_and_powers_off(tmp_path):
-    root = make_root(tmp_path, SPEC.replace("duration=0.2", "duration=30") + " schedlab.crash=init")
+    root = make_root(tmp_path, run_inputs(duration=30.0, crash="init"))
     t0 = time.monotonic()
     system, how = run_pid1(root)
     assert time.monotonic() - t0 < 10
@@ -282,7 +411,7 @@ def test_python_crash_under_pid1_is_reported_once_and_powers_off(tmp_path):
 
 
 def test_native_fault_becomes_panic_lines_and_power_off(tmp_path):
-    root = make_root(tmp_path, SPEC + " schedlab.crash=native")
+    root = make_root(tmp_path, run_inputs(crash="native"))
     system, how = run_pid1(root)
     assert how == "killed by SIGSEGV"
     assert system.calls == [("sync",), ("reboot",)]
@@ -298,7 +427,7 @@ def test_native_fault_becomes_panic_lines_and_power_off(tmp_path):
 
 
 def test_unexpected_exit_and_early_exception_are_reported(tmp_path):
-    root = make_root(tmp_path, SPEC)
+    root = make_root(tmp_path)
     _, how = run_pid1(root, child=lambda fd: 3)
     assert how == "exit 3"
     assert "PANIC: init process (pid" in (root / "dev/ttyS1").read_text()
@@ -313,7 +442,7 @@ def test_unexpected_exit_and_early_exception_are_reported(tmp_path):
 
 
 def test_host_dump_and_shutdown_requests(tmp_path):
-    root = make_root(tmp_path, SPEC.replace("duration=0.2", "duration=60"))
+    root = make_root(tmp_path, run_inputs(duration=60.0))
 
     def host():
         fd = os.open(root / "dev/hvc0", os.O_WRONLY)  # blocks until init opens hvc0

@@ -41,7 +41,13 @@ SAMPLES = {
     },
     FrameType.EXIT: {"code": -3},
     FrameType.DUMP: {"source": "/proc/schedstat", "data": b"version 15\n"},
-    FrameType.INPUTS_ACK: {"ok": True, "error": "", "files": [{"name": "scx_simple"}]},
+    FrameType.INPUTS_ACK: {
+        "ok": True,
+        "error": "",
+        "files": [
+            {"kind": "scheduler", "name": "scx_simple", "path": "/run/x", "size": 1, "sha256": "0"}
+        ],
+    },
     FrameType.RUN: {"doc": {"version": 1}},
     FrameType.FILE_BEGIN: {
         "index": 0,
@@ -275,6 +281,7 @@ def test_resume_from_checkpoint():
 # --- property tests ------------------------------------------------------------------
 
 _text = st.text(max_size=20)
+_file_kind = st.sampled_from(["scheduler", "lib", "include", "payload"])
 _payloads = {
     FrameType.SYS_RDY: st.fixed_dictionaries(
         {"kernel": _text, "cpus": st.integers(1, 512), "boot_ns": st.integers(0, 2**63)}
@@ -304,15 +311,30 @@ _payloads = {
     FrameType.EXIT: st.fixed_dictionaries({"code": st.integers(-(2**31), 2**31)}),
     FrameType.DUMP: st.fixed_dictionaries({"source": _text, "data": st.binary(max_size=100)}),
     FrameType.INPUTS_ACK: st.fixed_dictionaries(
-        {"ok": st.booleans(), "error": _text, "files": st.lists(_text, max_size=3)}
+        {
+            "ok": st.booleans(),
+            "error": _text,
+            "files": st.lists(
+                st.fixed_dictionaries(
+                    {
+                        "kind": _file_kind,
+                        "name": _text,
+                        "path": _text,
+                        "size": st.integers(0, 2**40),
+                        "sha256": _text,
+                    }
+                ),
+                max_size=3,
+            ),
+        }
     ),
     FrameType.RUN: st.fixed_dictionaries(
         {"doc": st.dictionaries(_text, st.integers(0, 2**32), max_size=3)}
     ),
     FrameType.FILE_BEGIN: st.fixed_dictionaries(
         {
-            "index": st.integers(0, 300),
-            "kind": _text,
+            "index": st.integers(0, 255),
+            "kind": _file_kind,
             "name": _text,
             "mode": st.integers(0, 511),
             "size": st.integers(0, 2**40),
@@ -321,12 +343,12 @@ _payloads = {
     ),
     FrameType.FILE_CHUNK: st.fixed_dictionaries(
         {
-            "index": st.integers(0, 300),
+            "index": st.integers(0, 255),
             "offset": st.integers(0, 2**40),
             "data": st.binary(max_size=300),
         }
     ),
-    FrameType.FILE_END: st.fixed_dictionaries({"index": st.integers(0, 300)}),
+    FrameType.FILE_END: st.fixed_dictionaries({"index": st.integers(0, 255)}),
     FrameType.SCHED_LOG: st.fixed_dictionaries(
         {
             "stream": st.sampled_from(["stdout", "stderr"]),

@@ -64,6 +64,7 @@ def test_prepare_hashes_files_and_builds_the_document(tmp_path: Path) -> None:
         (lambda d: HostFile("include", d / "f", name="../etc/passwd"), "rename it"),
         (lambda d: HostFile("include", d / ".hidden"), "rename it"),
         (lambda d: HostFile("etc", d / "f"), "is not one of"),
+        (lambda d: HostFile("include", d / "f", name="a b"), "rename it"),
     ],
 )
 def test_prepare_refuses_bad_files_in_one_line(tmp_path: Path, make, msg) -> None:  # noqa: ANN001

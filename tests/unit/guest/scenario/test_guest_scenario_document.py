@@ -202,8 +202,7 @@ def test_the_run_document_carries_a_scenario_document():
         rundoc.validate(wire)
 
 
-def test_the_command_line_cannot_ask_for_a_document():
-    from guest.spec import parse_cmdline
-
-    with pytest.raises(SpecError, match="run document"):
-        parse_cmdline("schedlab.scenario=scenario")
+def test_the_plan_name_without_a_document_is_refused():
+    doc = {"version": 1, "scenario": {"kind": "scenario"}, "entropy": bytes(32)}
+    with pytest.raises(SpecError, match=r"scenario\.kind"):
+        rundoc.validate(doc)
