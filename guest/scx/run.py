@@ -80,7 +80,8 @@ class SchedulerRun:
     :param mount: ``mount(source, target, fstype)`` used if tracefs is not mounted.
     :param clock: CLOCK_BOOTTIME in ns (the timestamps the host compares).
     :param watch_interval_s: how often the watch reads the sched_ext state.
-    :param reason_grace_s: how long an exit waits for its reason before it is reported.
+    :param reason_grace_s: the most an exit waits for its reason (the kernel's disable lines,
+        the ``EXIT:`` line) before it is reported; usually milliseconds.
     """
 
     def __init__(
@@ -100,7 +101,7 @@ class SchedulerRun:
         mount: Callable[[str, str, str], None] | None = None,
         clock: Callable[[], int] = _boottime_ns,
         watch_interval_s: float = 0.1,
-        reason_grace_s: float = 0.5,
+        reason_grace_s: float = 5.0,
     ) -> None:
         self.path = path
         self.args = list(args)

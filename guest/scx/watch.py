@@ -3,9 +3,10 @@
 One thread polls the scheduler's pidfd (readable the moment the process exits, whoever
 reaps it) with the sysfs state read at each poll timeout: an error exit turns the state to
 ``disabling`` before the scheduler's userspace notices (the C examples look once a
-second). Whichever comes first makes one event. The reason is then read for a short grace
-period from the kernel log (the disable lines follow the state change within
-milliseconds) and the scheduler's ``EXIT:`` line.
+second). Whichever comes first makes one event. Its reason is read from the kernel log and
+the scheduler's ``EXIT:`` line, waiting until the kernel has finished disabling: the disable
+lines are printed after every task was switched out, just before the state reads
+``disabled`` (milliseconds natively, a second or more under TCG with many tasks).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class ExitWatcher:
     :param report: called once, in the thread, with the :class:`ExitEvent`.
     :param clock: CLOCK_BOOTTIME in ns.
     :param interval_s: how often the state is read.
-    :param grace_s: how long to wait for the reason after the trigger.
+    :param grace_s: the most to wait for the reason after the trigger.
     """
 
     def __init__(
@@ -140,7 +141,7 @@ class ExitWatcher:
         report: Callable[[ExitEvent], None],
         clock: Callable[[], int],
         interval_s: float = 0.1,
-        grace_s: float = 0.5,
+        grace_s: float = 5.0,
     ) -> None:
         self._child, self._sysfs, self._kmsg, self._pump = child, sysfs, kmsg, pump
         self._ops = ops
@@ -202,6 +203,9 @@ class ExitWatcher:
         while time.monotonic() < end and not self._stop.is_set():
             self._kmsg.poll()
             if self._kmsg.parser.complete or self._pump.exit_seen.is_set():
+                break
+            if self._kmsg.available and self._sysfs.state() == "disabled":
+                self._kmsg.poll()  # the kernel logged before it set DISABLED: nothing more comes
                 break
             if trigger == "died" and self._pump.eof.is_set() and not self._kmsg.available:
                 break

@@ -42,7 +42,7 @@ def test_kmsg_tail_starts_at_the_end(tree):
 class Harness:
     """A real child under watch, with the fake tree standing in for sched_ext."""
 
-    def __init__(self, tree, code):
+    def __init__(self, tree, code, grace_s=0.5):
         self.tree = tree
         tree.put("root/ops", "fake\n")
         tree.put("state", "enabled\n")
@@ -55,7 +55,7 @@ class Harness:
         self.fired = threading.Event()
         self.watcher = ExitWatcher(
             self.child, ScxSysfs(str(tree.root)), self.kmsg, self.pump, "fake",
-            self.report, boottime, interval_s=0.02, grace_s=0.5,
+            self.report, boottime, interval_s=0.02, grace_s=grace_s,
         )  # fmt: skip
 
     def report(self, ev):
@@ -77,8 +77,8 @@ class Harness:
 def harness(tree):
     made = []
 
-    def make(code):
-        h = Harness(tree, code)
+    def make(code, **kw):
+        h = Harness(tree, code, **kw)
         made.append(h)
         return h
 
@@ -172,3 +172,33 @@ def test_a_long_kernel_message_still_fits_the_exit_frame(harness, tree):
     ev = h.events[0]
     assert ev.exit.message == "q" * 4096
     wire.decode_frame(wire.encode_frame(wire.FrameType.SCHED_EXIT, ev.as_map()))
+
+
+def test_a_slow_kernel_is_waited_for_until_it_has_disabled(harness, tree):
+    """Under TCG the disable lines come long after the state left enabled (every task is
+    switched out first): the event waits for them, and keeps the time of the state change."""
+    h = harness("import time; time.sleep(60)", grace_s=5.0)
+    h.watcher.start()
+    time.sleep(0.1)
+    t0 = boottime()
+    tree.put("state", "disabling\n")
+    time.sleep(1.5)
+    assert not h.fired.is_set()
+    tree.kmsg('sched_ext: BPF scheduler "fake" disabled (runnable task stall)', 3)
+    tree.kmsg("sched_ext: fake: watchdog failed to check in for 30.004s", 3)
+    tree.put("state", "disabled\n")
+    assert h.fired.wait(5)
+    ev = h.events[0]
+    assert ev.exit.kind == "ERROR_STALL" and ev.exit.stall_s == 30.004 and ev.exit.task is None
+    assert ev.t_ns - t0 < 200_000_000
+
+
+def test_disabled_without_our_lines_is_reported_at_once(harness, tree):
+    h = harness("import time; time.sleep(60)", grace_s=5.0)
+    h.watcher.start()
+    time.sleep(0.1)
+    tree.kmsg('sched_ext: BPF scheduler "other" disabled (scx_bpf_error)', 3)
+    t0 = time.monotonic()
+    tree.put("state", "disabled\n")
+    assert h.fired.wait(5)
+    assert time.monotonic() - t0 < 1.0 and h.events[0].exit is None
