@@ -42,7 +42,18 @@ class Tracked:
     :param owner: -1 for the backdrop, else the step that ends it.
     """
 
-    __slots__ = ("pid", "cohort", "home", "cgroup", "owner", "affinity", "payload", "where")
+    __slots__ = (
+        "pid",
+        "cohort",
+        "home",
+        "cgroup",
+        "owner",
+        "affinity",
+        "payload",
+        "where",
+        "slot",
+        "started",
+    )
 
     def __init__(
         self,
@@ -56,6 +67,8 @@ class Tracked:
         self.pid, self.cohort, self.home, self.cgroup = pid, cohort, cgroup, cgroup
         self.owner, self.affinity, self.payload = owner, affinity, payload
         self.where: dict[int, str] = {}  # step -> cgroup at that step's end
+        self.slot = -1  # its step counter slot (guest.scenario.stepclock), workers only
+        self.started = False  # past the start gate
 
 
 class Ops:
@@ -80,6 +93,15 @@ class Ops:
 
     def _stop(self, pids: list[int]) -> None:
         raise NotImplementedError
+
+    def _new_slot(self) -> int:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start every worker waiting at the gate."""
+        self.pool.start()
+        for t in self.tracked.values():
+            t.started = True
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -142,8 +164,10 @@ class Ops:
         }
         pids = []
         for _ in range(spec["workers"]):
-            pid = self.pool.spawn(WORKER_KIND, args)
-            self.tracked[pid] = Tracked(pid, cohort, cgroup, owner, spec["affinity"])
+            slot = self._new_slot()
+            pid = self.pool.spawn(WORKER_KIND, dict(args, slot=slot))
+            t = self.tracked[pid] = Tracked(pid, cohort, cgroup, owner, spec["affinity"])
+            t.slot = slot
             pids.append(pid)
             apply_policy(pid, spec["policy"], spec["nice"])
             if cgroup:
@@ -174,7 +198,7 @@ class Ops:
     def op_add_cgroup(self, op: dict[str, Any], owner: int, where: str) -> dict[str, Any]:
         detail = self.create(op["cgroup"], owner)
         if detail.get("pids"):
-            self.pool.start()
+            self.start()
         return detail
 
     def op_remove_cgroup(self, op: dict[str, Any], owner: int, where: str) -> dict[str, Any]:
@@ -213,7 +237,7 @@ class Ops:
     def op_spawn(self, op: dict[str, Any], owner: int, where: str) -> dict[str, Any]:
         cgroup = op["cgroup"]
         detail = self.spawn(op, cgroup, owner, self.cohort(f"{cgroup or 'host'}+{where}"))
-        self.pool.start()
+        self.start()
         return detail
 
     def op_stop_cgroup(self, op: dict[str, Any], owner: int, where: str) -> dict[str, Any]:
@@ -254,7 +278,7 @@ class Ops:
         self.payloads[op["name"]] = pid
         if op["cgroup"]:
             self.cgroups.move(op["cgroup"], pid)
-        self.pool.start()
+        self.start()
         return {"pid": pid}
 
     def op_wait_payload(self, op: dict[str, Any], owner: int, where: str) -> dict[str, Any]:

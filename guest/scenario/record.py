@@ -7,6 +7,8 @@ A step record::
      "started_ns": ..., "hold_ns": ..., "ended_ns": ...,   # CLOCK_BOOTTIME: before its ops,
                                                             # when the hold began, its end
      "loops": 0,                                            # extra passes of a loop step
+     "sync_ns": ..., "late": 0,      # waiting for the workers to close their segments at
+                                     # the step's start and hold, and how many did not in time
      "ops": [OP, ...], "workers": [SEGMENT, ...], "dropped": 0}
     OP      = {"op": "set_cpuset", "target": "cg_0", "started_ns": ..., "effect_ns": ...,
                "ok": True, "error": "", "detail": {"cpus": [0], "effective": [0]}}
@@ -106,6 +108,8 @@ STEP = {
     "ops": ListOf(OP, MAX_OP_RECORDS),
     "workers": ListOf(SEGMENT, MAX_SEGMENTS),
     "dropped": _NS,
+    "sync_ns": Opt(_NS),
+    "late": Opt(_NS),
 }
 BACKDROP = {"started_ns": _NS, "ops": ListOf(OP, MAX_OP_RECORDS), "dropped": _NS}
 

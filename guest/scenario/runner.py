@@ -27,7 +27,7 @@ from guest.scenario.cgroupfs import CgroupError, Cgroups
 from guest.scenario.document import planned_s
 from guest.scenario.judge import collect_reports, judge_scenario
 from guest.scenario.placement import Rng
-from guest.scenario.stepclock import StepClock
+from guest.scenario.stepclock import SLOTS, StepClock
 from guest.worker_pool import WorkerError
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
@@ -45,6 +45,7 @@ _POLL_S = 0.05
 _STOP_WAIT_S = 5.0  # SIGTERM -> report; a worker checks its stop flag every work unit
 _KILL_WAIT_S = 5.0
 _BOUND_GRACE_S = 60.0  # a worker ends by itself this long after the planned end
+_SYNC_S = 2.0  # for every worker to see a new step; a starved one may take long under TCG
 
 ScenarioOutcome = namedtuple(
     "ScenarioOutcome",
@@ -108,6 +109,7 @@ class Runner(Ops):
         self.cleanup_errors: list[str] = []
         self._current = self.backdrop
         self._ops_done = 0
+        self._free_slots = list(range(SLOTS - 1, -1, -1))
 
     # -- the run -------------------------------------------------------------------------
 
@@ -168,7 +170,7 @@ class Runner(Ops):
             )
             started = started or bool(detail.get("pids"))
         if started:
-            self.pool.start()
+            self.start()
 
     def _step(self, i: int, step: dict[str, Any], t0: float) -> None:
         rec: dict[str, Any] = {
@@ -182,16 +184,16 @@ class Runner(Ops):
             "ops": [],
             "workers": [],
             "dropped": 0,
+            "sync_ns": 0,
+            "late": 0,
         }
         self.steps.append(rec)
         self._current = rec
-        if i:
-            self._clock.set(
-                i
-            )  # workers cut a segment here (step 0's setup began with the backdrop)
+        if i:  # workers cut a segment here (step 0's setup began with the backdrop's)
+            self._move_clock(i, False, rec)
         self._scope(i, step)
-        rec["hold_ns"] = self.now()
-        self._clock.set(i, hold=True)  # every op of the step took effect: its steady state
+        rec["hold_ns"] = self.now()  # before the counter moves: no hold segment starts earlier
+        self._move_clock(i, True, rec)  # every op of the step took effect: its steady state
         hold, d = step["hold"], self.plan["duration_s"]
         if hold["kind"] == "loop":
             self._loop(i, step, t0 + d, hold["value"])
@@ -200,6 +202,29 @@ class Runner(Ops):
             self._wait_until(time.monotonic() + secs)
         self._end_step(i)
         rec["ended_ns"] = self.now()
+
+    def _move_clock(self, i: int, hold: bool, rec: dict[str, Any]) -> None:
+        """Move the step counter on and wait until every running worker closed its segment,
+        so the next op cannot land in it (bounded: a worker may be starved; it is counted)."""
+        t0 = self.now()
+        self._clock.set(i, hold)
+        late = self._clock.wait(self._running_slots, _SYNC_S, self._poll)
+        rec["sync_ns"] += self.now() - t0
+        rec["late"] += len(late)
+
+    def _running_slots(self) -> list[int]:
+        return [
+            t.slot
+            for t in self.tracked.values()
+            if t.payload is None and t.started and self.alive(t.pid)
+        ]
+
+    def _new_slot(self) -> int:
+        if not self._free_slots:
+            raise OpError(f"more than {SLOTS} workers at once")
+        slot = self._free_slots.pop()
+        self._clock.clear(slot)
+        return slot
 
     def _loop(self, i: int, step: dict[str, Any], end: float, interval: float) -> None:
         nxt = time.monotonic() + interval
@@ -294,8 +319,11 @@ class Runner(Ops):
 
     def _poll(self, timeout_s: float) -> None:
         for ev in self.pool.wait_ended(timeout_s):
-            if ev.get("pid") in self.tracked:
-                self.ended[ev["pid"]] = ev
+            t = self.tracked.get(ev.get("pid"))  # type: ignore[arg-type]
+            if t is not None and t.pid not in self.ended:
+                self.ended[t.pid] = ev
+                if t.slot >= 0:
+                    self._free_slots.append(t.slot)
 
     def _wait_ended(self, pids: list[int], timeout_s: float) -> list[int]:
         """Take ends until every one of ``pids`` ended or ``timeout_s``; the pids left."""

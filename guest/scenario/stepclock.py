@@ -1,14 +1,17 @@
-"""The step counter every worker of a scenario reads: one shared page, written by the runner.
+"""The step counter every worker of a scenario reads: one shared file, written by the runner.
 
 Workers cut their report into one segment per step phase (:mod:`guest.scenario.worker`):
 ``setup`` from the step's start (its ops, its cgroups; the backdrop's too, for step 0) to
-its hold, then ``hold``. A hold segment so begins after every op of its step took effect:
-what it shows (the CPUs used, say) is the step's steady state. The counter holds
-``2 * step + (1 if hold else 0)`` (:func:`phase_of`). A signal
-per step boundary would be lost when two arrive before the handler runs (CPython keeps one
-pending flag per signal), so the runner writes the current step's index into a small file
-on tmpfs and each worker reads it through a shared mapping between work units: a read is a
-few hundred nanoseconds and never misses a step.
+its hold, then ``hold``. The counter holds ``2 * step + (1 if hold else 0)``
+(:func:`phase_of`). A signal per boundary would be lost when two arrive before the handler
+runs (CPython keeps one pending flag per signal), so the runner writes the counter into a
+file on tmpfs and each worker reads it through a shared mapping between work units (a read
+is a few hundred nanoseconds).
+
+Each worker also has a slot where it acknowledges the value it saw once it closed its
+previous segment; the runner waits for those acknowledgements (:meth:`StepClock.wait`)
+before it applies the next step's ops. So a hold segment begins after its step's ops took
+effect and ends before the next step's first op: it shows that step's steady state.
 """
 
 from __future__ import annotations
@@ -16,10 +19,18 @@ from __future__ import annotations
 import mmap
 import os
 import struct
+import time
 
-__all__ = ("HOLD", "SETUP", "StepClock", "StepReader", "phase_of")
+TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = ("HOLD", "SETUP", "SLOTS", "StepClock", "StepReader", "phase_of")
 
 SETUP, HOLD = "setup", "hold"
+SLOTS = 1024  # guest.spec.MAX_TOTAL_WORKERS: workers alive at once
+_WORD = struct.Struct("<Q")  # aligned 8-byte words: never torn on x86
+_SIZE = -(-(_WORD.size * (1 + SLOTS)) // mmap.PAGESIZE) * mmap.PAGESIZE
 
 
 def phase_of(value: int) -> tuple[int, str]:
@@ -27,12 +38,18 @@ def phase_of(value: int) -> tuple[int, str]:
     return value >> 1, HOLD if value & 1 else SETUP
 
 
-_FMT = "<Q"  # the step index (aligned: a worker never sees a torn write on x86)
-_SIZE = mmap.PAGESIZE
+def _map(path: str, flags: int, prot: int) -> mmap.mmap:
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o644)
+    try:
+        if flags & os.O_CREAT:
+            os.ftruncate(fd, _SIZE)
+        return mmap.mmap(fd, _SIZE, mmap.MAP_SHARED, prot)
+    finally:
+        os.close(fd)
 
 
 class StepClock:
-    """The runner's side: create the file, set the current step.
+    """The runner's side: create the file, set the current step, wait for the workers.
 
     :param path: a file on tmpfs (``/run/schedlab/scenario/step`` in the guest).
     """
@@ -40,19 +57,38 @@ class StepClock:
     def __init__(self, path: str) -> None:
         self.path = path
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.ftruncate(fd, _SIZE)
-            self._map = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-        finally:
-            os.close(fd)
-        self.step = 0
+        rw = mmap.PROT_READ | mmap.PROT_WRITE
+        self._map = _map(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, rw)
+        self.value = 0
         self.set(0)
 
     def set(self, step: int, hold: bool = False) -> None:
         """Step ``step`` begins (its setup phase), or its hold does."""
-        self.step = step
-        struct.pack_into(_FMT, self._map, 0, 2 * step + (1 if hold else 0))
+        self.value = 2 * step + (1 if hold else 0)
+        _WORD.pack_into(self._map, 0, self.value)
+
+    def clear(self, slot: int) -> None:
+        """Slot ``slot`` is a new worker's: nothing acknowledged yet."""
+        _WORD.pack_into(self._map, _WORD.size * (1 + slot), 0)
+
+    def acked(self, slot: int) -> int:
+        """The last value the worker in ``slot`` acknowledged, or -1 for none."""
+        return _WORD.unpack_from(self._map, _WORD.size * (1 + slot))[0] - 1
+
+    def wait(
+        self, slots: Callable[[], Iterable[int]], timeout_s: float, poll: Callable[[float], None]
+    ) -> list[int]:
+        """Wait until every slot of ``slots()`` (asked again each time: workers end) saw the
+        current value; return the late ones.
+
+        :param poll: called with a short timeout between looks (it takes ended workers).
+        """
+        end = time.monotonic() + timeout_s
+        while True:
+            left = [s for s in slots() if self.acked(s) != self.value]
+            if not left or time.monotonic() >= end:
+                return left
+            poll(0.002)
 
     def close(self) -> None:
         self._map.close()
@@ -63,15 +99,15 @@ class StepClock:
 
 
 class StepReader:
-    """A worker's side: :meth:`read` is the counter's value (:func:`phase_of` decodes it)."""
+    """A worker's side: :meth:`read` is the counter's value (:func:`phase_of` decodes it);
+    :meth:`ack` acknowledges it in the worker's ``slot``."""
 
-    def __init__(self, path: str) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            self._map = mmap.mmap(fd, _SIZE, mmap.MAP_SHARED, mmap.PROT_READ)
-        finally:
-            os.close(fd)
-        self._unpack = struct.Struct(_FMT).unpack_from
+    def __init__(self, path: str, slot: int) -> None:
+        self._map = _map(path, os.O_RDWR, mmap.PROT_READ | mmap.PROT_WRITE)
+        self._slot = _WORD.size * (1 + slot)
 
     def read(self) -> int:
-        return self._unpack(self._map, 0)[0]
+        return _WORD.unpack_from(self._map, 0)[0]
+
+    def ack(self, value: int) -> None:
+        _WORD.pack_into(self._map, self._slot, value + 1)

@@ -1,8 +1,8 @@
 """The worker side of a scenario: one wrapper around every work type (kind ``scenario``).
 
 The runner spawns kind ``scenario`` with these args: ``cgroup`` (where it was placed),
-``work`` (``{"type", "params"}``), ``mempolicy``, ``step_file`` (the
-:class:`~guest.scenario.stepclock.StepClock`), ``bound_s`` (a worker ends by itself after
+``work`` (``{"type", "params"}``), ``mempolicy``, ``step_file`` and ``slot`` (the
+:class:`~guest.scenario.stepclock.StepClock` and its slot there), ``bound_s`` (a worker ends by itself after
 that long, whatever happens to the runner). The wrapper applies the memory policy, then calls
 the work type's function (:data:`guest.worktypes.KINDS`, under the type's name) once per step
 phase (:mod:`guest.scenario.stepclock`: setup, then hold): its ``stopped()`` turns true when
@@ -119,10 +119,11 @@ def run(
     end = time.monotonic() + float(args["bound_s"])
     try:
         set_mempolicy(args["mempolicy"])
-        clock = StepReader(args["step_file"])
+        clock = StepReader(args["step_file"], args["slot"])
         state: dict[str, Any] = {}
         while not stopped() and len(report["segments"]) < _MAX_SEGMENTS:
             value = clock.read()  # step and phase (stepclock.phase_of)
+            clock.ack(value)  # the previous segment is closed: the runner may go on
             left = end - time.monotonic()
             if left <= 0:
                 break

@@ -86,6 +86,9 @@ def test_a_cpuset_change_mid_run_has_a_record_and_shows_per_step(tree, pool, tmp
     assert out.failed == "" and out.cleanup_errors == []
     s0, s1 = out.steps
     ops = s1["ops"]
+    # the handshake: step 0's hold segments closed before step 1's first op began
+    assert all(w["end_ns"] <= ops[0]["started_ns"] for w in s0["workers"] if w["phase"] == "hold")
+    assert s1["late"] == 0 and s1["sync_ns"] > 0
     assert [(o["op"], o["target"], o["ok"]) for o in ops] == [
         ("set_cpuset", "cg_0", True),
         ("set_cpuset", "cg_1", True),
@@ -349,12 +352,17 @@ def test_memory_policy_is_applied_by_the_worker(tree, pool, tmp_path):
 
 def test_step_clock_and_cpu_lists(tmp_path):
     clock = StepClock(str(tmp_path / "w" / "step"))
-    reader = StepReader(clock.path)
-    assert phase_of(reader.read()) == (0, "setup")
+    clock.clear(3)
+    reader = StepReader(clock.path, 3)
+    assert phase_of(reader.read()) == (0, "setup") and clock.acked(3) == -1
     clock.set(5)
     assert phase_of(reader.read()) == (5, "setup")
     clock.set(5, hold=True)
     assert phase_of(reader.read()) == (5, "hold")
+    polls = []
+    assert clock.wait(lambda: [3], 0.05, polls.append) == [3] and polls  # it never looked
+    reader.ack(reader.read())
+    assert clock.acked(3) == 11 and clock.wait(lambda: [3], 5.0, polls.append) == []
     clock.close()
     assert not os.path.exists(clock.path)
     assert format_cpus([0, 1, 2, 5, 7, 8]) == "0-2,5,7-8" and parse_cpus("0-2,5,7-8\n") == [
