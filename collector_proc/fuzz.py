@@ -64,7 +64,9 @@ _GOOD: dict[FrameType, dict[str, Any]] = {
     _T.INPUTS_ACK: {
         "ok": True,
         "error": "",
-        "files": [{"kind": "include", "name": "a", "path": "/run/a", "size": 1, "sha256": "0" * 64}],
+        "files": [
+            {"kind": "include", "name": "a", "path": "/run/a", "size": 1, "sha256": "0" * 64}
+        ],
     },
 }
 _TYPES = list(_GOOD)

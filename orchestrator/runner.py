@@ -89,8 +89,11 @@ def asked_of(launch: Any) -> SchedAsked:
 
 def sched_parts(launch: Any) -> dict[str, Any]:
     """The :class:`RunRequest` fields a launch fills (its report name; files and argv)."""
-    return {"sched": asked_of(launch), "files": tuple(launch.files),
-            "scheduler": launch.rundoc_scheduler()}
+    return {
+        "sched": asked_of(launch),
+        "files": tuple(launch.files),
+        "scheduler": launch.rundoc_scheduler(),
+    }
 
 
 def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> tuple[Any, Path]:  # noqa: ANN001
