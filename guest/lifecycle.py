@@ -199,6 +199,10 @@ class GuestRun:
             return self.out.result_fail(ExitCode.SETUP_FAILED, f"cgroup setup failed: {e}", spec)
         except WorkerError as e:
             return self.out.result_fail(ExitCode.SETUP_FAILED, f"workers: {e}", spec)
+        if out.setup_error:
+            return self.out.result_fail(
+                ExitCode.SETUP_FAILED, f"cgroup setup failed: {out.setup_error}", spec
+            )
         self.out.phase("verdict")
         for err in out.cleanup_errors:
             self.out.log("warning", f"cgroup cleanup: {err}")

@@ -45,7 +45,7 @@ def _inconclusive(run: CliRun) -> dict:
         (["--truncate-image", "200"], "guest BAD_IMAGE: bad image: "),
         (
             ["--corrupt-spec"],
-            "guest BAD_SPEC: bad run spec: hooks.corrupt_spec_hook: unknown field",
+            "the guest refused the run's inputs: bad run document: hooks.corrupt_spec_hook: unknown",
         ),
         (["--crash-guest", "cgroup"], "guest SETUP_FAILED: cgroup setup failed: "),
         (["--hide-bulk-port"], "bulk port org.schedlab.bulk not found"),
