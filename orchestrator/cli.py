@@ -14,6 +14,7 @@ import click
 
 from guest.spec import CRASHES, RunSpec
 from schedlab_shared.exitcodes import RunExit
+from schedlab_shared.host_llc import performance_refusal
 from schedlab_shared.topology import TopologyError
 from schedlab_shared.topology_presets import engine_refusal, parse_shape
 
@@ -116,6 +117,12 @@ def cli() -> None:
     type=click.FloatRange(0, min_open=True),
     help="seconds until the guest is asked to stop and report what it has; the VM is "
     "killed a grace period later (default: derived from --duration)",
+)
+@click.option(
+    "--performance",
+    is_flag=True,
+    help="KVM engine: pin vCPUs by host LLC, huge pages, SCHED_FIFO, no HLT/PAUSE exits "
+    "(each measure the host refuses is reported by name)",
 )
 @click.option(
     "--oops-panic",
@@ -243,6 +250,7 @@ def run_cmd(
     crash_guest: str,
     progress: str,
     oops_panic: bool = False,
+    performance: bool = False,
     corrupt_spec: bool = False,
     truncate_image: int = 0,
     hide_bulk_port: bool = False,
@@ -267,6 +275,10 @@ def run_cmd(
         topo = shape.topology()
     except (TopologyError, FaultError, EngineChoiceError) as exc:
         fail(str(exc))
+    if performance and choice.engine != "kvm":
+        fail(f"--performance needs the KVM engine (this run uses {choice.engine})")
+    if performance and (refused := performance_refusal(topo.nr_cpus)):
+        fail(refused)
     if not 0 < duration <= 3600:
         fail(f"--duration {duration:g}: must be in (0, 3600] seconds")
     if not 1 <= monitors <= 8:
@@ -290,6 +302,7 @@ def run_cmd(
             hide_bulk_port=hide_bulk_port,
         ),
         oops_panic=oops_panic,
+        performance=performance,
         mem_mib=mem_mib,
         timeout=timeout,
         run_dir=Path(run_dir) if run_dir else None,

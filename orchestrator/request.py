@@ -55,6 +55,7 @@ class VmShape:
     :param timeout_s: the run's timeout, when the guest is asked to stop and report; None
         derives it from the scenario (:attr:`RunRequest.run_timeout_s`).
     :param boot_bzimage: KVM engine: boot the bzImage even though a vmlinux exists.
+    :param performance: KVM engine performance mode (VmConfig.performance).
     :param oops_panic: ``oops=panic`` on the kernel command line. Off by default: an oops in
         a sched_ext scheduler's callback must leave room for sched_ext's own error exit.
     """
@@ -70,6 +71,7 @@ class VmShape:
     extra_cmdline: tuple[str, ...] = ()
     boot_bzimage: bool = False
     oops_panic: bool = False
+    performance: bool = False
 
 
 @dataclass(frozen=True)

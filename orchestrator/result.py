@@ -92,6 +92,7 @@ class RunOutcome:
     thresholds: MonitorThresholds | None = None  # the monitor's (verdicts.thresholds)
     watchdog_timeout_s: float | None = None  # the sched_ext watchdog override asked for
     inputs: dict[str, Any] | None = None  # orchestrator.inputs.InputSender.summary()
+    engine_notes: list[str] = field(default_factory=list)  # e.g. performance measures
 
 
 def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
@@ -262,6 +263,7 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
     elif judged["status"] == "inconclusive" and primary:
         # the monitor read something no kernel holds
         findings.append(Finding(Severity.INCONCLUSIVE, judged["reason"]))
+    notes += [str(n) for n in o.engine_notes]
     notes += [
         f"{name} restarted {n} time(s)"
         for name, n in sorted(o.restarts.items())

@@ -129,6 +129,7 @@ def execute(
     checks: MonitorChecks | None = None,
     oops_panic: bool = False,
     files: tuple[HostFile, ...] = (),
+    performance: bool = False,
 ) -> int:
     from .kernel.artifacts import KernelError
     from .scheduler.errors import SchedulerError
@@ -165,6 +166,7 @@ def execute(
             timeout_s=timeout,
             qemu_accel=choice.qemu_accel,
             oops_panic=oops_panic,
+            performance=performance,
         )
         req = RunRequest(
             vm=vm,

@@ -131,6 +131,7 @@ class RunSession:
             qemu_accel=vm.qemu_accel,
             vmlinux="" if vm.boot_bzimage else str(k.vmlinux or ""),
             bulk_port_name=HIDDEN_BULK_PORT if self.req.hooks.hide_bulk_port else "",
+            performance=vm.performance,
         )
         path = self.runtime / "vm.msgpack"
         path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
@@ -312,7 +313,9 @@ class RunSession:
                 time.sleep(_END_POLL_S if self.sched_watch.urgent else interval)
             try:
                 if not started_at:
-                    started_at = self.vmm.request(vmm_proto.Status_()).started_at
+                    st = self.vmm.request(vmm_proto.Status_())
+                    started_at = st.started_at
+                    self.outcome.engine_notes = list(st.notes)
                 cst = self.collector.request(collector_proto.CollectorStatus())
             except BusError:
                 cst = None  # a process is (re)starting; supervisor brings it back

@@ -36,6 +36,8 @@ class VmConfig:
     tcg_threads: str = "single"
     # Test hook (QEMU engine): name the bulk port otherwise, so the guest cannot find it.
     bulk_port_name: str = ""  # "" -> the contract's name
+    # KVM engine: pinning by host LLC, huge pages, SCHED_FIFO, no HLT/PAUSE exits.
+    performance: bool = False
 
     @property
     def guest_ram_path(self) -> str:

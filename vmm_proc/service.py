@@ -106,6 +106,7 @@ class VmmService:
             streams={n: lg.next_seq for n, lg in self.logs.items()},
             exit_reason=self.exit_reason,
             exit_detail=self.exit_detail,
+            notes=list(getattr(self.engine, "performance_notes", [])),
         )
 
     def _on_stop(self, msg: proto.Stop) -> proto.Empty:

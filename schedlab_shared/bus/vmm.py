@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import field
 from typing import Any
 
 from .codec import Message, message
@@ -74,11 +75,12 @@ class Empty(Message):
 
 @message("vmm.status.reply")
 class StatusReply(Message):
-    """``{state, engine, run_id, started_at, layout, streams, exit_reason, exit_detail}``.
+    """``{state, engine, run_id, started_at, layout, streams, exit_reason, exit_detail, notes}``.
 
     ``state`` is a VmState; ``exit_reason`` an ExitReason once exited; ``started_at`` is host wall-clock seconds
     at VM start; ``layout`` lists guest RAM regions ``{gpa, size, path, offset}``; ``streams``
-    maps each stream name to its next sequence number.
+    maps each stream name to its next sequence number; ``notes`` are the engine's lines
+    about how the VM runs (performance mode: each measure applied or refused, by name).
     """
 
     state: str
@@ -89,6 +91,7 @@ class StatusReply(Message):
     streams: dict
     exit_reason: str = ""
     exit_detail: str = ""
+    notes: list = field(default_factory=list)
 
 
 @message("vmm.status", reply=StatusReply)

@@ -31,6 +31,7 @@ __all__ = (
 PCI_HOLE_START = 3 << 30  # 3 GiB: RAM stops here for the 32-bit MMIO window
 PCI_HOLE_END = 4 << 30
 _PAGE = mmap.PAGESIZE
+_MADV_HUGEPAGE = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,14 @@ class GuestMemory(Finalized):
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+    def advise_huge(self) -> int:
+        """madvise(MADV_HUGEPAGE) over guest RAM; 0 on success, else the errno."""
+        if self._base is None:
+            return errno.EBADF
+        if lib.madvise(self._base, self.size, _MADV_HUGEPAGE) != 0:
+            return int(ffi.errno)
+        return 0
 
     # -- address translation ----------------------------------------------------------
 

@@ -23,6 +23,7 @@ from vmm_proc.engines.kvm.device_manager import DeviceManager
 from vmm_proc.engines.kvm.diagnostics import VcpuSnapshot, format_stuck_report
 from vmm_proc.engines.kvm.exit_dispatch import ExitDispatcher, ShutdownLatch
 from vmm_proc.engines.kvm.io_thread import IoThreadError
+from vmm_proc.engines.kvm.performance import PerformanceMode
 from vmm_proc.engines.kvm.snapshot_codec import SnapshotError
 from vmm_proc.engines.kvm.snapshot_store import LoadedSnapshot, RestoreFrom, SnapshotRefused
 from vmm_proc.engines.kvm.stream_batcher import StreamBatcher
@@ -93,6 +94,7 @@ class KvmEngine:
         self._batcher = StreamBatcher(hooks.stream)
         self.plan: BootPlan | None = None
         self.restored_extra: dict[str, str] = {}
+        self._perf: PerformanceMode | None = None
 
     # -- Engine protocol ------------------------------------------------------------------
 
@@ -105,6 +107,8 @@ class KvmEngine:
         t0 = time.monotonic()
         try:
             install_kick_handler()
+            if self.config.performance:
+                self._perf = PerformanceMode(self.config.topology.nr_cpus)
             if self._restore is not None:
                 self._build_restored(self._restore)
             else:
@@ -122,6 +126,19 @@ class KvmEngine:
             raise
         self._launch()
         self.start_s = time.monotonic() - t0
+        if self._perf is not None:
+            self._place_threads(self._perf)
+
+    @property
+    def performance_notes(self) -> list[str]:
+        """What performance mode applied and refused, one line per measure (empty when off)."""
+        return list(self._perf.notes) if self._perf is not None else []
+
+    def _place_threads(self, perf: PerformanceMode) -> None:
+        vcpus = [t.native_id or 0 for t in self._threads]
+        device = self._devices.io_thread.native_id if self._devices is not None else 0
+        others = [int(t) for t in os.listdir("/proc/self/task") if int(t) not in vcpus]
+        perf.place_threads(vcpus, others, device)
 
     def memory_layout(self) -> list[dict[str, Any]]:
         """Guest RAM regions (``GuestMemory.layout()``); empty before start and after close."""
@@ -188,15 +205,20 @@ class KvmEngine:
         cfg = self.config
         cpus = cfg.topology.cpus()
         boot = self._boot or self._linux_boot()
+        cpuid_for = cpuid_for_topology(cfg.topology)
+        if self._perf is not None:
+            cpuid_for = self._perf.cpuid(cpuid_for)
         m = self._machine = Machine.create(
             cfg.guest_ram_path,
             cfg.mem_mib << 20,
             [c.apic_id for c in cpus],
-            cpuid_for_topology(cfg.topology),
+            cpuid_for,
             self._kvm_path,
             before_vcpus=self._before_vcpus,
         )
         assert m.vm is not None and m.mem is not None
+        if self._perf is not None:
+            self._perf.huge_pages(m.mem)
         dm = self._devices = DeviceManager(
             m.vm, self._on_stream, self._shutdown, self._device_failed, tick=self._batcher.flush
         )
@@ -283,7 +305,9 @@ class KvmEngine:
             t.send(VcpuEvent.RESUME, _CONTROL_S)
 
     def _before_vcpus(self, m: Machine) -> None:
-        """VM-wide setup KVM takes only before the first vCPU (overridden by modes)."""
+        """VM-wide setup KVM takes only before the first vCPU."""
+        if self._perf is not None and m.vm is not None:
+            self._perf.disable_exits(m.vm)
 
     def _make_threads(self, m: Machine, dm: DeviceManager) -> None:
         self._dispatchers = [
@@ -412,6 +436,8 @@ class KvmEngine:
             if self._state == "closed":
                 return
             self._state = "closed"
+        if self._perf is not None:
+            self._perf.release()
         if self._devices is not None:
             try:
                 self._devices.close(_JOIN_S)

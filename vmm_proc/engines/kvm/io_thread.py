@@ -59,6 +59,11 @@ class IoThread:
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def native_id(self) -> int:
+        """The kernel's id of the device thread (0 before start)."""
+        return self._thread.native_id or 0
+
     def stop(self, timeout: float = 5.0) -> None:
         """End the thread (idempotent); raises IoThreadError if it does not end in time."""
         self._stopping.set()
