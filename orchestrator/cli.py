@@ -29,6 +29,7 @@ __all__ = ("main", "cli")
 _SUBCOMMANDS = {
     "attach": "orchestrator.attach:attach_group",
     "bench": "orchestrator.bench:bench_group",
+    "collect": "orchestrator.collect_cli:collect_cmd",
     "compare": "orchestrator.compare_cli:compare_cmd",
     "completions": "orchestrator.completions:completions_cmd",
     "kernel": "orchestrator.kernel.cli:kernel_group",
