@@ -35,6 +35,7 @@ log = logging.getLogger("monitor_proc")
 DUMP_EVERY_S = 10.0  # a violation that stays gets one dump, not one per sample
 VCPU_TIMES_EVERY_S = 0.05  # at 100 Hz sampling every 5th sample asks the VMM
 FLUSH_EVERY_S = 0.2  # sample lines reach the file at least this often (a crash loses less)
+BPF_EVERY_S = 5.0  # programs and maps change rarely: listed at start, then this often
 
 
 class Monitor:
@@ -69,7 +70,16 @@ class Monitor:
         self.vmm = BusClient(self.ctx, vm_ctl, timeout_s=2.0)
         self.collector = BusClient(self.ctx, collector_ctl, timeout_s=2.0)
         self.pub = Publisher(self.ctx, pub)
-        self.server = ControlServer(self.ctx, ctl, {proto.MonitorStatus: self._on_status})
+        self.server = ControlServer(
+            self.ctx,
+            ctl,
+            {
+                proto.MonitorStatus: self._on_status,
+                proto.BpfList: self._on_bpf_list,
+                proto.BpfRead: self._on_bpf_read,
+                proto.BpfWrite: self._on_bpf_write,
+            },
+        )
         self.out_path = Path(run_dir) / monitor_file(name)
         self.state = proto.MonitorState.WAITING
         self.samples = 0
@@ -80,6 +90,10 @@ class Monitor:
         self._poller.register(self.server.socket, zmq.POLLIN)  # the sample loop sleeps on it
         self._wake_r = self._wake_w = -1
         self._memory = None  # the guest RAM mapping, once opened
+        self._prog: Any = None  # the Program, once sampling (the BPF requests use it)
+        self._regions: list[Any] = []
+        self._wmem: Any = None  # a writable mapping, opened for the first BPF map write
+        self._bpf_next = 0.0
         self._vmm_ok = 0.0  # monotonic time of the last answered status request while sampling
         self._domains_read = False
         self._domains_next = 0.0
@@ -101,6 +115,41 @@ class Monitor:
 
     def _on_status(self, _msg: proto.MonitorStatus) -> proto.MonitorStatusReply:
         return proto.MonitorStatusReply(self.state, self.samples, self.errors, self.last_error)
+
+    def _sampling_prog(self) -> Any:
+        if self._prog is None or self.state != proto.MonitorState.SAMPLING:
+            raise BusError(
+                Status.NOT_ALLOWED, f"the monitor is {self.state}: the guest is not up yet"
+            )
+        return self._prog
+
+    def _on_bpf_list(self, msg: proto.BpfList) -> proto.BpfListReply:
+        from .bpf_view import list_reply
+
+        return list_reply(self._sampling_prog(), msg.what)
+
+    def _on_bpf_read(self, msg: proto.BpfRead) -> proto.BpfReadReply:
+        from .bpf_view import read_reply
+
+        return read_reply(self._sampling_prog(), msg.map, msg.key)
+
+    def _on_bpf_write(self, msg: proto.BpfWrite) -> proto.BpfWriteReply:
+        from .bpf_view import write_reply
+
+        prog = self._sampling_prog()
+        return write_reply(prog, msg, lambda va, data: self._write_guest(prog, va, data))
+
+    def _write_guest(self, prog: Any, va: int, data: bytes) -> None:
+        """One host-to-guest write asked for over the control socket: through a writable
+        mapping of its own (the sampling one stays read-only unless the watchdog needs it)."""
+        memory = self._memory
+        if memory is None or not getattr(memory, "writable", False):
+            if self._wmem is None:
+                from .memory import GuestPhysMemory
+
+                self._wmem = GuestPhysMemory(self._regions, writable=True)
+            memory = self._wmem
+        memory.write(prog.translator.to_phys(va), data)
 
     def _serve(self, timeout_s: float) -> None:
         """Answer control requests for up to ``timeout_s`` (the loop's only sleep); a
@@ -138,9 +187,8 @@ class Monitor:
         from .program import Program
 
         # Writable only for the watchdog override: every other access is a read.
-        memory = GuestPhysMemory(
-            vmm_proto.layout_regions(status), writable=self.watchdog is not None
-        )
+        self._regions = list(vmm_proto.layout_regions(status))
+        memory = GuestPhysMemory(self._regions, writable=self.watchdog is not None)
         return Program(self.vmlinux, memory, system_map=self.system_map)
 
     def _sample(self, prog: Any, started_at: float) -> dict[str, Any]:
@@ -170,6 +218,11 @@ class Monitor:
             sample.update(self._domains(prog, len(cpus)))
         if self.watchdog is not None:
             sample.update(self.watchdog.step(prog, scx, sample["elapsed_ms"]))
+        if time.monotonic() >= self._bpf_next:
+            from .bpf_view import bpf_listing
+
+            self._bpf_next = time.monotonic() + BPF_EVERY_S
+            sample["bpf"] = bpf_listing(prog, offsets, sample["elapsed_ms"])
         return sample
 
     def _domains(self, prog: Any, ncpus: int) -> dict[str, Any]:
@@ -218,6 +271,7 @@ class Monitor:
             if self._wait_until(lambda _st, cst: bool(cst.sys_rdy)) is None:
                 return ProcExit.SIGNALLED if self._terminate else ProcExit.DONE
             self.state = proto.MonitorState.SAMPLING
+            self._prog = prog
             return self._sample_loop(prog, status.started_at)
         except BusError as exc:
             log.error("lost the VM: %s", exc)
@@ -226,6 +280,8 @@ class Monitor:
             self.state = proto.MonitorState.STOPPED
             if self._memory is not None:
                 self._memory.close()
+            if self._wmem is not None:
+                self._wmem.close()
             self.vmm.close()
             self.collector.close()
             self.server.close()

@@ -248,3 +248,12 @@ def console_cmd(ep: Endpoints, stream: str) -> None:
     finally:
         client.close()
         zctx.term()
+
+
+def _register_bpf() -> None:
+    from .attach_bpf import bpf_group
+
+    attach_group.add_command(bpf_group)
+
+
+_register_bpf()

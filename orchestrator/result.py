@@ -215,6 +215,15 @@ def _cpu_fields(c: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in c.items() if k in CPU_FIELDS and k not in ("curr_pid", "curr_comm")}
 
 
+def _bpf_listing(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"bpf": the last BPF listing of the primary monitor}``, or {} when it made none
+    (monitor_schema.BPF_FIELDS; the sample lines were checked when read)."""
+    for s in reversed(samples):
+        if "bpf" in s:
+            return {"bpf": s["bpf"]}
+    return {}
+
+
 def scenario_records(guest_result: dict[str, Any] | None) -> dict[str, Any]:
     """The result's ``scenario``: the scenario's name, its step records and the backdrop's
     (:mod:`guest.scenario.record`), checked again here; a bad record is left out, with why."""
@@ -307,6 +316,7 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
                 "events": judged["events"],
                 "violations": judged["violations"],
                 **({"watchdog": judged["watchdog"]} if "watchdog" in judged else {}),
+                **_bpf_listing(primary),
                 "instances": {name: len(s) for name, s in samples.items()},
                 "processes": {
                     name: {"restarts": r.restarts, "gave_up": r.gave_up, **r.status}

@@ -25,6 +25,8 @@ from typing import Any
 
 from guest.scenario import record as scenario_record
 from guest.schema import SchemaError
+from schedlab_shared.monitor_schema import SchemaError as MonitorSchemaError
+from schedlab_shared.monitor_schema import check_bpf
 
 __all__ = (
     "VERDICTS",
@@ -221,6 +223,17 @@ def _check_scenario(doc: dict[str, Any]) -> None:
             raise ResultError(f"result.scenario.{key}{sep}{e.field}: {e.why}") from None
 
 
+def _check_monitor(doc: dict[str, Any]) -> None:
+    """``monitor.bpf``: the BPF listing (schedlab_shared.monitor_schema.check_bpf)."""
+    mon = doc.get("monitor")
+    if not isinstance(mon, dict) or mon.get("bpf") is None:
+        return
+    try:
+        check_bpf(mon["bpf"])
+    except MonitorSchemaError as e:
+        raise ResultError(f"result.monitor.{e}") from None
+
+
 def validate_result(doc: Any) -> dict[str, Any]:
     """Check ``doc``'s declared fields; return it unchanged.
 
@@ -228,6 +241,7 @@ def validate_result(doc: Any) -> dict[str, Any]:
     """
     top = _Top.from_dict(doc, "result")
     _check_scenario(doc)
+    _check_monitor(doc)
     if top.verdict not in VERDICTS:
         raise ResultError(f"result.verdict: {top.verdict!r} is not one of {', '.join(VERDICTS)}")
     if top.passed != (top.verdict == "passed"):

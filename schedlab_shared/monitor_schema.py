@@ -12,7 +12,8 @@ Sample line::
      "scx": {...SCX_FIELDS}          # only while a sched_ext scheduler is attached
      "vcpus": {"at_s": ..., "run_ns": [...], "shared": 1}   # the host's view, when known
      "domains": [[{...DOMAIN_FIELDS}, ...], ...]   # per CPU, once per run
-     "watchdog": {...WATCHDOG_FIELDS}}             # once, when an override was applied
+     "watchdog": {...WATCHDOG_FIELDS}              # once, when an override was applied
+     "bpf": {...BPF_FIELDS}}                       # at start, then every few seconds
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import re
 from typing import Any
 
 __all__ = (
+    "BPF_FIELDS",
+    "BPF_MAP_FIELDS",
+    "BPF_PROG_FIELDS",
     "CPU_FIELDS",
     "DOMAIN_FIELDS",
     "EVENT_NAME",
@@ -28,9 +32,11 @@ __all__ = (
     "MAX_DSQS",
     "SCHEDSTAT_FIELDS",
     "SCX_FIELDS",
+    "MAX_BPF_ITEMS",
     "SchemaError",
     "VIOLATION_FIELDS",
     "WATCHDOG_FIELDS",
+    "check_bpf",
     "check_sample",
     "check_violation",
     "check_watchdog",
@@ -128,6 +134,45 @@ VIOLATION_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
 }
 
 
+#: ``sample["bpf"]`` and the result's ``monitor.bpf``: BPF programs and maps in the guest.
+BPF_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "at_ms": (_NUM, "elapsed_ms of the listing"),
+    "stats_enabled": ((bool, type(None)), "kernel.bpf_stats_enabled (None: no such key)"),
+    "progs": ((list,), "loaded programs by ID: [{...BPF_PROG_FIELDS}]"),
+    "maps": ((list,), "maps by ID: [{...BPF_MAP_FIELDS}]"),
+    "error": ((str,), "why the programs or maps could not be listed this time"),
+}
+
+#: One entry of ``bpf.progs`` (an unreadable program has only ``id`` and ``error``).
+BPF_PROG_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "id": (_INT, "program ID (prog_idr)"),
+    "name": ((str,), "bpf_prog_aux.name (at most 15 characters)"),
+    "type": ((str,), "BPF_PROG_TYPE_* without the prefix (STRUCT_OPS, TRACING...)"),
+    "insns": (_INT, "bpf_prog.len: instructions after verification"),
+    "jited_len": (_INT, "bytes of JITed code"),
+    "verified_insns": (_INT, "bpf_prog_aux.verified_insns: instructions the verifier processed"),
+    "run_cnt": (_INT, "runs summed over CPUs (only while bpf_stats_enabled)"),
+    "run_time_ns": (_INT, "run time summed over CPUs, ns (only while bpf_stats_enabled)"),
+    "error": ((str,), "why this program could not be read"),
+}
+
+#: One entry of ``bpf.maps`` (an unreadable map has only ``id`` and ``error``).
+BPF_MAP_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "id": (_INT, "map ID (map_idr)"),
+    "name": ((str,), "bpf_map.name (libbpf names global data <obj>.bss, .data, .rodata)"),
+    "type": ((str,), "BPF_MAP_TYPE_* without the prefix (ARRAY, HASH...)"),
+    "key_size": (_INT, "bytes"),
+    "value_size": (_INT, "bytes"),
+    "max_entries": (_INT, "bpf_map.max_entries"),
+    "flags": (_INT, "bpf_map.map_flags (BPF_F_*)"),
+    "btf": ((bool,), "the map has BTF for its values"),
+    "values": ((dict, list, str), "a global-data map's value decoded with its BTF"),
+    "values_error": ((str,), "why a global-data map's value could not be read"),
+    "error": ((str,), "why this map could not be read"),
+}
+MAX_BPF_ITEMS = 1024  # programs or maps in one listing
+
+
 class SchemaError(ValueError):
     """A sample or result field that is not what this module defines."""
 
@@ -168,6 +213,19 @@ def _check_scx(scx: Any) -> None:
             raise SchemaError(f"scx.dsqs: bad entry {q!r}")
 
 
+def check_bpf(b: Any) -> dict[str, Any]:
+    """``b`` if it is a BPF listing (``sample["bpf"]``, ``monitor.bpf``), else
+    :class:`SchemaError`."""
+    _check_fields(b, BPF_FIELDS, "bpf")
+    for key, spec in (("progs", BPF_PROG_FIELDS), ("maps", BPF_MAP_FIELDS)):
+        items = b.get(key, [])
+        if len(items) > MAX_BPF_ITEMS:
+            raise SchemaError(f"bpf.{key}: {len(items)} entries (at most {MAX_BPF_ITEMS})")
+        for item in items:
+            _check_fields(item, spec, f"bpf.{key}[]", ("id",))
+    return b
+
+
 def check_watchdog(w: Any) -> dict[str, Any]:
     """``w`` if it is a watchdog observation, else :class:`SchemaError`."""
     _check_fields(w, WATCHDOG_FIELDS, "watchdog")
@@ -195,7 +253,16 @@ def check_sample(s: Any) -> dict[str, Any]:
     for c in cpus:
         _check_fields(c, CPU_FIELDS, "cpu", ("cpu", "nr_running", "rq_clock"))
     for key in s:
-        if key not in ("elapsed_ms", "cpus", "monitor", "scx", "vcpus", "domains", "watchdog"):
+        if key not in (
+            "elapsed_ms",
+            "cpus",
+            "monitor",
+            "scx",
+            "vcpus",
+            "domains",
+            "watchdog",
+            "bpf",
+        ):
             raise SchemaError(f"sample: unknown field {key!r}")
     if "scx" in s:
         _check_scx(s["scx"])
@@ -210,6 +277,8 @@ def check_sample(s: Any) -> dict[str, Any]:
                 _check_fields(level, DOMAIN_FIELDS, "domain")
     if "watchdog" in s:
         check_watchdog(s["watchdog"])
+    if "bpf" in s:
+        check_bpf(s["bpf"])
     if "vcpus" in s:
         v = s["vcpus"]
         if not isinstance(v, dict) or not isinstance(v.get("run_ns"), list):

@@ -111,3 +111,27 @@ def test_values_no_kernel_holds_make_the_run_an_error(tmp_path: Path) -> None:
     _write(tmp_path, samples)
     r = build_result(_outcome(tmp_path))
     assert r["verdict"] == "error" and "vmlinux" in r["reasons"][0]
+
+
+def test_monitor_bpf_is_the_last_listing_and_checked_on_read(tmp_path: Path) -> None:
+    import pytest
+
+    from orchestrator.result_schema import ResultError, validate_result
+
+    samples = _samples(30, scx=True)
+    prog = {"id": 1, "name": "qmap_enqueue", "type": "STRUCT_OPS", "insns": 9, "verified_insns": 40}
+    bss = {"id": 3, "name": "scx_qmap.bss", "type": "ARRAY", "values": {"nr_enqueued": 5}}
+    samples[0]["bpf"] = {"at_ms": 0.0, "stats_enabled": False, "progs": [prog], "maps": []}
+    samples[20]["bpf"] = {"at_ms": 2000.0, "stats_enabled": False, "progs": [prog], "maps": [bss]}
+    _write(tmp_path, samples)
+    r = build_result(_outcome(tmp_path))
+    assert r["monitor"]["bpf"]["at_ms"] == 2000.0
+    assert r["monitor"]["bpf"]["maps"][0]["values"] == {"nr_enqueued": 5}
+    r["monitor"]["bpf"]["progs"][0]["verified_insns"] = "many"
+    with pytest.raises(ResultError, match=r"result.monitor.bpf.progs\[\].verified_insns: str"):
+        validate_result(r)
+
+
+def test_no_listing_no_monitor_bpf(tmp_path: Path) -> None:
+    _write(tmp_path, _samples(30, scx=False))
+    assert "bpf" not in build_result(_outcome(tmp_path))["monitor"]
