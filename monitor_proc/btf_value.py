@@ -40,18 +40,21 @@ class ValueDecodeError(ValueError):
     """The BTF (or a path into it) is not usable for this value."""
 
 
-def decode(btf: Btf, type_id: int, data: bytes, max_nodes: int = MAX_NODES) -> Any:
+def decode(
+    btf: Btf, type_id: int, data: bytes, max_nodes: int = MAX_NODES, max_array: int = MAX_ARRAY
+) -> Any:
     """``data`` (a value of ``type_id``) as Python values: ints, bools, strings for char
-    arrays, enum names, lists for arrays, dicts for structs, unions and DATASECs."""
+    arrays, enum names, lists for arrays (their first ``max_array`` elements), dicts for
+    structs, unions and DATASECs."""
     try:
-        return _Decoder(btf, data, max_nodes).value(type_id, 0, 0)
+        return _Decoder(btf, data, max_nodes, min(max_array, MAX_ARRAY)).value(type_id, 0, 0)
     except (BtfError, ValueError, IndexError, struct.error) as exc:
         raise ValueDecodeError(f"BTF type {type_id}: {exc}") from exc
 
 
 class _Decoder:
-    def __init__(self, btf: Btf, data: bytes, max_nodes: int) -> None:
-        self.btf, self.data, self.left = btf, data, max_nodes
+    def __init__(self, btf: Btf, data: bytes, max_nodes: int, max_array: int) -> None:
+        self.btf, self.data, self.left, self.max_array = btf, data, max_nodes, max_array
 
     def value(self, tid: int, off: int, depth: int) -> Any:
         self.left -= 1
@@ -120,7 +123,7 @@ class _Decoder:
         esize = self.btf.size_of(t.ref)
         if esize <= 0:
             return []
-        n = min(n, MAX_ARRAY, max(0, (len(self.data) - off) // esize))
+        n = min(n, self.max_array, max(0, (len(self.data) - off) // esize))
         out = []
         for i in range(n):
             if self.left <= 0:  # out of budget: the list ends here

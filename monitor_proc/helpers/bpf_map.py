@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor_proc.btf import Btf, BtfError
-from monitor_proc.btf_value import ValueDecodeError, decode, encode_int, locate
+from monitor_proc.btf_value import MAX_ARRAY, ValueDecodeError, decode, encode_int, locate
+from monitor_proc.helpers.bpf_arena import arena_globals
 from monitor_proc.helpers.bpf_prog import enum_names
 from monitor_proc.helpers.btf_object import guest_btf
 from monitor_proc.helpers.idr import idr_for_each
@@ -46,6 +47,7 @@ MAX_MAPS = 1024
 MAX_VALUE_SIZE = 1 << 20  # one value read from the guest (a large .bss is some KiB)
 MAX_KEY_SIZE = 512
 MAX_ENTRIES_READ = 256  # entries of one read of a whole map
+LISTING_ARRAY = 16  # array elements of a value in the periodic listing (all in a read)
 MAX_BUCKETS = 1 << 20
 MAX_CHAIN = 1024
 MAX_HASH_SCAN = 1 << 16  # elements one key lookup may walk
@@ -225,11 +227,11 @@ def _map_btf(prog: Program, m: BpfMap) -> Btf | None:
     return guest_btf(prog, m.btf)
 
 
-def _decoded(btf: Btf | None, tid: int, raw: bytes) -> Any:
+def _decoded(btf: Btf | None, tid: int, raw: bytes, max_array: int = MAX_ARRAY) -> Any:
     if btf is None or not tid:
         return raw.hex()
     try:
-        return decode(btf, tid, raw)
+        return decode(btf, tid, raw, max_array=max_array)
     except ValueDecodeError as exc:
         return {"error": f"undecodable: {exc}"}
 
@@ -262,11 +264,13 @@ def _percpu_values(prog: Program, m: BpfMap, pptr: int, btf: Btf | None) -> list
     return out
 
 
-def _array_entry(prog: Program, plan: _MapPlan, m: BpfMap, i: int, btf: Btf | None) -> Any:
+def _array_entry(
+    prog: Program, plan: _MapPlan, m: BpfMap, i: int, btf: Btf | None, max_array: int = MAX_ARRAY
+) -> Any:
     addr = _array_value_addr(prog, plan, m, i)
     if m.type == "PERCPU_ARRAY":
         return _percpu_values(prog, m, prog.read_u64(addr), btf)
-    return _decoded(btf, m.btf_value_type_id, prog.read(addr, m.value_size))
+    return _decoded(btf, m.btf_value_type_id, prog.read(addr, m.value_size), max_array)
 
 
 def _hash_elems(prog: Program, plan: _MapPlan, m: BpfMap, limit: int) -> list[int]:
@@ -338,6 +342,14 @@ def bpf_map_read(
     plan = _plan(prog)
     if plan is None:
         raise MapError("this kernel's BTF has no struct bpf_map")
+    if m.type == "ARENA":
+        k = int.from_bytes(key, "little") if isinstance(key, bytes) else key
+        if k:
+            raise MapError(f"map {m.name} is an arena: its globals are read as key 0")
+        values = arena_globals(prog, m)
+        if values is None:
+            raise MapError(f"arena {m.name}: no program of its object describes its globals")
+        return [{"key": 0, "value": values}]
     _check_sizes(m)
     btf = _map_btf(prog, m)
     if m.type in ARRAY_KINDS:
@@ -356,28 +368,46 @@ def bpf_map_read(
                 raise MapError(f"map {m.name}: key of {len(key)} bytes, want {m.key_size}")
             raw_key = key
         return _hash_entries(prog, plan, m, btf, raw_key, limit)
-    raise MapError(f"map {m.name} is a {m.type} map: only ARRAY, PERCPU_ARRAY and HASH are read")
+    raise MapError(
+        f"map {m.name} is a {m.type} map: only ARRAY, PERCPU_ARRAY, HASH and ARENA are read"
+    )
 
 
-def global_values(prog: Program, m: BpfMap) -> Any:
-    """The decoded value of a global-data map (``<obj>.bss``...), or None for other maps."""
-    if m.type != "ARRAY" or m.max_entries != 1 or not m.name.endswith(GLOBAL_SUFFIXES):
+def is_global_data(m: BpfMap) -> bool:
+    """A libbpf global-data map with BTF: ``<obj>.bss``/``.data``/``.rodata``, or a custom
+    section's (``.data.<name>``): one ARRAY element holding a DATASEC."""
+    named = m.name.endswith(GLOBAL_SUFFIXES) or m.name.startswith(GLOBAL_SUFFIXES)
+    return m.type == "ARRAY" and m.max_entries == 1 and named and bool(m.btf_value_type_id)
+
+
+def global_values(prog: Program, m: BpfMap, max_array: int = MAX_ARRAY) -> Any:
+    """The decoded globals of a global-data map (``<obj>.bss``...) or of an arena, or None
+    for other maps."""
+    if m.type == "ARENA":
+        return arena_globals(prog, m, max_array)
+    if not is_global_data(m):
         return None
-    return bpf_map_read(prog, m, 0)[0]["value"]
+    plan = _plan(prog)
+    assert plan is not None
+    _check_sizes(m)
+    return _array_entry(prog, plan, m, 0, _map_btf(prog, m), max_array)
 
 
-def bpf_map_list(prog: Program, values: bool = True) -> list[dict[str, Any]]:
-    """Every map's listing entry, with ``values`` (the decoded value) for global-data maps
-    when asked; a map whose value cannot be read gets ``values_error`` instead."""
+def bpf_map_list(
+    prog: Program, values: bool = True, max_array: int = LISTING_ARRAY
+) -> list[dict[str, Any]]:
+    """Every map's listing entry, with ``values`` (the decoded globals, arrays cut to
+    ``max_array``) for global-data maps and arenas when asked; a map whose globals cannot
+    be read gets ``values_error`` instead."""
     out = []
     for m in bpf_maps(prog):
         if not isinstance(m, BpfMap):
             out.append(m)
             continue
         entry = m.info()
-        if values and m.name.endswith(GLOBAL_SUFFIXES):
+        if values and (is_global_data(m) or m.type == "ARENA"):
             try:
-                v = global_values(prog, m)
+                v = global_values(prog, m, max_array)
                 if v is not None:
                     entry["values"] = v
             except (MapError, BadDataError, FaultError, struct.error) as exc:

@@ -29,6 +29,10 @@ XA_CHUNK = 64
 # synthetic layouts (bytes): deliberately not the real kernel's
 PROG_SIZE, PROG_TYPE, PROG_LEN, PROG_JLEN, PROG_STATS, PROG_AUX = 48, 4, 8, 12, 24, 40
 AUX_SIZE, AUX_ID, AUX_PROG, AUX_VERIFIED, AUX_NAME = 96, 8, 16, 28, 40
+AUX_USED_CNT, AUX_USED, AUX_BTF = 60, 64, 72
+ARENA_SIZE, ARENA_USER, ARENA_KERN = 88, 72, 80
+ARENA_USER_START = 1 << 44
+ARENA_KERN_VM = 0xFFFF_C900_4000_0000
 MAP_SIZE = 72
 MAP_OFF = {
     "map_type": 0,
@@ -59,6 +63,7 @@ MAP_TYPES = {
     "BPF_MAP_TYPE_PERCPU_ARRAY": 6,
     "BPF_MAP_TYPE_LRU_HASH": 9,
     "BPF_MAP_TYPE_RINGBUF": 27,
+    "BPF_MAP_TYPE_ARENA": 33,
 }
 
 #: qmap-like .bss: (name, size, value)
@@ -80,6 +85,8 @@ class ProgSpec:
     verified: int = 250
     run_cnt: tuple[int, ...] = (5, 7)
     run_ns: tuple[int, ...] = (1000, 3000)
+    used_maps: tuple[int, ...] = ()  # map IDs
+    btf: int = 0  # BTF object ID (see BpfGuest.btf_object) for aux->btf
 
 
 @dataclass
@@ -96,6 +103,7 @@ class MapSpec:
     value_type: int = 0
     n_buckets: int = 4
     vmalloc: bool = True
+    arena_data: bytes = b""  # ARENA: the globals libbpf placed at the arena's end
 
 
 def qmap_bss_btf() -> tuple[bytes, int, int, dict[str, int]]:
@@ -155,10 +163,10 @@ class BpfGuest(SyntheticGuest):
         self.value_addr: dict[tuple[int, int], int] = {}
         self.btf_addr: dict[int, int] = {}
         self.xa_nodes: list[int] = []
-        for p in progs or []:
-            self.prog_addr[p.id] = self._prog(p)
         for m in maps or []:
             self.map_addr[m.id] = self._map(m)
+        for p in progs or []:
+            self.prog_addr[p.id] = self._prog(p)
         self.idr(PROG_IDR, self.prog_addr)
         self.idr(MAP_IDR, self.map_addr)
 
@@ -217,11 +225,24 @@ class BpfGuest(SyntheticGuest):
                 ("prog", vp, AUX_PROG * 8),
                 ("verified_insns", u32, AUX_VERIFIED * 8),
                 ("name", name, AUX_NAME * 8),
+                ("used_map_cnt", u32, AUX_USED_CNT * 8),
+                ("used_maps", vp, AUX_USED * 8),
+                ("btf", vp, AUX_BTF * 8),
             ],
         )
+        b.struct("vm_struct", 24, [("next", vp, 0), ("addr", vp, 64), ("size", u64, 128)])
         members = [(k, mtype if k == "map_type" else u32, o * 8) for k, o in MAP_OFF.items()]
         members = [(k, vp if k == "btf" else name if k == "name" else t, o) for k, t, o in members]
         bpf_map = b.struct("bpf_map", MAP_SIZE, members)
+        b.struct(
+            "bpf_arena",
+            ARENA_SIZE,
+            [
+                ("map", bpf_map, 0),
+                ("user_vm_start", u64, ARENA_USER * 8),
+                ("kern_vm", vp, ARENA_KERN * 8),
+            ],
+        )
         flex = b.array(char, u32, 0)
         empty = b.struct("", 0, [])
         inner = b.struct("", 0, [("__empty_value", empty, 0), ("value", flex, 0)])
@@ -372,6 +393,14 @@ class BpfGuest(SyntheticGuest):
         struct.pack_into("<Q", a, AUX_PROG, addr)
         struct.pack_into("<I", a, AUX_VERIFIED, p.verified)
         a[AUX_NAME : AUX_NAME + 16] = p.name.encode()[:15].ljust(16, b"\0")
+        if p.used_maps:
+            used = self.alloc(8 * len(p.used_maps))
+            self.write_va(
+                used, struct.pack(f"<{len(p.used_maps)}Q", *(self.map_addr[i] for i in p.used_maps))
+            )
+            struct.pack_into("<IQ", a, AUX_USED_CNT, len(p.used_maps), used)
+        if p.btf:
+            struct.pack_into("<Q", a, AUX_BTF, self.btf_addr[p.btf])
         self.write_va(aux, bytes(a))
         return addr
 
@@ -418,6 +447,8 @@ class BpfGuest(SyntheticGuest):
     def _map(self, m: MapSpec) -> int:
         btf = self.btf_object(100 + m.id, m.btf) if m.btf is not None else 0
         elem = -(-m.value_size // 8) * 8
+        if m.type == "ARENA":
+            return self._arena(m, btf)
         if m.type in ("ARRAY", "PERCPU_ARRAY"):
             slot = 8 if m.type == "PERCPU_ARRAY" else elem
             size = ARRAY_VALUE + slot * m.max_entries
@@ -462,6 +493,23 @@ class BpfGuest(SyntheticGuest):
                 self.write_va(e + ELEM_KEY + kround, v)
         for b, head in heads.items():
             self.write_va(buckets + BUCKET_SIZE * b, struct.pack("<Q", head))
+        return addr
+
+    def _arena(self, m: MapSpec, btf: int) -> int:
+        """bpf_arena + vm_struct; the globals' pages mapped where the kernel maps them."""
+        addr = self.alloc(ARENA_SIZE)
+        self.write_va(addr, self._map_header(m, btf))
+        vm = self.alloc(24)
+        self.write_va(vm + 8, struct.pack("<Q", ARENA_KERN_VM))
+        self.write_va(addr + ARENA_USER, struct.pack("<QQ", ARENA_USER_START, vm))
+        size = -(-len(m.arena_data) // 4096) * 4096
+        off = m.max_entries * 4096 - size
+        kva = ARENA_KERN_VM + (1 << 15) + ((ARENA_USER_START + off) & 0xFFFF_FFFF)
+        for i in range(0, size, 4096):
+            self._pages -= 0x2000
+            pt = self._path(kva + i, 12)
+            self._set(pt, ((kva + i) >> 12) & 0x1FF, self._pages | 3)
+        self.write_vm(kva, m.arena_data)
         return addr
 
     def writable_program(self):  # noqa: ANN201

@@ -165,7 +165,7 @@ def test_percpu_hash_values_per_cpu(guest: BpfGuest) -> None:
 
 def test_other_kinds_are_refused_by_name(guest: BpfGuest) -> None:
     prog = guest.writable_program()
-    with pytest.raises(MapError, match="RINGBUF map: only ARRAY, PERCPU_ARRAY and HASH"):
+    with pytest.raises(MapError, match="RINGBUF map: only ARRAY, PERCPU_ARRAY, HASH and ARENA"):
         bpf_map_read(prog, find_map(prog, "ringbuf"))
 
 
@@ -285,3 +285,66 @@ def test_bpf_maps_keeps_going_past_an_unmapped_map(guest: BpfGuest) -> None:
     maps = bpf_maps(guest.writable_program())
     assert isinstance(maps[2], dict) and "unreadable" in maps[2]["error"]
     assert len(maps) == 6
+
+
+def _arena_guest(arena_pages: int = 16, link: bool = True) -> BpfGuest:
+    """scx_qmap on 7.2: counters in an arena global ``qa`` (DATASEC .addr_space.1), described
+    by the BTF of the programs that use the arena map."""
+    from tests.unit.monitor_proc.bpf_guest import ProgSpec
+    from tests.unit.monitor_proc.conftest import DATASEC, TYPEDEF
+
+    b = BtfBuilder()
+    u64 = b.ref(TYPEDEF, "__u64", b.int("unsigned long long", 8))
+    s32 = b.int("int", 4, signed=True)
+    fifo = b.struct(
+        "qmap_fifo", 24, [("head", b.ptr(0), 0), ("tail", b.ptr(0), 64), ("idx", s32, 128)]
+    )
+    qa = b.struct(
+        "qmap_arena",
+        136,
+        [
+            ("nr_enqueued", u64, 0),
+            ("nr_dispatched", u64, 64),
+            ("fifos", b.array(fifo, s32, 5), 128),
+        ],
+    )
+    var = b.var("qa", qa)
+    sec = b.add(DATASEC, ".addr_space.1", 1, 136, trailer=struct.pack("<III", var, 0, 136))
+    data = struct.pack("<QQ", 41, 40) + b"".join(struct.pack("<QQi4x", 0, 0, i) for i in range(5))
+    blob = b.blob()
+    maps = [
+        MapSpec(
+            2, "arena", "ARENA", key_size=0, value_size=0, max_entries=arena_pages, arena_data=data
+        ),
+        MapSpec(3, "scx_qmap.bss", "ARRAY", value_size=8, btf=blob, value_type=sec),
+    ]
+    progs = [ProgSpec(1, "qmap_enqueue", used_maps=(3, 2) if link else (3,), btf=103)]
+    return BpfGuest(progs=progs, maps=maps)
+
+
+def test_arena_globals_by_name_through_the_programs_btf() -> None:
+    g = _arena_guest()
+    prog = g.writable_program()
+    arena = find_map(prog, "arena")
+    qa = bpf_map_read(prog, arena)[0]["value"]["qa"]
+    assert (qa["nr_enqueued"], qa["nr_dispatched"]) == (41, 40)
+    assert [f["idx"] for f in qa["fifos"]] == [0, 1, 2, 3, 4]
+    listed = {m["name"]: m for m in bpf_map_list(prog)}
+    assert listed["arena"]["values"]["qa"]["nr_dispatched"] == 40
+    with pytest.raises(MapError, match="read as key 0"):
+        bpf_map_read(prog, arena, 1)
+
+
+def test_an_arena_no_program_describes_has_no_values() -> None:
+    prog = _arena_guest(link=False).writable_program()
+    assert "values" not in {m["name"]: m for m in bpf_map_list(prog)}["arena"]
+    with pytest.raises(MapError, match="no program of its object describes"):
+        bpf_map_read(prog, find_map(prog, "arena"))
+
+
+def test_an_arena_too_small_for_its_globals_is_refused() -> None:
+    g = _arena_guest()
+    g.write_va(g.map_addr[2] + MAP_OFF["max_entries"], struct.pack("<I", 0))
+    prog = g.writable_program()
+    listed = {m["name"]: m for m in bpf_map_list(prog)}
+    assert "136 bytes of globals" in listed["arena"]["values_error"]
