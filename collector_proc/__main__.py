@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="exit once the VM exited and every stream is drained (attached collectors)",
     )
+    ap.add_argument("--store", default=None, help="forward the run dir to this schedlab collect")
+    ap.add_argument("--store-key", default=None, help="the store's public key file")
     args = ap.parse_args(argv)
     die_with_parent()
     logging.basicConfig(level=logging.INFO, format="collector_proc %(levelname)s %(message)s")
@@ -39,6 +41,8 @@ def main(argv: list[str] | None = None) -> int:
             args.pub,
             args.grace,
             stop_when_complete=args.stop_when_complete,
+            store=args.store,
+            store_key=args.store_key,
         )
         code = col.run()
     state = "complete" if col.cp.complete else "incomplete"

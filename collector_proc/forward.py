@@ -29,7 +29,7 @@ from schedlab_shared.bus.client import BusClient
 from schedlab_shared.bus.codec import BusError, Status
 from schedlab_shared.exitcodes import RunExit
 
-__all__ = ("Forwarder", "main")
+__all__ = ("ForwardThread", "Forwarder", "main", "start_forwarding")
 
 log = logging.getLogger("collector_proc.forward")
 SEND_CHUNK = 256 << 10
@@ -199,6 +199,19 @@ class ForwardThread:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(self.flush_s + 5)
+
+
+def start_forwarding(
+    run_dir: Path, run_id: str, store: str, store_key: str | None
+) -> ForwardThread | None:
+    """The collector's forwarder, or None (logged) when the keys are not there: the run
+    itself goes on, its directory complete here."""
+    try:
+        keys, server = keys_for(None, Path(store_key) if store_key else None)
+        return ForwardThread(Forwarder(run_dir, run_id, store, server, keys))
+    except (curve.CurveKeyError, ValueError, OSError) as e:
+        log.error("not forwarding to %s: %s", store, e)
+        return None
 
 
 def keys_for(key_name: str | None, store_key: Path | None) -> tuple[curve.KeyPair, bytes]:

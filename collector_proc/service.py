@@ -44,6 +44,8 @@ class Collector:
         pub: str,
         grace_s: float = 60.0,
         stop_when_complete: bool = False,
+        store: str | None = None,
+        store_key: str | None = None,
     ) -> None:
         self.vm_id = vm_id
         self.grace_s = grace_s
@@ -64,6 +66,11 @@ class Collector:
         self._wake_r = self._wake_w = -1  # SIGTERM wakes the loop through this pipe (run())
         self._vmm_seen = time.monotonic()
         self._saved_key: tuple[Any, ...] | None = None  # state of the last checkpoint written
+        self.forward = None
+        if store:  # imported only then: a restarting collector's start time is its latency
+            from .forward import start_forwarding
+
+            self.forward = start_forwarding(Path(run_dir), vm_id, store, store_key)
 
     @property
     def expected(self) -> dict[str, int]:
@@ -228,6 +235,8 @@ class Collector:
         finally:
             self._save()  # between chunks: a chunk that raised was rolled back whole
             self.ingest.close()
+            if self.forward is not None:
+                self.forward.stop()  # after the last write: flushes what it can
             for s in (self.sub,):
                 s.close(0)
             self.vmm.close()

@@ -148,6 +148,12 @@ def cli() -> None:
     "--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)"
 )
 @click.option(
+    "--store",
+    default=None,
+    metavar="ADDR",
+    help="forward the run directory to a 'schedlab collect' store, e.g. tcp://HOST:5601",
+)
+@click.option(
     "--scheduler",
     "scheduler",
     default="eevdf",
@@ -241,6 +247,7 @@ def run_cmd(
     monitors: int,
     inject: tuple[str, ...],
     listen: str | None,
+    store: str | None,
     scheduler: str,
     sched_args: str,
     sched_flags: tuple[str, ...],
@@ -310,6 +317,7 @@ def run_cmd(
         monitors=monitors,
         json_path=Path(json_path) if json_path else None,
         listen=listen,
+        store=store,
         progress_mode=progress,
         sched=SchedChoice(scheduler, sched_args, sched_flags),
         checks=checks,

@@ -145,6 +145,7 @@ class RunRequest:
     :param run_dir: where logs and results go (default: a new directory in the run cache).
     :param monitors: monitor processes to attach.
     :param listen: host for the VMM's TCP endpoints (remote collectors).
+    :param store: a ``schedlab collect`` store the collector forwards the run directory to.
     :param files: host files the guest gets after SYS_RDY (scheduler, libraries, includes).
     :param scheduler: the sched_ext scheduler to start (a guest path, often one of
         ``files``); None means EEVDF.
@@ -159,6 +160,7 @@ class RunRequest:
     monitors: int = 1
     monitor_interval_s: float = 0.1
     listen: str | None = None
+    store: str | None = None
     checks: MonitorChecks = field(default_factory=MonitorChecks)
     files: tuple[HostFile, ...] = ()
     scheduler: Scheduler | None = None

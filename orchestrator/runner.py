@@ -21,6 +21,7 @@ from .progress import make_reporter
 from .request import Hooks, MonitorChecks, RunRequest, Scenario, VerdictLimits, VmShape
 from .sched_outcome import SchedAsked
 from .session import RunSession
+from .store_forward import forward_rest
 from .summary import render_summary
 
 __all__ = ("SchedChoice", "execute", "prepare_inputs", "resolve_launch")
@@ -124,6 +125,7 @@ def execute(
     monitors: int,
     json_path: Path | None,
     listen: str | None = None,
+    store: str | None = None,
     progress_mode: str = "auto",
     sched: SchedChoice = SchedChoice(),
     checks: MonitorChecks | None = None,
@@ -176,6 +178,7 @@ def execute(
             run_dir=run_dir,
             monitors=monitors,
             listen=listen,
+            store=store,
             sched=asked_of(launch),
             checks=checks or MonitorChecks(),
             files=(*files, *launch.files),
@@ -190,6 +193,8 @@ def execute(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(result, indent=2))
     (session.run_dir / run_layout.RESULT).write_text(json.dumps(result, indent=2))
+    if store is not None:  # the collector forwarded the logs live; the result comes last
+        forward_rest(session.run_dir, session.run_id, store, console)
     console.print(f"done in {time.monotonic() - t0:.1f} s", highlight=False)
     progress.done(
         verdict=result["verdict"],

@@ -188,6 +188,7 @@ class RunSession:
                     ep.collector_ctl,
                     "--pub",
                     ep.collector_pub,
+                    *(["--store", self.req.store] if self.req.store else []),
                 ],
                 self.run_dir / run_layout.process_log("collector"),
             ),

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,82 +16,26 @@ from pathlib import Path
 
 import pytest
 
-from schedlab_shared import curve
+from tests.framework.remote_store import Store, config_env, free_port, make_keys
 
 ROOT = Path(__file__).resolve().parents[3]
 HOSTS = ("hostA", "hostB")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _env(cfg: Path) -> dict[str, str]:
-    return {**os.environ, curve.CONFIG_ENV: str(cfg)}
-
-
-def _keys(cfg: Path, name: str) -> Path:
-    old = os.environ.get(curve.CONFIG_ENV)
-    os.environ[curve.CONFIG_ENV] = str(cfg)
-    try:
-        return curve.key_pair(name).path
-    finally:
-        if old is None:
-            del os.environ[curve.CONFIG_ENV]
-        else:
-            os.environ[curve.CONFIG_ENV] = old
-
-
-class Store:
-    """``schedlab collect`` as a user starts it, on a fixed port so it can come back."""
-
-    def __init__(self, cfg: Path, root: Path, port: int) -> None:
-        self.cfg, self.root, self.addr = cfg, root, f"tcp://127.0.0.1:{port}"
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrator.cli", "collect", "--listen", self.addr]
-            + ["--store", str(self.root)],
-            cwd=ROOT,
-            env=_env(self.cfg),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        banner = self.proc.stdout.readline()  # printed once bound: the store is up
-        assert "storing into" in banner, banner + self.proc.stderr.read()  # type: ignore[union-attr]
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()  # no goodbye: whatever it acknowledged must already be on disk
-        self.proc.wait(10)
-
-    def stop(self) -> str:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=15)
-        return err
-
-
 @pytest.fixture
 def setup(tmp_path: Path) -> Iterator[dict[str, object]]:
     store_cfg = tmp_path / "store-cfg"
-    store_pub = _keys(store_cfg, "store")
+    store_pub = make_keys(store_cfg, "store")
     (store_cfg / "allowed").mkdir()
     cfgs = {}
     for name in (*HOSTS, "intruder"):
         cfg = tmp_path / f"{name}-cfg"
-        pub = _keys(cfg, name)
+        pub = make_keys(cfg, name)
         shutil.copy(store_pub, cfg / "curve" / "store.key")  # each host was given the store's key
         if name != "intruder":
             shutil.copy(pub, store_cfg / "allowed" / f"{name}.key")
         cfgs[name] = cfg
-    store = Store(store_cfg, tmp_path / "store", _free_port())
+    store = Store(store_cfg, tmp_path / "store", free_port())
     store.start()
     yield {"store": store, "cfgs": cfgs, "tmp": tmp_path}
     store.stop()
@@ -105,7 +48,7 @@ def _forwarder(
         [sys.executable, "-m", "collector_proc.forward", "--run-dir", str(run_dir)]
         + ["--store", addr, "--key-name", name, *extra],
         cwd=ROOT,
-        env=_env(cfg),
+        env=config_env(cfg),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
