@@ -86,12 +86,16 @@ class _Refs(HTMLParser):
 
 
 def external_references(html: str) -> list[str]:
-    """Everything in the page that names something outside it: URLs with a scheme or a
-    network path in fetching attributes, CSS url() and @import of anything but a fragment,
+    """Everything in the page that names something outside it: URLs with a scheme (but
+    ``data:``, which holds its content) or a network path in fetching attributes, CSS url() and @import of anything but a fragment,
     and any http(s):// text at all."""
     parser = _Refs()
     parser.feed(html)
-    bad = [r for r in parser.refs if re.search(r"=([a-z][a-z0-9+.-]*:|//)", r, re.I)]
+    bad = [
+        r
+        for r in parser.refs
+        if re.search(r"=([a-z][a-z0-9+.-]*:|//)", r, re.I) and not re.search(r"=data:", r, re.I)
+    ]
     bad += [m for m in re.findall(r"url\(\s*['\"]?([^)'\"]*)", html) if not m.startswith("#")]
     bad += re.findall(r"@import[^;]*", html)
     bad += re.findall(r"https?://[^\s\"'<>]*", html)

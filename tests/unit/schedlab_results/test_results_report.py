@@ -83,3 +83,21 @@ def test_the_cli_writes_the_report_or_says_why_not_in_one_line(
     bad = subprocess.run([*cmd, str(run)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert "result.json" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_many_cpus_become_heat_maps_inside_the_page(
+    tmp_path: Path, eevdf_doc: dict[str, Any]
+) -> None:
+    run = write_run(tmp_path, eevdf_doc, "run")
+    lines = []
+    for i in range(40):  # a 64-CPU guest's samples
+        cpus = [
+            {"cpu": c, "nr_running": (c + i) % 4, "rq_clock": 1000 * i, "local_dsq_nr": c % 3}
+            for c in range(64)
+        ]
+        lines.append(json.dumps({"elapsed_ms": 100.0 * i, "cpus": cpus}))
+    (run / "monitor-monitor.jsonl").write_text("\n".join(lines) + "\n")
+    html = write_report(run)[0].read_text()
+    assert "40 monitor samples" in html
+    assert html.count("data:image/png;base64,") >= 2  # nr_running and DSQ depth rasters
+    assert external_references(html) == []  # a data: URI is inside the page
