@@ -120,6 +120,13 @@ def cli() -> None:
     "killed a grace period later (default: derived from --duration)",
 )
 @click.option(
+    "--snapshot",
+    "snapshots",
+    is_flag=True,
+    help="KVM engine: start from the cached snapshot of this VM taken at SYS_RDY (or take "
+    "one for the next run); a snapshot that fails to restore means a cold boot",
+)
+@click.option(
     "--performance",
     is_flag=True,
     help="KVM engine: pin vCPUs by host LLC, huge pages, SCHED_FIFO, no HLT/PAUSE exits "
@@ -259,6 +266,7 @@ def run_cmd(
     progress: str,
     oops_panic: bool = False,
     performance: bool = False,
+    snapshots: bool = False,
     corrupt_spec: bool = False,
     truncate_image: int = 0,
     hide_bulk_port: bool = False,
@@ -287,6 +295,8 @@ def run_cmd(
         fail(f"--performance needs the KVM engine (this run uses {choice.engine})")
     if performance and (refused := performance_refusal(topo.nr_cpus)):
         fail(refused)
+    if snapshots and choice.engine != "kvm":
+        fail(f"--snapshot needs the KVM engine (this run uses {choice.engine})")
     if not 0 < duration <= 3600:
         fail(f"--duration {duration:g}: must be in (0, 3600] seconds")
     if not 1 <= monitors <= 8:
@@ -311,6 +321,7 @@ def run_cmd(
         ),
         oops_panic=oops_panic,
         performance=performance,
+        snapshots=snapshots,
         mem_mib=mem_mib,
         timeout=timeout,
         run_dir=Path(run_dir) if run_dir else None,

@@ -147,6 +147,8 @@ class RunRequest:
     :param listen: host for the VMM's TCP endpoints (remote collectors).
     :param store: a ``schedlab collect`` store the collector forwards the run directory to.
     :param files: host files the guest gets after SYS_RDY (scheduler, libraries, includes).
+    :param snapshots: KVM engine: start from the cached snapshot of this VM at SYS_RDY, or
+        leave one for the next run (orchestrator.snapshot_cache).
     :param scheduler: the sched_ext scheduler to start (a guest path, often one of
         ``files``); None means EEVDF.
     """
@@ -164,6 +166,7 @@ class RunRequest:
     checks: MonitorChecks = field(default_factory=MonitorChecks)
     files: tuple[HostFile, ...] = ()
     scheduler: Scheduler | None = None
+    snapshots: bool = False
 
     @property
     def run_timeout_s(self) -> float:

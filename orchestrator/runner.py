@@ -132,6 +132,7 @@ def execute(
     oops_panic: bool = False,
     files: tuple[HostFile, ...] = (),
     performance: bool = False,
+    snapshots: bool = False,
 ) -> int:
     from .kernel.artifacts import KernelError
     from .scheduler.errors import SchedulerError
@@ -183,6 +184,7 @@ def execute(
             checks=checks or MonitorChecks(),
             files=(*files, *launch.files),
             scheduler=launch.rundoc_scheduler(),
+            snapshots=snapshots,
         )
         session = RunSession(req, progress)
         console.print(f"[bold]run dir[/] {session.run_dir}", highlight=False)

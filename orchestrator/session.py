@@ -35,6 +35,8 @@ from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.guest_ram import run_leftovers
 from schedlab_shared.vm_config import RUNTIME_DIR_ENV, VmConfig
 
+from . import snapshot_cache
+from .cli_options import package_version
 from .endpoints import Endpoints
 from .faults import Fault
 from .inputs import InputSender, InputsError, RunInputs, corrupted
@@ -54,6 +56,7 @@ _DRAIN_GRACE_S = 30.0
 _POLL_S = 0.2  # following the run; the processes' health is checked at this pace too
 _END_POLL_S = 0.02  # between the guest's RESULT and the collector's "complete"
 _STOP_RESEND_S = 2.0  # the guest may open its control port only after the first request
+_SNAPSHOT_S = 120.0  # pause, save KVM and device state, copy the RAM image (sparse)
 _ACK_TIMEOUT_S = 60.0  # all inputs sent -> the guest's INPUTS_ACK (it hashes and writes them)
 
 
@@ -99,6 +102,8 @@ class RunSession:
         self.supervisor: Supervisor | None = None
         self.monitors: MonitorWatch | None = None
         self._stop_sent_at = 0.0  # monotonic time of the last timeout stop request
+        self._snapshot_to: Path | None = None  # take a snapshot there at SYS_RDY
+        self._snapshot_key: dict[str, str] = {}
         self.outcome = RunOutcome(
             engine=req.vm.engine,
             engine_reason=req.vm.engine_reason,
@@ -132,6 +137,7 @@ class RunSession:
             vmlinux="" if vm.boot_bzimage else str(k.vmlinux or ""),
             bulk_port_name=HIDDEN_BULK_PORT if self.req.hooks.hide_bulk_port else "",
             performance=vm.performance,
+            **self._snapshot_plan(),
         )
         path = self.runtime / "vm.msgpack"
         path.write_bytes(msgpack.packb(cfg.to_dict(), use_bin_type=True))
@@ -139,6 +145,46 @@ class RunSession:
             __import__("json").dumps(cfg.to_dict(), indent=2)
         )
         return path
+
+    def _snapshot_plan(self) -> dict[str, Any]:
+        """KVM engine: start from the cached snapshot of this VM if there is one, else take
+        one at SYS_RDY (``_take_snapshot``) for the next run."""
+        vm = self.req.vm
+        if vm.engine != "kvm" or not self.req.snapshots or self.req.hooks.truncate_image:
+            return {}
+        key = snapshot_cache.snapshot_key(
+            Path(vm.kernel.vmlinux or vm.kernel.vmlinuz),
+            self._guest_image(),
+            vm.topology.spec,
+            vm.mem_mib,
+            _cmdline(self.req),
+            package_version(),
+            vm.performance,
+        )
+        directory = snapshot_cache.snapshot_dir(key)
+        if snapshot_cache.usable(directory):
+            return {"restore_dir": str(directory), "snapshot_key": key}
+        self._snapshot_to, self._snapshot_key = directory, key
+        return {}
+
+    def _take_snapshot(self) -> None:
+        """At SYS_RDY, before the run's inputs: save the VM for later runs (never fatal)."""
+        directory, self._snapshot_to = self._snapshot_to, None
+        if directory is None:
+            return
+        try:
+            reply = self.vmm.request(
+                vmm_proto.Snapshot(str(directory), self._snapshot_key), timeout_s=_SNAPSHOT_S
+            )
+        except BusError as exc:
+            self.outcome.engine_notes.append(f"snapshot: not saved: {exc}")
+            return
+        if reply.ok:
+            self.outcome.engine_notes.append(
+                f"snapshot: saved for the next runs (guest paused {reply.paused_ms:.0f} ms)"
+            )
+        else:
+            self.outcome.engine_notes.append(f"snapshot: not saved: {reply.error}")
 
     def _guest_image(self) -> Path:
         """The initramfs, or for the truncate_image hook a copy missing its last bytes."""
@@ -316,7 +362,7 @@ class RunSession:
                 if not started_at:
                     st = self.vmm.request(vmm_proto.Status_())
                     started_at = st.started_at
-                    self.outcome.engine_notes = list(st.notes)
+                    self.outcome.engine_notes[:0] = list(st.notes)
                 cst = self.collector.request(collector_proto.CollectorStatus())
             except BusError:
                 cst = None  # a process is (re)starting; supervisor brings it back
@@ -376,6 +422,7 @@ class RunSession:
         """Start sending at SYS_RDY; then watch for the guest's answer, which may come early
         (a refused document) or never (a stalled guest: bounded by _ACK_TIMEOUT_S)."""
         if self._inputs_state == "waiting":
+            self._take_snapshot()  # PID 1 waits for these inputs: nothing of the run yet
             self._sender = InputSender(self.vmm, self.inputs)
             self._inputs_state = "sending"
             self._inputs_since = time.monotonic()

@@ -38,6 +38,10 @@ class VmConfig:
     bulk_port_name: str = ""  # "" -> the contract's name
     # KVM engine: pinning by host LLC, huge pages, SCHED_FIFO, no HLT/PAUSE exits.
     performance: bool = False
+    # KVM engine: start from this snapshot directory (valid for ``snapshot_key``); any
+    # failure falls back to a cold boot. "" boots.
+    restore_dir: str = ""
+    snapshot_key: dict[str, str] = field(default_factory=dict)
 
     @property
     def guest_ram_path(self) -> str:

@@ -185,6 +185,26 @@ class VmStateEvent(Message):
     detail: str = ""
 
 
+@message("vmm.snapshot.reply")
+class SnapshotReply(Message):
+    """``{ok, paused_ms, error}``: whether the snapshot was written, how long the guest was
+    paused, and else why not (one line)."""
+
+    ok: bool
+    paused_ms: float
+    error: str = ""
+
+
+@message("vmm.snapshot", reply=SnapshotReply)
+class Snapshot(Message):
+    """Request ``{directory, key}``: pause the VM, save it as ``directory`` (valid for
+    ``key``, a map of strings) with every stream's bytes so far, resume. KVM engine only
+    (NOT_ALLOWED otherwise, or unless running)."""
+
+    directory: str
+    key: dict
+
+
 @message("vmm.vcpu_times.reply")
 class VcpuTimesReply(Message):
     """``{at_s, run_ns, threads, shared}``: host CPU time each vCPU's thread has run

@@ -11,11 +11,20 @@ from typing import Any, Protocol
 
 from schedlab_shared.bus.vmm import ExitReason
 
-__all__ = ("EngineHooks", "Engine", "EngineError")
+__all__ = ("EngineHooks", "Engine", "EngineError", "SnapshotRefused")
 
 
 class EngineError(Exception):
     """The engine could not start or run the VM; the message is one line for the user."""
+
+
+class SnapshotRefused(EngineError):
+    """A snapshot could not be used; the caller discards it and boots cold."""
+
+    def __init__(self, directory: str, why: str) -> None:
+        super().__init__(f"snapshot {directory} refused: {why}; falling back to a cold boot")
+        self.directory = directory
+        self.why = why
 
 
 class EngineHooks(Protocol):

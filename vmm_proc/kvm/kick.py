@@ -25,8 +25,10 @@ def _ignore(signum: int, frame: FrameType | None) -> None:
 def install_kick_handler() -> None:
     """Install the no-op KICK_SIGNAL handler (idempotent; main thread only).
 
-    :raises RuntimeError: when called from another thread.
+    :raises RuntimeError: when called from another thread before it was installed.
     """
+    if signal.getsignal(KICK_SIGNAL) is _ignore:
+        return  # already there (any thread may ask)
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("install_kick_handler() must be called from the main thread")
     if signal.getsignal(KICK_SIGNAL) is not _ignore:

@@ -29,6 +29,7 @@ def _one_error_line(stderr: str) -> str:
         (["--inject", "kill:qemu@1"], "--inject"),
         (["--kernel", "/nonexistent/vmlinuz"], "/nonexistent/vmlinuz"),
         (["--performance"], "--performance needs the KVM engine (this run uses qemu)"),
+        (["--snapshot"], "--snapshot needs the KVM engine (this run uses qemu)"),
     ],
 )
 def test_bad_input(tmp_path: Path, args: list[str], needle: str) -> None:

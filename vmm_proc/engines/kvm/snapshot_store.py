@@ -10,7 +10,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmm_proc.engines.base import EngineError
+from vmm_proc.engines.base import SnapshotRefused
 from vmm_proc.engines.kvm.snapshot_codec import SnapshotError, decode, encode
 from vmm_proc.engines.kvm.snapshot_state import MachineSnapshot
 from vmm_proc.mem.sparse_copy import copy_sparse
@@ -33,15 +33,6 @@ class RestoreFrom:
     directory: str
     key: dict[str, str]
     private_memory: bool = True
-
-
-class SnapshotRefused(EngineError):
-    """A snapshot could not be used; the caller should discard it and boot cold."""
-
-    def __init__(self, directory: str, why: str) -> None:
-        super().__init__(f"snapshot {directory} refused: {why}; falling back to a cold boot")
-        self.directory = directory
-        self.why = why
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ def test_install_is_idempotent(restore_handler):
     assert signal.getsignal(kick_mod.KICK_SIGNAL) is kick_mod._ignore
 
 
-def test_install_refused_off_main_thread(restore_handler):
+def test_install_refused_off_main_thread_until_installed(restore_handler):
+    signal.signal(kick_mod.KICK_SIGNAL, signal.SIG_DFL)
     errors = []
 
     def body():
@@ -32,6 +33,11 @@ def test_install_refused_off_main_thread(restore_handler):
     t.start()
     t.join()
     assert len(errors) == 1 and "main thread" in str(errors[0])
+    kick_mod.install_kick_handler()
+    t = threading.Thread(target=body)  # once installed, asking again from anywhere is fine
+    t.start()
+    t.join()
+    assert len(errors) == 1
 
 
 def test_kick_without_handler_is_refused(restore_handler):
