@@ -15,6 +15,7 @@ from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 
 from .bench_overhead import overhead_cmd
+from .bench_restore import restore_cmd
 from .engine_choice import ENGINES
 
 __all__ = ("bench_group",)
@@ -211,6 +212,7 @@ def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
 
 
 bench_group.add_command(overhead_cmd)
+bench_group.add_command(restore_cmd)
 
 
 @bench_group.command("monitor")

@@ -16,7 +16,18 @@ from pathlib import Path
 
 from schedlab_shared.cache import cache_root
 
-__all__ = ("SNAPSHOT_FILES", "file_digest", "snapshot_dir", "snapshot_key", "usable")
+__all__ = (
+    "ROOT_ENV",
+    "SNAPSHOT_FILES",
+    "file_digest",
+    "snapshot_dir",
+    "snapshot_key",
+    "snapshots_root",
+    "usable",
+)
+
+#: Overrides where snapshots live (tests keep theirs apart from the user's).
+ROOT_ENV = "SCHEDLAB_SNAPSHOTS"
 
 #: What vmm_proc writes into a snapshot directory (vmm_proc.restore_start, snapshot_store).
 SNAPSHOT_FILES = ("memory", "state", "streams")
@@ -57,10 +68,16 @@ def snapshot_key(
     }
 
 
+def snapshots_root() -> Path:
+    """``$SCHEDLAB_SNAPSHOTS`` or ``~/.cache/schedlab/snapshots``."""
+    env = os.environ.get(ROOT_ENV)
+    return Path(env) if env else cache_root() / "snapshots"
+
+
 def snapshot_dir(key: dict[str, str], root: Path | None = None) -> Path:
-    """Where the snapshot of ``key`` lives (``~/.cache/schedlab/snapshots/<hash>``)."""
+    """Where the snapshot of ``key`` lives (``<snapshots_root>/<hash>``)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
-    return (root or cache_root() / "snapshots") / digest
+    return (root or snapshots_root()) / digest
 
 
 def usable(directory: Path) -> bool:
