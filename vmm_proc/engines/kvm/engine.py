@@ -251,6 +251,8 @@ class KvmEngine:
             before_vcpus=self._before_vcpus,
         )
         assert m.vm is not None and m.mem is not None
+        if self._perf is not None:
+            self._perf.huge_pages(m.mem)
         dm = self._devices = DeviceManager(
             m.vm, self._on_stream, self._shutdown, self._device_failed, tick=self._batcher.flush
         )
