@@ -18,7 +18,7 @@ __all__ = ("VcpuStateIoctls", "XSAVE_LEGACY_SIZE", "VCPU_EVENTS_SIZE")
 
 XSAVE_LEGACY_SIZE = 4096  # sizeof(struct kvm_xsave) without the XSAVE2 extension
 VCPU_EVENTS_SIZE = ffi.sizeof("struct kvm_vcpu_events")
-_MAX_CPUID = 256
+_MAX_CPUID = 4096
 
 
 class VcpuStateIoctls(FdOwner):
