@@ -33,7 +33,11 @@ Lower layers: :mod:`.btf` (``Btf.load(path).struct("rq").member("scx.nr_running"
 (``scx_sample(prog)`` -> ``{"scx_state": "SCX_ENABLED"|..., "scx_ops": name|None}``),
 :mod:`.helpers.pid` (``for_each_task``), :mod:`.helpers.sched` (``task_sample(prog, task)``
 -> ``{"pid", "comm", "state", "cpu", "sum_exec_runtime"}``), :mod:`.helpers.list`
-(bounded ``list_for_each_entry``), and ``Program.read``,
+(bounded ``list_for_each_entry``), :mod:`.helpers.idr` / :mod:`.helpers.xarray`
+(``idr_for_each(prog, prog.symbol("prog_idr"))``), :mod:`.helpers.bpf_prog`
+(``bpf_prog_list``), :mod:`.helpers.bpf_map` (``bpf_map_list``, ``find_map``,
+``bpf_map_read``, ``bpf_map_write``; values decoded by :mod:`.btf_value` with the map's BTF
+from :mod:`.helpers.btf_object`, arena globals by :mod:`.helpers.bpf_arena`), and ``Program.read``,
 ``read_u32``, ``read_u64``, ``symbol``, ``member_offset``, ``possible_cpus``,
 ``online_cpus``. ``memory.DumpMemory(path)`` and ``memory.ReaderMemory(read)`` run the same
 helpers over a dump file or a test fake.
