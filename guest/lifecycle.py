@@ -11,7 +11,8 @@ PID 1 (:mod:`guest.init`) forks this process and powers off after it. Phases, in
 5. scheduler: the scheduler under test started and attached
    (:class:`~guest.schedphase.SchedulerPhase`; nothing for EEVDF).
 6. workload: the scenario (:mod:`guest.scenario.runner`); the scheduler's exit stops it
-   early. RESULT carries its step records.
+   early. RESULT carries its step records. A shell or exec session (the run document's
+   ``session``) runs in its place (:mod:`guest.shellphase`).
    Then the scheduler is stopped (its detach checked), and RESULT.
 7. report: the kernel log, the shutdown PHASE and EXIT; the worker parent is closed.
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
     from guest.env import Env
     from guest.receiver import Received
-    from guest.rundoc import Scheduler
+    from guest.rundoc import Scheduler, Session
 
 __all__ = ("GuestRun",)
 
@@ -160,6 +161,8 @@ class GuestRun:
                 self.out.log("error", why)
                 return self.out.result_fail(code, why, spec)
             doc = self.inputs.doc if self.inputs is not None else None
+            if doc is not None and doc.session.interactive:
+                return self._session(doc.session)
             plan = doc.scenario if doc is not None and spec.scenario == PLAN else None
             return self._workload(spec, plan)
         finally:
@@ -229,6 +232,29 @@ class GuestRun:
         if out.stopped:
             return ExitCode.SHUTDOWN
         return ExitCode.OK if out.verdict.passed else ExitCode.TEST_FAILED
+
+    def _session(self, session: Session) -> ExitCode:
+        """A shell or exec session in place of the scenario (:mod:`guest.shellphase`)."""
+        from guest.shellphase import ShellError, ShellPhase, exit_words
+
+        assert self.sched is not None
+        self.out.phase(session.mode)
+        phase = ShellPhase(self.env, self.out, session, self.host.stop_requested)
+        try:
+            phase.open()
+            code, sig = phase.run()
+        except ShellError as e:
+            return self.out.result_fail(ExitCode.SETUP_FAILED, f"{session.mode}: {e}")
+        finally:
+            phase.close()
+        self.sched.finish()  # before RESULT: the host may stop the VM once it has it
+        words = f"{session.mode}: the command {exit_words(code, sig)}"
+        sched_exit = self.sched.exit_reason()
+        self.out.send(FrameType.RESULT, {
+            "passed": not sched_exit, "reason": f"{sched_exit}; {words}" if sched_exit else words,
+            "scenario": session.mode,
+        })  # fmt: skip
+        return ExitCode.TEST_FAILED if sched_exit else ExitCode.OK
 
     # -- the end -------------------------------------------------------------------------
 

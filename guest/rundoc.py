@@ -15,7 +15,13 @@ check it with :func:`validate`. Standard library only (the guest imports it at s
         "files": [{"kind": "scheduler", "name": "scx_simple", "mode": 0o755,
                    "size": 123456, "sha256": "<64 hex digits>"}],
         "entropy": b"<32 random bytes>",           # PID 1 mixes them into the CRNG first
+        "session": {"mode": "exec", "argv": ["sh", "-c", "uname -r"], "tty": False,
+                    "rows": 24, "cols": 80, "term": "xterm"},  # optional; default mode "run"
     }
+
+``session.mode`` is ``run`` (the scenario, the default), ``shell`` (an interactive command on a
+pty: ``argv``, default busybox's ``sh``) or ``exec`` (``argv`` on pipes, its exit status
+returned); either runs in place of the scenario, over the shell port (:mod:`guest.shellphase`).
 
 ``version``, ``scenario.kind`` and ``entropy`` are required; other fields take the
 defaults of :class:`guest.spec.RunSpec`. Unknown fields are errors. A file of kind K named
@@ -56,7 +62,9 @@ __all__ = (
     "VERSION",
     "FileEntry",
     "RunDoc",
+    "SESSION_MODES",
     "Scheduler",
+    "Session",
     "build",
     "check_file",
     "check_name",
@@ -80,7 +88,13 @@ MAX_ENV = 32
 MAX_RUN_ID = 64
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-+@=,~")
 _HEX = frozenset("0123456789abcdef")
-_TOP = ("version", "run_id", "scenario", "verdict", "hooks", "scheduler", "files", "entropy")
+_TOP = (
+    "version", "run_id", "scenario", "verdict", "hooks", "scheduler", "files", "entropy",
+    "session",
+)  # fmt: skip
+#: ``session.mode``: the scenario, an interactive shell, or one command.
+SESSION_MODES = ("run", "shell", "exec")
+_TERM_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-+._")
 
 
 def install_path(kind: str, name: str) -> str:
@@ -118,7 +132,31 @@ class Scheduler(namedtuple("Scheduler", "path args env", defaults=("", (), ())))
         return {"path": self.path, "args": list(self.args), "env": dict(self.env)}
 
 
-class RunDoc(namedtuple("RunDoc", "version run_id spec scenario scheduler files entropy")):
+class Session(
+    namedtuple("Session", "mode argv tty rows cols term", defaults=("run", (), False, 24, 80, ""))
+):
+    """What the guest runs: the scenario (``mode`` ``run``), or ``argv`` as an interactive
+    shell (``shell``: on a pty of ``rows`` x ``cols``, ``TERM=term``) or one command
+    (``exec``: on a pty if ``tty``, else pipes). An empty ``argv`` is busybox's ``sh``."""
+
+    __slots__ = ()
+
+    @property
+    def interactive(self) -> bool:
+        return self.mode != "run"
+
+    def as_map(self) -> dict[str, Any]:
+        return {"mode": self.mode, "argv": list(self.argv), "tty": self.tty,
+                "rows": self.rows, "cols": self.cols, "term": self.term}  # fmt: skip
+
+
+class RunDoc(
+    namedtuple(
+        "RunDoc",
+        "version run_id spec scenario scheduler files entropy session",
+        defaults=(Session(),),
+    )
+):
     """A validated run document (:func:`validate`).
 
     ``spec`` is the :class:`~guest.spec.RunSpec` of a cgroup-spinners run; ``scenario`` the
@@ -141,6 +179,7 @@ class RunDoc(namedtuple("RunDoc", "version run_id spec scenario scheduler files 
             "scheduler": self.scheduler.as_map(),
             "files": [f.as_map() for f in self.files],
             "entropy": self.entropy,
+            "session": self.session.as_map(),
         }
 
 
@@ -255,6 +294,35 @@ def _scheduler(value: Any, files: tuple[FileEntry, ...]) -> Scheduler:
     return Scheduler(path, tuple(args), env)
 
 
+def _session(value: Any) -> Session:
+    m = _map(value, "session", Session._fields)
+    mode = m.get("mode", "run")
+    if mode not in SESSION_MODES:
+        _fail("session.mode", f"{str(mode)[:32]!r} is not one of {', '.join(SESSION_MODES)}")
+    argv = m.get("argv", [])
+    if not isinstance(argv, list):
+        _fail("session.argv", f"is {type(argv).__name__}, want a list of strings")
+    if len(argv) > MAX_ARGS:
+        _fail("session.argv", f"{len(argv)} arguments > {MAX_ARGS}")
+    for i, a in enumerate(argv):
+        _text(a, f"session.argv[{i}]", MAX_ARGS_BYTES)
+    if sum(len(a) + 1 for a in argv) > MAX_ARGS_BYTES:
+        _fail("session.argv", f"more than {MAX_ARGS_BYTES} characters in all")
+    if mode == "exec" and not argv:
+        _fail("session.argv", "is empty: exec needs a command")
+    if mode == "run" and argv:
+        _fail("session.argv", "given for mode run (the scenario runs)")
+    tty = m.get("tty", mode == "shell")
+    if not isinstance(tty, bool):
+        _fail("session.tty", f"is {type(tty).__name__}, want true or false")
+    rows = _int(m.get("rows", 24), "session.rows", 1, 4096)
+    cols = _int(m.get("cols", 80), "session.cols", 1, 4096)
+    term = _text(m.get("term", ""), "session.term", 64)
+    if not set(term) <= _TERM_CHARS:
+        _fail("session.term", f"{term[:64]!r} is not a terminal name ([a-z0-9-+._])")
+    return Session(mode, tuple(argv), tty or mode == "shell", rows, cols, term)
+
+
 _ENV_NAME = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -318,7 +386,8 @@ def validate(doc: Any) -> RunDoc:
     spec = make(scenario, verdict, hooks)
     files = _files(m.get("files", []))
     scheduler = _scheduler(m.get("scheduler", {}), files)
-    return RunDoc(VERSION, run_id, spec, dict(scenario), scheduler, files, entropy)
+    session = _session(m.get("session", {}))
+    return RunDoc(VERSION, run_id, spec, dict(scenario), scheduler, files, entropy, session)
 
 
 def _with_plan(m: dict[str, Any], run_id: str, entropy: bytes) -> RunDoc:
@@ -330,7 +399,8 @@ def _with_plan(m: dict[str, Any], run_id: str, entropy: bytes) -> RunDoc:
     spec = _spinners({"kind": PLAN, "duration": plan["duration_s"]}, verdict, hooks)
     files = _files(m.get("files", []))
     scheduler = _scheduler(m.get("scheduler", {}), files)
-    return RunDoc(VERSION, run_id, spec, plan, scheduler, files, entropy)
+    session = _session(m.get("session", {}))
+    return RunDoc(VERSION, run_id, spec, plan, scheduler, files, entropy, session)
 
 
 def _all_params() -> tuple[str, ...]:
@@ -345,10 +415,12 @@ def build(
     entropy: bytes | None = None,
     run_id: str = "",
     scenario: dict[str, Any] | None = None,
+    session: Session | None = None,
 ) -> dict[str, Any]:
     """The host side: a validated run document for ``spec``.
 
     :param entropy: 32 bytes; default: fresh ones from ``os.urandom``.
+    :param session: a shell or exec session in place of the scenario (:class:`Session`).
     :param scenario: a scenario document (``schedlab_scenario.Scenario.to_document``): the
         guest plays it; ``spec`` then gives only the verdict limits and hooks.
     :raises SpecError: as :func:`validate`.
@@ -372,5 +444,7 @@ def build(
         "files": [FileEntry(*f).as_map() for f in files],
         "entropy": os.urandom(ENTROPY_BYTES) if entropy is None else entropy,
     }
+    if session is not None and session.mode != "run":
+        doc["session"] = session.as_map()
     validate(doc)
     return doc

@@ -63,6 +63,10 @@ __all__ = (
     "MAX_FRAME",
     "PANIC_PREFIX",
     "SCHEMAS",
+    "SHELL_CHUNK",
+    "SHELL_PORT_NAME",
+    "SHELL_TO_GUEST",
+    "SHELL_TO_HOST",
     "STDIO_CHUNK",
     "VERSION",
     "DecoderStats",
@@ -114,13 +118,35 @@ class FrameType(enum.IntEnum):
     FILE_BEGIN = 65  #: index, kind, name, mode, size, sha256 of the next file
     FILE_CHUNK = 66  #: index, offset, data (bytes)
     FILE_END = 67  #: index: the file is complete
+    # The shell port (guest.shellphase), guest -> host: 40-47.
+    SHELL_READY = 40  #: pid, tty: the command runs
+    SHELL_OUT = 41  #: data (bytes): the command's stdout (its pty, interactive)
+    SHELL_ERR = 42  #: data (bytes): its stderr (exec only; a pty merges both)
+    SHELL_EXIT = 43  #: code (exit status, or -1), signal (the killing signal, or 0)
+    # The shell port, host -> guest: 80-87.
+    SHELL_IN = 80  #: data (bytes) for the command's stdin (its pty, interactive)
+    SHELL_EOF = 81  #: stdin ends (exec: its pipe is closed)
+    SHELL_WINCH = 82  #: rows, cols: the host terminal's new size
+    SHELL_SIGNAL = 83  #: signal: sent to the command's process group
 
 
+#: Frame types of the shell port (its own virtio-console port, :data:`SHELL_PORT_NAME`),
+#: by direction; neither set is accepted on the bulk port.
+SHELL_TO_HOST = frozenset(
+    {FrameType.SHELL_READY, FrameType.SHELL_OUT, FrameType.SHELL_ERR, FrameType.SHELL_EXIT}
+)
+SHELL_TO_GUEST = frozenset(
+    {FrameType.SHELL_IN, FrameType.SHELL_EOF, FrameType.SHELL_WINCH, FrameType.SHELL_SIGNAL}
+)
 #: Frame types the host sends; the guest accepts only these, the host only the others.
 HOST_TO_GUEST = frozenset(
     {FrameType.RUN, FrameType.FILE_BEGIN, FrameType.FILE_CHUNK, FrameType.FILE_END}
 )
-GUEST_TO_HOST = frozenset(set(FrameType) - HOST_TO_GUEST)
+GUEST_TO_HOST = frozenset(set(FrameType) - HOST_TO_GUEST - SHELL_TO_HOST - SHELL_TO_GUEST)
+#: The name of the shell port (a virtio-serial port) the VMM offers and the guest looks for.
+SHELL_PORT_NAME = "org.schedlab.shell"
+#: Largest SHELL_OUT/SHELL_ERR/SHELL_IN data in one frame.
+SHELL_CHUNK = 32 * 1024
 
 
 class ExitCode(enum.IntEnum):
@@ -214,6 +240,14 @@ SCHEMAS: dict[FrameType, Any] = {
     },
     FrameType.FILE_CHUNK: {"index": Int(0, _XFER_FILES - 1), "offset": Int(0), "data": bytes},
     FrameType.FILE_END: {"index": Int(0, _XFER_FILES - 1)},
+    FrameType.SHELL_READY: {"pid": Int(0), "tty": bool},
+    FrameType.SHELL_OUT: {"data": Str(SHELL_CHUNK, bytes)},
+    FrameType.SHELL_ERR: {"data": Str(SHELL_CHUNK, bytes)},
+    FrameType.SHELL_EXIT: {"code": Int(-1, 255), "signal": Int(0, 64)},
+    FrameType.SHELL_IN: {"data": Str(SHELL_CHUNK, bytes)},
+    FrameType.SHELL_EOF: {},
+    FrameType.SHELL_WINCH: {"rows": Int(1, 4096), "cols": Int(1, 4096)},
+    FrameType.SHELL_SIGNAL: {"signal": Int(1, 64)},
     FrameType.SCHED_LOG: {
         "stream": OneOf("stdout", "stderr"),
         "data": Str(64 * 1024, bytes),

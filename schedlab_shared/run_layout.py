@@ -17,6 +17,7 @@ __all__ = (
     "DIAG",
     "HVC0",
     "BULK",
+    "SHELL",
     "STREAM_FILES",
     "GUEST_STDOUT",
     "GUEST_STDERR",
@@ -44,11 +45,13 @@ CONSOLE = "console.log"  # COM1: the kernel's console, boot log included
 DIAG = "diag.log"  # COM2: crash diagnostics (the guest init's "PANIC: " lines)
 HVC0 = "hvc0.log"  # virtio-console port 0
 BULK = "bulk.raw"  # the guest wire frames (guest.wire), as received
+SHELL = "shell.raw"  # the shell port's frames (schedlab shell), as received
 STREAM_FILES: dict[str, str] = {
     Stream.CONSOLE: CONSOLE,
     Stream.DIAG: DIAG,
     Stream.HVC0: HVC0,
     Stream.BULK: BULK,
+    Stream.SHELL: SHELL,
 }
 
 # Decoded from the bulk stream (collector_proc).

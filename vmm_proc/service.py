@@ -70,6 +70,7 @@ class VmmService:
                 proto.Stop: self._on_stop,
                 proto.ConsoleWrite: self._on_console_write,
                 proto.BulkWrite: self._on_bulk_write,
+                proto.ShellWrite: self._on_shell_write,
                 proto.Replay: self._on_replay,
                 proto.VcpuTimes: self._on_vcpu_times,
                 proto.Snapshot: self._on_snapshot,
@@ -215,6 +216,19 @@ class VmmService:
         except (EngineError, SnapshotError, OSError) as exc:
             return proto.SnapshotReply(False, 0.0, str(exc))
         return proto.SnapshotReply(True, paused * 1000, "")
+
+    def _on_shell_write(self, msg: proto.ShellWrite) -> proto.ShellWriteReply:
+        if self.state is not VmState.RUNNING:
+            raise BusError(Status.NOT_ALLOWED, f"the VM is {self.state}")
+        if len(msg.data) > proto.MAX_BULK_WRITE:
+            raise BusError(
+                Status.BAD_MESSAGE, f"{len(msg.data)} bytes > {proto.MAX_BULK_WRITE} in one write"
+            )
+        wait = min(max(0.0, float(msg.timeout_s)), proto.MAX_BULK_WAIT_S)
+        try:
+            return proto.ShellWriteReply(self.engine.send_shell(msg.data, wait))
+        except EngineError as exc:
+            raise BusError(Status.NOT_ALLOWED, str(exc)) from None
 
     def _on_vcpu_times(self, _msg: proto.VcpuTimes) -> proto.VcpuTimesReply:
         if self.state is not VmState.RUNNING:

@@ -22,6 +22,8 @@ __all__ = (
     "MAX_BULK_WRITE",
     "MAX_BULK_WAIT_S",
     "ReplayReply",
+    "ShellWrite",
+    "ShellWriteReply",
     "Replay",
     "StreamChunk",
     "VmStateEvent",
@@ -44,6 +46,7 @@ class Stream(enum.StrEnum):
     DIAG = "diag"  # COM2: crash diagnostics (the guest init's PANIC: lines)
     HVC0 = "hvc0"  # virtio-console port 0 (guest /dev/hvc0)
     BULK = "bulk"  # the guest wire frames (guest.wire)
+    SHELL = "shell"  # the shell port's frames (guest.wire SHELL_*, guest.shellphase)
 
 
 STREAMS: tuple[Stream, ...] = tuple(Stream)
@@ -144,6 +147,26 @@ class BulkWrite(Message):
     data: bytes
     offset: int = -1
     timeout_s: float = 0.2
+
+
+@message("vmm.shell_write.reply")
+class ShellWriteReply(Message):
+    """``{accepted}``: bytes of ``data`` the VMM took for the guest's shell port."""
+
+    accepted: int
+
+
+@message("vmm.shell_write", reply=ShellWriteReply)
+class ShellWrite(Message):
+    """Request ``{data, timeout_s}``: host-to-guest bytes (SHELL_* frames) on the shell port.
+
+    Flow-controlled like BulkWrite: ``accepted`` may be less than ``len(data)`` (0 while the
+    guest has not opened the port) and the client sends the rest again. NOT_ALLOWED unless
+    the VM is running; BAD_MESSAGE for more than MAX_BULK_WRITE bytes.
+    """
+
+    data: bytes
+    timeout_s: float = 0.05
 
 
 @message("vmm.replay.reply")

@@ -52,6 +52,9 @@ class Engine(Protocol):
         engine's bounded buffer, waiting up to ``timeout_s`` for room; return how many were
         taken (raise EngineError if the port is gone)."""
 
+    def send_shell(self, data: bytes, timeout_s: float) -> int:
+        """Host-to-guest bytes on the shell port, flow-controlled as :meth:`send_bulk`."""
+
     def bulk_pending(self) -> int:
         """Host-to-guest bulk bytes taken but not yet read by the guest's driver."""
 

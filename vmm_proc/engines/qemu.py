@@ -71,7 +71,7 @@ class QemuEngine:
         self._rundir = tempfile.mkdtemp(
             prefix="schedlab-qemu-", dir=os.environ.get(RUNTIME_DIR_ENV)
         )
-        names = ("com1", "com2", "hvc0", "bulk")
+        names = ("com1", "com2", "hvc0", "bulk", "shell")
         listeners = {n: self._listen(os.path.join(self._rundir, f"{n}.sock")) for n in names}
         sockets = QemuSockets(
             **{n: listeners[n].getsockname() for n in names},
@@ -109,7 +109,9 @@ class QemuEngine:
 
     def _accept_all(self, listeners: dict[str, socket.socket]) -> None:
         # QEMU opens its chardevs in command-line order; accept whichever comes.
-        stream_of = {"com1": "console", "com2": "diag", "hvc0": "hvc0", "bulk": "bulk"}
+        stream_of = {
+            "com1": "console", "com2": "diag", "hvc0": "hvc0", "bulk": "bulk", "shell": "shell",
+        }  # fmt: skip
         sel = selectors.DefaultSelector()
         for name, s in listeners.items():
             sel.register(s, selectors.EVENT_READ, name)
@@ -220,9 +222,16 @@ class QemuEngine:
         """Into the bulk chardev's socket. QEMU reads it only while the guest has the port
         open and receive buffers posted (virtio-serial's can_read), so the socket's send
         buffer is the bound and its fullness the backpressure."""
-        conn = self._conns.get("bulk")
+        return self._send_port("bulk", data, timeout_s)
+
+    def send_shell(self, data: bytes, timeout_s: float) -> int:
+        """Into the shell chardev's socket, as :meth:`send_bulk`."""
+        return self._send_port("shell", data, timeout_s)
+
+    def _send_port(self, name: str, data: bytes, timeout_s: float) -> int:
+        conn = self._conns.get(name)
         if conn is None:
-            raise EngineError("the bulk port is not connected")
+            raise EngineError(f"the {name} port is not connected")
         view = memoryview(data)
         sent = 0
         deadline = time.monotonic() + timeout_s
@@ -236,7 +245,7 @@ class QemuEngine:
                 except BlockingIOError:
                     pass
                 except OSError as exc:
-                    raise EngineError(f"bulk port write failed: {exc.strerror or exc}") from None
+                    raise EngineError(f"{name} port write failed: {exc.strerror or exc}") from None
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from guest.wire import SHELL_PORT_NAME
 from schedlab_shared.guest_ram import node_path
 from schedlab_shared.topology import Topology
 from schedlab_shared.vm_config import VmConfig
@@ -23,6 +24,7 @@ class QemuSockets:
     com2: str
     hvc0: str
     bulk: str
+    shell: str = ""  # the shell port (schedlab shell); "" only in old callers' tests
     qmp: str = ""  # QEMU's own QMP server socket (vCPU thread ids); "" for none
 
 
@@ -97,7 +99,7 @@ def qemu_argv(
         "-serial",
         "chardev:com2",
         "-device",
-        "virtio-serial-pci,id=vser0,max_ports=2",
+        "virtio-serial-pci,id=vser0,max_ports=3",
         "-chardev",
         f"socket,id=hvc0,path={sockets.hvc0}",
         "-device",
@@ -107,6 +109,13 @@ def qemu_argv(
         "-device",
         f"virtserialport,chardev=bulk,bus=vser0.0,nr=1,name={config.bulk_port_name or BULK_PORT_NAME}",
     ]
+    if sockets.shell:
+        argv += [
+        "-chardev",
+        f"socket,id=shell,path={sockets.shell}",
+        "-device",
+        f"virtserialport,chardev=shell,bus=vser0.0,nr=2,name={SHELL_PORT_NAME}",
+        ]
     if sockets.qmp:
         argv += ["-qmp", f"unix:{sockets.qmp},server=on,wait=off"]
     regions = ram_regions(config)

@@ -26,6 +26,14 @@ from guest.wire import (
 )
 
 SAMPLES = {
+    FrameType.SHELL_READY: {"pid": 7, "tty": True},
+    FrameType.SHELL_OUT: {"data": b"schedlab:/# "},
+    FrameType.SHELL_ERR: {"data": b"sh: x: not found\n"},
+    FrameType.SHELL_EXIT: {"code": -1, "signal": 9},
+    FrameType.SHELL_IN: {"data": b"\x03"},
+    FrameType.SHELL_EOF: {},
+    FrameType.SHELL_WINCH: {"rows": 50, "cols": 132},
+    FrameType.SHELL_SIGNAL: {"signal": 2},
     FrameType.SYS_RDY: {"kernel": "7.2.13", "cpus": 2, "boot_ns": 5_200_000_000},
     FrameType.PHASE: {"name": "workload", "t_ns": 123},
     FrameType.STDOUT: {"data": b"hello\n"},
@@ -283,6 +291,14 @@ def test_resume_from_checkpoint():
 _text = st.text(max_size=20)
 _file_kind = st.sampled_from(["scheduler", "lib", "include", "payload"])
 _payloads = {
+    FrameType.SHELL_READY: st.fixed_dictionaries({"pid": st.integers(0, 2**22), "tty": st.booleans()}),
+    FrameType.SHELL_OUT: st.fixed_dictionaries({"data": st.binary(max_size=300)}),
+    FrameType.SHELL_ERR: st.fixed_dictionaries({"data": st.binary(max_size=300)}),
+    FrameType.SHELL_EXIT: st.fixed_dictionaries({"code": st.integers(-1, 255), "signal": st.integers(0, 64)}),
+    FrameType.SHELL_IN: st.fixed_dictionaries({"data": st.binary(max_size=300)}),
+    FrameType.SHELL_EOF: st.just({}),
+    FrameType.SHELL_WINCH: st.fixed_dictionaries({"rows": st.integers(1, 4096), "cols": st.integers(1, 4096)}),
+    FrameType.SHELL_SIGNAL: st.fixed_dictionaries({"signal": st.integers(1, 64)}),
     FrameType.SYS_RDY: st.fixed_dictionaries(
         {"kernel": _text, "cpus": st.integers(1, 512), "boot_ns": st.integers(0, 2**63)}
     ),

@@ -19,7 +19,8 @@ from vmm_proc.devices.bus import Bus
 from vmm_proc.devices.i8042 import I8042
 from vmm_proc.devices.i8042 import PORT_LENGTH as I8042_PORTS
 from vmm_proc.devices.serial import Serial
-from vmm_proc.devices.virtio.console import VirtioConsole
+from guest.wire import SHELL_PORT_NAME
+from vmm_proc.devices.virtio.console import ConsoleConfig, VirtioConsole
 from vmm_proc.devices.virtio.mmio import QUEUE_NOTIFY, STATUS, VirtioMmio
 from vmm_proc.engines.kvm.boot_plan import MmioDevice
 from vmm_proc.engines.kvm.devices_state import DevicesState
@@ -39,6 +40,8 @@ I8042_IRQ = 1
 UART_PORTS = 8
 PIO_LIMIT = 1 << 16
 BULK_PORT = 1  # virtio-console port 1: the guest's org.schedlab.bulk
+SHELL_PORT = 2  # virtio-console port 2: the guest's org.schedlab.shell (schedlab shell)
+_PORT_NAMES = (*ConsoleConfig().port_names, SHELL_PORT_NAME)
 
 Stream = Callable[[str, bytes], None]
 
@@ -150,7 +153,8 @@ class DeviceManager:
         return uart
 
     def add_virtio_console(self, mem: GuestMemoryAccess, slot: int = 0) -> list[MmioDevice]:
-        """The virtio-mmio console in window ``slot``: port 0 -> "hvc0", port 1 -> "bulk".
+        """The virtio-mmio console in window ``slot``: port 0 -> "hvc0", port 1 -> "bulk",
+        port 2 -> "shell".
 
         Each queue gets an ioeventfd on QueueNotify matching its index, so a notification
         costs no exit to this process's vCPU thread; the device thread processes it.
@@ -159,13 +163,14 @@ class DeviceManager:
         """
         base, size, gsi = virtio_mmio_slot(slot)
         irq = self._irqfd(gsi)
-        sinks = [self._sink("hvc0"), self._sink("bulk")]
+        sinks = [self._sink("hvc0"), self._sink("bulk"), self._sink("shell")]
+        config = ConsoleConfig(port_names=_PORT_NAMES)
         saved = self._restore
         if saved is not None and saved.console is not None and saved.console_transport:
-            console = VirtioConsole.from_state(saved.console, sinks)
+            console = VirtioConsole.from_state(saved.console, sinks, config)
             transport = VirtioMmio.from_state(saved.console_transport, console, mem, irq.signal)
         else:
-            console = VirtioConsole(sinks)
+            console = VirtioConsole(sinks, config)
             transport = VirtioMmio(console, mem, irq.signal)
         self.mmio.insert(
             base, size, _NotifiedBeforeReset(transport), name=f"virtio-console@{base:#x}"
@@ -183,9 +188,9 @@ class DeviceManager:
             return 0
         return self.console.send(0, data)
 
-    def send_bulk(self, data: bytes, timeout_s: float) -> int:
-        """Queue host-to-guest bytes on the bulk port (console port 1), waiting up to
-        ``timeout_s`` for the guest to make room; returns how many were accepted."""
+    def send_bulk(self, data: bytes, timeout_s: float, port: int = BULK_PORT) -> int:
+        """Queue host-to-guest bytes on the bulk port (console port 1; or ``port``), waiting
+        up to ``timeout_s`` for the guest to make room; returns how many were accepted."""
         console = self.console
         if console is None:
             return 0
@@ -193,9 +198,9 @@ class DeviceManager:
         sent = 0
         deadline = time.monotonic() + timeout_s
         while True:
-            sent += console.send(BULK_PORT, view[sent:])
+            sent += console.send(port, view[sent:])
             left = deadline - time.monotonic()
-            if sent == len(view) or left <= 0 or not console.wait_room(BULK_PORT, left):
+            if sent == len(view) or left <= 0 or not console.wait_room(port, left):
                 return sent
 
     def bulk_pending(self) -> int:

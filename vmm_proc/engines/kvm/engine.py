@@ -164,6 +164,14 @@ class KvmEngine:
             raise EngineError("kvm engine: the VM has no devices")
         return self._devices.send_bulk(data, timeout_s)
 
+    def send_shell(self, data: bytes, timeout_s: float) -> int:
+        """Host-to-guest bytes on the shell port (console port 2), as :meth:`send_bulk`."""
+        if self._devices is None:
+            raise EngineError("kvm engine: the VM has no devices")
+        from .device_manager import SHELL_PORT
+
+        return self._devices.send_bulk(data, timeout_s, SHELL_PORT)
+
     def bulk_pending(self) -> int:
         return self._devices.bulk_pending() if self._devices is not None else 0
 

@@ -19,5 +19,5 @@ def test_stop_defaults_to_the_stopped_reason():
     assert vmm.ExitReason(vmm.Stop().reason) is vmm.ExitReason.STOPPED
 
 
-def test_streams_are_the_four_names_the_run_files_hold():
-    assert vmm.STREAMS == ("console", "diag", "hvc0", "bulk")
+def test_streams_are_the_five_names_the_run_files_hold():
+    assert vmm.STREAMS == ("console", "diag", "hvc0", "bulk", "shell")

@@ -59,7 +59,7 @@ def test_virtio_console_gets_an_ioeventfd_per_queue_and_an_irqfd():
     dm, vm, _, _, _ = make()
     devices = dm.add_virtio_console(FakeGuestMemory(1 << 20))
     assert devices == [MmioDevice(0xD000_0000, 0x1000, 5)]
-    assert [(a, n, m) for _, a, n, m, _ in vm.ioeventfds] == [(0xD000_0050, 4, q) for q in range(6)]
+    assert [(a, n, m) for _, a, n, m, _ in vm.ioeventfds] == [(0xD000_0050, 4, q) for q in range(8)]  # 3 ports: hvc0, bulk, shell
     assert [gsi for _, gsi in vm.irqfds] == [5]
     assert dm.mmio.read(0xD000_0000, 4) == b"virt"
     assert dm.send_console(b"x") == 1  # held until the guest opens port 0
@@ -71,7 +71,7 @@ def test_close_is_idempotent_and_closes_eventfds():
     dm.add_legacy()
     dm.add_virtio_console(FakeGuestMemory(1 << 20))
     evts = list(dm._eventfds)
-    assert len(evts) == 3 + 1 + 6
+    assert len(evts) == 3 + 1 + 8  # 2 UARTs + sleep, the irq, 8 queues (3 ports)
     dm.start()
     dm.close()
     dm.close()
