@@ -119,6 +119,17 @@ def _prepare_root(env: Env) -> None:
         env.system.mount("devpts", pts, "devpts")
 
 
+def _which(root: str, name: str, path: str) -> str:
+    """``name`` looked up on ``path`` (a name with a ``/`` as is); ENOENT if nowhere."""
+    if "/" in name:
+        return name
+    for d in path.split(":"):
+        cand = os.path.join(d, name)
+        if os.access(os.path.join(root, cand.lstrip("/")), os.X_OK):
+            return cand
+    raise FileNotFoundError(errno.ENOENT, "not found on PATH", name)
+
+
 class ShellPhase:
     """One shell or exec session on the shell port.
 
@@ -210,8 +221,10 @@ class ShellPhase:
         self._fds[err_r] = FrameType.SHELL_ERR
 
     def _posix_spawn(self, argv: list[str], env: dict[str, str], actions: list) -> int:  # noqa: ANN401
-        return os.posix_spawnp(
-            argv[0], argv, env, file_actions=actions, setsid=True, setsigdef=_SIGDEF,
+        # posix_spawnp would search this process's PATH, not the command's.
+        path = _which(self.env.root, argv[0], env["PATH"])
+        return os.posix_spawn(
+            path, argv, env, file_actions=actions, setsid=True, setsigdef=_SIGDEF,
             setsigmask=(),
         )  # fmt: skip
 

@@ -36,6 +36,7 @@ _SUBCOMMANDS = {
     "list": "orchestrator.scenarios:list_cmd",
     "report": "orchestrator.report_cli:report_cmd",
     "scheduler": "orchestrator.scheduler.cli:scheduler_group",
+    "shell": "orchestrator.shell_cli:shell_cmd",
     "test": "orchestrator.suite:suite_cmd",
     "testbed": "orchestrator.testbed.cli:testbed",
     "topo": "orchestrator.topo_cli:topo_group",

@@ -138,6 +138,7 @@ def prepare(
     files: Iterable[HostFile] = (),
     scheduler: Scheduler | None = None,
     run_id: str = "",
+    session: rundoc.Session | None = None,
 ) -> RunInputs:
     """Hash the files and build the run document (with fresh entropy).
 
@@ -146,7 +147,9 @@ def prepare(
     hfs = tuple(files)
     entries = tuple(_entry(h) for h in hfs)
     try:
-        doc = rundoc.build(spec, files=entries, scheduler=scheduler, run_id=run_id)
+        doc = rundoc.build(
+            spec, files=entries, scheduler=scheduler, run_id=run_id, session=session
+        )
     except SpecError as e:
         raise InputsError(f"run document: {e}") from None
     return RunInputs(doc, entries, tuple(h.path for h in hfs))

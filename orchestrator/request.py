@@ -167,6 +167,7 @@ class RunRequest:
     files: tuple[HostFile, ...] = ()
     scheduler: Scheduler | None = None
     snapshots: bool = False
+    session: Any = None  # guest.rundoc.Session: a shell or exec session in place of the scenario
 
     @property
     def run_timeout_s(self) -> float:

@@ -97,8 +97,14 @@ def sched_parts(launch: Any) -> dict[str, Any]:
     }
 
 
-def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> tuple[Any, Path]:  # noqa: ANN001
-    """Resolve the kernel (fetching the default if needed) and build the initramfs."""
+def prepare_inputs(
+    choice: EngineChoice,
+    kernel_spec: str | None,
+    progress,  # noqa: ANN001
+    extra_files: dict[str, Any] | None = None,
+) -> tuple[Any, Path]:
+    """Resolve the kernel (fetching the default if needed) and build the initramfs
+    (with ``extra_files``: guest path -> bytes or host file, e.g. the shell's busybox)."""
     from .initramfs.builder import build_initramfs
     from .kernel.resolve import resolve_kernel
 
@@ -108,7 +114,7 @@ def prepare_inputs(choice: EngineChoice, kernel_spec: str | None, progress) -> t
     if choice.engine == "kvm" and kernel.opt("CONFIG_VIRTIO_MMIO") == "m":
         modules.append("virtio_mmio")
     progress("initramfs", "building the guest image")
-    return kernel, build_initramfs(kernel, modules=modules)
+    return kernel, build_initramfs(kernel, modules=modules, extra_files=extra_files)
 
 
 def execute(

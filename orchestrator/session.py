@@ -101,6 +101,10 @@ class RunSession:
         self.ctx = zmq.Context()
         self.supervisor: Supervisor | None = None
         self.monitors: MonitorWatch | None = None
+        #: ``schedlab shell``: made once the VMM's client exists (orchestrator.shell_relay)
+        self.make_relay: Callable[[RunSession], Any] | None = None
+        self.relay: Any = None
+        self._relay_stop_at = 0.0
         self._stop_sent_at = 0.0  # monotonic time of the last timeout stop request
         self._snapshot_to: Path | None = None  # take a snapshot there at SYS_RDY
         self._snapshot_key: dict[str, str] = {}
@@ -317,7 +321,11 @@ class RunSession:
             raise RunError(f"kernel {self.req.vm.kernel.version}: no vmlinux ELF for the monitor")
         try:  # before anything starts: a bad file is the user's error, with nothing to undo
             self.inputs: RunInputs = prepare_run_inputs(
-                self.req.guest_spec(), self.req.files, self.req.scheduler, run_id=self.run_id
+                self.req.guest_spec(),
+                self.req.files,
+                self.req.scheduler,
+                run_id=self.run_id,
+                session=self.req.session,
             )
         except InputsError as exc:
             raise RunError(str(exc)) from None
@@ -342,6 +350,8 @@ class RunSession:
             self.run_dir,
             self.progress,
         )
+        if self.make_relay is not None:
+            self.relay = self.make_relay(self)
 
     def _follow(self, t0: float) -> None:
         started_at = 0.0
@@ -356,6 +366,8 @@ class RunSession:
         while True:
             if self._inputs_state == "sending":
                 self._send_inputs()  # a bounded slice, in place of the sleep
+            elif self.relay is not None:
+                self._pump_relay(_END_POLL_S if self.sched_watch.urgent else interval)
             else:
                 time.sleep(_END_POLL_S if self.sched_watch.urgent else interval)
             try:
@@ -393,6 +405,14 @@ class RunSession:
                 deadline = time.monotonic() + _DRAIN_GRACE_S
             elif time.monotonic() > deadline:
                 raise RunError("processes did not drain after the VM was stopped")
+
+    def _pump_relay(self, budget_s: float) -> None:
+        """The shell session: relay for a while; the user's escape asks the guest to stop
+        (again every few seconds, as the timeout's request)."""
+        self.relay.pump(budget_s)
+        if self.relay.left and time.monotonic() - self._relay_stop_at >= _STOP_RESEND_S:
+            self._relay_stop_at = time.monotonic()
+            self._request_guest_stop()
 
     def _stop_on_timeout(self, cst: collector_proto.CollectorStatusReply | None) -> None:
         """The run's timeout: ask the guest to stop and report (again every few seconds, in
@@ -589,6 +609,8 @@ class RunSession:
                     getattr(self, client).close()
             if self.monitors is not None:
                 self.monitors.close()
+            if self.relay is not None:
+                self.relay.close()
             self.ctx.term()
             shutil.rmtree(self.runtime, ignore_errors=True)
             (self.run_dir / run_layout.ENDPOINTS).unlink(
