@@ -151,7 +151,9 @@ class ShellPhase:
         self._master = -1
         self._pending = b""
         self._eof = False
-        self._decoder = wire.FrameDecoder(max_frame=wire.SHELL_CHUNK + 64, accept=wire.SHELL_TO_GUEST)
+        self._decoder = wire.FrameDecoder(
+            max_frame=wire.SHELL_CHUNK + 64, accept=wire.SHELL_TO_GUEST
+        )
 
     # -- setup -------------------------------------------------------------------------
 

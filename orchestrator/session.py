@@ -32,7 +32,7 @@ from schedlab_shared.bus.codec import BusError
 from schedlab_shared.bus.vmm import ExitReason, VmState
 from schedlab_shared.cache import runs_dir
 from schedlab_shared.exitcodes import RunExit
-from schedlab_shared.guest_ram import run_leftovers
+from schedlab_shared.guest_ram import SHM_DIR, SHM_PREFIX, run_leftovers
 from schedlab_shared.vm_config import RUNTIME_DIR_ENV, VmConfig
 
 from . import snapshot_cache
@@ -42,6 +42,7 @@ from .faults import Fault
 from .inputs import InputSender, InputsError, RunInputs, corrupted
 from .inputs import prepare as prepare_run_inputs
 from .monitor_watch import MonitorWatch, monitor_name
+from .reaper import start_reaper
 from .request import RunRequest
 from .result import RunOutcome, build_result
 from .sched_outcome import SchedReport, cut_debug_dump
@@ -298,6 +299,12 @@ class RunSession:
         self._t0_wall = time.time()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         interrupted = False
+        # Removes what this process would leave if SIGKILLed (its finally never runs).
+        reaper = start_reaper(
+            self.runtime,
+            self.run_dir / run_layout.ENDPOINTS,
+            os.path.join(SHM_DIR, f"{SHM_PREFIX}{self.run_id}*"),
+        )
         try:
             self._start()
             self._follow(t0)
@@ -309,6 +316,7 @@ class RunSession:
         finally:
             t_down = time.monotonic()
             self._teardown()
+            reaper.release()
             self.outcome.timings.teardown_ms = (time.monotonic() - t_down) * 1000
             self.outcome.timings.total_ms = (time.monotonic() - t0) * 1000
         self._gather_restarts()

@@ -235,11 +235,11 @@ def _outcome(result: dict[str, Any], code: int, relay: Any) -> int:
     if code == RunExit.INTERRUPTED:
         click.echo("schedlab: interrupted; the VM was stopped", err=True)
         return RunExit.INTERRUPTED
-    if relay is not None and relay.exit is not None:
-        return exit_status(*relay.exit)
-    if relay is not None and relay.left:
+    if relay is not None and relay.left:  # the guest then hangs the shell up: not its status
         click.echo("\r\nschedlab: left the shell (Ctrl-A X); the VM was stopped", err=True)
         return 0
+    if relay is not None and relay.exit is not None:
+        return exit_status(*relay.exit)
     why = (relay.error if relay is not None else "") or result.get("reason") or "no exit status"
     click.echo(f"schedlab: the session ended without the command's status: {why}", err=True)
     click.echo(f"schedlab: logs in {result.get('run_dir', '')}", err=True)

@@ -91,9 +91,7 @@ class ShellRelay:
         self.interactive = interactive
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.on_ready = on_ready
-        self.decoder = wire.FrameDecoder(
-            max_frame=wire.SHELL_CHUNK + 64, accept=wire.SHELL_TO_HOST
-        )
+        self.decoder = wire.FrameDecoder(max_frame=wire.SHELL_CHUNK + 64, accept=wire.SHELL_TO_HOST)
         self.escape = EscapeFilter()
         streams = [Stream.SHELL.value] + ([Stream.CONSOLE.value] if dmesg else [])
         self._sub = subscriber(ctx, pub, *(topics.stream(run_id, s) for s in streams))
