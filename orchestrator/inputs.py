@@ -147,9 +147,7 @@ def prepare(
     hfs = tuple(files)
     entries = tuple(_entry(h) for h in hfs)
     try:
-        doc = rundoc.build(
-            spec, files=entries, scheduler=scheduler, run_id=run_id, session=session
-        )
+        doc = rundoc.build(spec, files=entries, scheduler=scheduler, run_id=run_id, session=session)
     except SpecError as e:
         raise InputsError(f"run document: {e}") from None
     return RunInputs(doc, entries, tuple(h.path for h in hfs))

@@ -111,10 +111,10 @@ def qemu_argv(
     ]
     if sockets.shell:
         argv += [
-        "-chardev",
-        f"socket,id=shell,path={sockets.shell}",
-        "-device",
-        f"virtserialport,chardev=shell,bus=vser0.0,nr=2,name={SHELL_PORT_NAME}",
+            "-chardev",
+            f"socket,id=shell,path={sockets.shell}",
+            "-device",
+            f"virtserialport,chardev=shell,bus=vser0.0,nr=2,name={SHELL_PORT_NAME}",
         ]
     if sockets.qmp:
         argv += ["-qmp", f"unix:{sockets.qmp},server=on,wait=off"]

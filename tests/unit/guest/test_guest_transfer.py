@@ -136,7 +136,9 @@ def test_the_guest_decoder_refuses_guest_to_host_types_and_the_host_the_reverse(
     assert h.feed(run) == [] and h.stats.unknown_type == 1
     every = wire.GUEST_TO_HOST | wire.HOST_TO_GUEST | wire.SHELL_TO_HOST | wire.SHELL_TO_GUEST
     assert every == set(FrameType)
-    assert not (wire.SHELL_TO_HOST | wire.SHELL_TO_GUEST) & (wire.GUEST_TO_HOST | wire.HOST_TO_GUEST)
+    assert not (wire.SHELL_TO_HOST | wire.SHELL_TO_GUEST) & (
+        wire.GUEST_TO_HOST | wire.HOST_TO_GUEST
+    )
 
 
 # -- the ack -----------------------------------------------------------------------------

@@ -291,13 +291,19 @@ def test_resume_from_checkpoint():
 _text = st.text(max_size=20)
 _file_kind = st.sampled_from(["scheduler", "lib", "include", "payload"])
 _payloads = {
-    FrameType.SHELL_READY: st.fixed_dictionaries({"pid": st.integers(0, 2**22), "tty": st.booleans()}),
+    FrameType.SHELL_READY: st.fixed_dictionaries(
+        {"pid": st.integers(0, 2**22), "tty": st.booleans()}
+    ),
     FrameType.SHELL_OUT: st.fixed_dictionaries({"data": st.binary(max_size=300)}),
     FrameType.SHELL_ERR: st.fixed_dictionaries({"data": st.binary(max_size=300)}),
-    FrameType.SHELL_EXIT: st.fixed_dictionaries({"code": st.integers(-1, 255), "signal": st.integers(0, 64)}),
+    FrameType.SHELL_EXIT: st.fixed_dictionaries(
+        {"code": st.integers(-1, 255), "signal": st.integers(0, 64)}
+    ),
     FrameType.SHELL_IN: st.fixed_dictionaries({"data": st.binary(max_size=300)}),
     FrameType.SHELL_EOF: st.just({}),
-    FrameType.SHELL_WINCH: st.fixed_dictionaries({"rows": st.integers(1, 4096), "cols": st.integers(1, 4096)}),
+    FrameType.SHELL_WINCH: st.fixed_dictionaries(
+        {"rows": st.integers(1, 4096), "cols": st.integers(1, 4096)}
+    ),
     FrameType.SHELL_SIGNAL: st.fixed_dictionaries({"signal": st.integers(1, 64)}),
     FrameType.SYS_RDY: st.fixed_dictionaries(
         {"kernel": _text, "cpus": st.integers(1, 512), "boot_ns": st.integers(0, 2**63)}

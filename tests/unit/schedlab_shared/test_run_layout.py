@@ -10,6 +10,7 @@ def test_file_names_stay_what_older_run_directories_hold():
         "diag": "diag.log",
         "hvc0": "hvc0.log",
         "bulk": "bulk.raw",
+        "shell": "shell.raw",
     }
     assert (
         run_layout.KERNEL_LOG,

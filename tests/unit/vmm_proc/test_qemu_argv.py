@@ -58,3 +58,15 @@ def test_kvm_accel_uses_host_cpu() -> None:
 def test_memory_that_cannot_be_laid_out(mem: int, nodes: int) -> None:
     with pytest.raises(ValueError, match="--mem"):
         ram_regions(_cfg(mem_mib=mem, topology=Topology(nodes, 1, 1, 1)))
+
+
+def test_the_shell_port_is_a_third_named_virtio_serial_port() -> None:
+    from dataclasses import replace
+
+    from guest.wire import SHELL_PORT_NAME
+
+    argv = qemu_argv(_cfg(), replace(SOCKS, shell="/r/shell"))
+    assert "virtio-serial-pci,id=vser0,max_ports=3" in argv
+    assert "socket,id=shell,path=/r/shell" in argv
+    assert f"virtserialport,chardev=shell,bus=vser0.0,nr=2,name={SHELL_PORT_NAME}" in argv
+    assert "socket,id=shell,path=/r/shell" not in qemu_argv(_cfg(), SOCKS)

@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from guest.wire import SHELL_PORT_NAME
 from vmm_proc.arch.x86_64.layout import COM1, COM2, SLEEP_CONTROL_PORT, virtio_mmio_slot
 from vmm_proc.devices.bus import Bus
 from vmm_proc.devices.i8042 import I8042
 from vmm_proc.devices.i8042 import PORT_LENGTH as I8042_PORTS
 from vmm_proc.devices.serial import Serial
-from guest.wire import SHELL_PORT_NAME
 from vmm_proc.devices.virtio.console import ConsoleConfig, VirtioConsole
 from vmm_proc.devices.virtio.mmio import QUEUE_NOTIFY, STATUS, VirtioMmio
 from vmm_proc.engines.kvm.boot_plan import MmioDevice

@@ -59,7 +59,9 @@ def test_virtio_console_gets_an_ioeventfd_per_queue_and_an_irqfd():
     dm, vm, _, _, _ = make()
     devices = dm.add_virtio_console(FakeGuestMemory(1 << 20))
     assert devices == [MmioDevice(0xD000_0000, 0x1000, 5)]
-    assert [(a, n, m) for _, a, n, m, _ in vm.ioeventfds] == [(0xD000_0050, 4, q) for q in range(8)]  # 3 ports: hvc0, bulk, shell
+    assert [(a, n, m) for _, a, n, m, _ in vm.ioeventfds] == [
+        (0xD000_0050, 4, q) for q in range(8)
+    ]  # 3 ports: hvc0, bulk, shell
     assert [gsi for _, gsi in vm.irqfds] == [5]
     assert dm.mmio.read(0xD000_0000, 4) == b"virt"
     assert dm.send_console(b"x") == 1  # held until the guest opens port 0
