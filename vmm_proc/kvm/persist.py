@@ -158,7 +158,8 @@ def restore_vcpu(vcpu: VcpuFd, s: VcpuSaved, can_scale_tsc: bool) -> None:
     vcpu.set_regs(s.regs)
     vcpu.set_sregs(s.sregs)
     vcpu.set_xsave(s.xsave)
-    vcpu.set_xcrs(s.xcrs)
+    if s.xcrs:  # a host without XSAVE reports none, and refuses KVM_SET_XCRS (EINVAL)
+        vcpu.set_xcrs(s.xcrs)
     vcpu.set_debugregs(s.debugregs)
     vcpu.set_lapic(s.lapic)
     first = {i: v for i, v in s.msrs.items() if i not in _DEFERRED}

@@ -177,3 +177,11 @@ def test_state_ioctls_on_a_closed_vcpu_raise_ebadf(kvm):
         with pytest.raises(KvmError) as info:
             call()
         assert info.value.errno == errno.EBADF
+
+
+def test_no_xcrs_saved_means_no_set_xcrs():
+    rec = _Recorder()
+    state = _fake_state({})
+    state.xcrs = []
+    persist.restore_vcpu(rec, state, can_scale_tsc=False)
+    assert ("set_xcrs",) not in rec.calls and ("set_xsave",) in rec.calls
