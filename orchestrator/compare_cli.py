@@ -80,7 +80,10 @@ def compare_cmd(
         fail(f"{a} and {b} share no test identity (test, scheduler/profile, topology, engine)")
     doc = compare_doc.to_doc(c, str(a), str(b))
     if json_out is not None:
-        json_out.write_text(json.dumps(doc, indent=1) + "\n")
+        try:
+            json_out.write_text(json.dumps(doc, indent=1) + "\n")
+        except OSError as e:
+            fail(f"--json {json_out}: {e.strerror or e}")
     out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 200)
     if doc["changes"]:
         out.print(_table(doc["changes"]))

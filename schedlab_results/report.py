@@ -65,4 +65,4 @@ def write_report(path: Path, out: Path | None = None) -> list[Path]:
     except (result_doc.ResultError, sidecar.SidecarError) as e:
         raise ReportError(str(e)) from None
     except OSError as e:
-        raise ReportError(f"{path}: {e.strerror or e}") from None
+        raise ReportError(f"{e.filename or path}: {e.strerror or e}") from None
