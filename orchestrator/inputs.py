@@ -139,15 +139,26 @@ def prepare(
     scheduler: Scheduler | None = None,
     run_id: str = "",
     session: rundoc.Session | None = None,
+    scenario: dict[str, Any] | None = None,
 ) -> RunInputs:
     """Hash the files and build the run document (with fresh entropy).
+
+    :param scenario: a scenario document the guest plays (``Scenario.to_document``); None:
+        ``spec``'s cgroup spinners.
 
     :raises InputsError: a missing, odd or oversized file, a bad name, a bad document.
     """
     hfs = tuple(files)
     entries = tuple(_entry(h) for h in hfs)
     try:
-        doc = rundoc.build(spec, files=entries, scheduler=scheduler, run_id=run_id, session=session)
+        doc = rundoc.build(
+            spec,
+            files=entries,
+            scheduler=scheduler,
+            run_id=run_id,
+            session=session,
+            scenario=scenario,
+        )
     except SpecError as e:
         raise InputsError(f"run document: {e}") from None
     return RunInputs(doc, entries, tuple(h.path for h in hfs))

@@ -334,6 +334,7 @@ class RunSession:
                 self.req.scheduler,
                 run_id=self.run_id,
                 session=self.req.session,
+                scenario=self.req.scenario.plan,
             )
         except InputsError as exc:
             raise RunError(str(exc)) from None

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import zmq
 
-from guest import receiver, transfer
+from guest import receiver, rundoc, transfer
 from guest.rundoc import Scheduler
-from guest.spec import RunSpec
+from guest.spec import PLAN, RunSpec
 from orchestrator.inputs import HostFile, InputSender, InputsError, prepare
 from schedlab_shared.bus import collector as collector_proto
 from schedlab_shared.bus.client import BusClient
@@ -283,3 +283,14 @@ def test_a_vm_that_is_gone_is_an_inputs_error(bus, tmp_path: Path) -> None:  # n
         while time.monotonic() < deadline:
             sender.step(0.2)
             time.sleep(0.05)
+
+
+def test_a_scenario_document_travels_as_the_run_documents_scenario():
+    from schedlab_scenario.catalog import CATALOG
+    from schedlab_shared.topology import Topology
+
+    topo = Topology.parse("1,1,2,1")
+    plan = CATALOG["cpuset_apply"].build(topo).to_document(topo, duration_s=1.0)
+    inputs = prepare(RunSpec("cgroup-spinners"), scenario=plan)
+    rd = rundoc.validate(inputs.doc)
+    assert rd.spec.scenario == PLAN and rd.scenario["name"] == "cpuset_apply"
