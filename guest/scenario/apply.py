@@ -256,6 +256,10 @@ class Ops:
         src, dst = op["from"], op["to"]
         ours = self.in_cgroup(src, payloads=True)
         pids = ours + [p for p in self.cgroups.procs(src) if p not in ours]  # a payload's children
+        detail: dict[str, Any] = {}
+        if dst and self.cgroups.holds_controllers(dst):
+            self.cgroups.make_leaf(dst)  # its children keep their tasks, lose cpu/cpuset files
+            detail["made_leaf"] = dst
         moved = []
         for pid in pids:
             try:
@@ -267,7 +271,7 @@ class Ops:
             moved.append(pid)
             if pid in self.tracked:
                 self.tracked[pid].cgroup = dst
-        return {"pids": moved}
+        return {"pids": moved, **detail}
 
     def op_run_payload(self, op: dict[str, Any], owner: int, where: str) -> dict[str, Any]:
         out = os.path.join(self.work_dir, f"payload-{op['name']}.out")

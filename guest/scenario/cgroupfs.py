@@ -85,7 +85,20 @@ class Cgroups:
 
     def set_cpus(self, name: str, cpus: list[int] | None) -> None:
         """Write ``cpuset.cpus`` (None or [] clears it: all the parent's CPUs)."""
-        self._write(os.path.join(self.path(name), "cpuset.cpus"), format_cpus(cpus or []))
+        # An empty write is no write() at all: the kernel would never see the clear.
+        self._write(os.path.join(self.path(name), "cpuset.cpus"), format_cpus(cpus or []) or "\n")
+
+    def holds_controllers(self, name: str) -> bool:
+        """Whether we enabled controllers for ``name``'s children (then it may hold no task)."""
+        return self.path(name) in self._enabled
+
+    def make_leaf(self, name: str) -> None:
+        """Take the controllers back from ``name``'s children so that it may hold tasks
+        (cgroup v2's no-internal-process rule: moving a task there is EBUSY otherwise)."""
+        d = self.path(name)
+        for c in reversed(CONTROLLERS):
+            self._write(os.path.join(d, "cgroup.subtree_control"), f"-{c}")
+        self._enabled.discard(d)
 
     def cpus(self, name: str) -> list[int]:
         """The configured ``cpuset.cpus`` ([] when none is set)."""
