@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from schedlab_shared import run_layout
-from tests.framework.prereq import require, require_tool
+from tests.framework.prereq import require_tool
 from tests.framework.schedlab_cli import ROOT, default_kernel_or_skip, leftovers
 
 pytestmark = pytest.mark.slow
@@ -80,8 +80,9 @@ def test_include_runs_a_dynamic_binary_and_10mb_arrive_complete(kernel, tmp_path
     xz = require_tool("xz", "xz-utils: a dynamically linked binary with its own library")
     proc, result = _shell(
         ["-i", xz, "--exec",
-         f"xz --version | head -n 1; date +%s%N >&2; head -c {TEN_MB} /dev/zero | tr '\\0' a;"
-         " date +%s%N >&2; ls /include-files"],
+         f"xz --version | head -n 1; cut -d' ' -f1 /proc/uptime >&2;"
+         f" head -c {TEN_MB} /dev/zero | tr '\\0' a; cut -d' ' -f1 /proc/uptime >&2;"
+         " ls /include-files"],
         tmp_path / "run",
     )  # fmt: skip
     err = proc.stderr.decode(errors="replace")
@@ -91,10 +92,12 @@ def test_include_runs_a_dynamic_binary_and_10mb_arrive_complete(kernel, tmp_path
     assert rest == b"a" * TEN_MB + b"xz\n"
     libs = [f["name"] for f in result["inputs"]["files"] if f["kind"] == "lib"]
     assert any(n.startswith("liblzma") for n in libs), libs
-    marks = [int(x) for x in re.findall(r"^(\d{15,})$", err, re.M)]
-    require(len(marks) == 2, "busybox date without %N: no throughput figure")
-    secs = (marks[1] - marks[0]) / 1e9
-    print(f"\nshell --exec stdout: {TEN_MB / (1 << 20) / secs:.1f} MiB/s ({secs:.2f} s for 10 MiB)")
+    marks = [float(x) for x in re.findall(r"^(\d+\.\d\d)$", err, re.M)]
+    if len(marks) == 2:  # the guest's clock around the 10 MiB (its writes wait for the host)
+        secs, what = max(0.01, marks[1] - marks[0]), "guest uptime around the output"
+    else:  # no marks: the whole session, a lower bound of the rate
+        secs, what = result["timings"]["test_ms"] / 1000, "SYS_RDY to RESULT"
+    print(f"\nshell --exec stdout: {TEN_MB / (1 << 20) / secs:.1f} MiB/s ({secs:.2f} s, {what})")
 
 
 def _pane(session: str) -> str:
