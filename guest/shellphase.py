@@ -288,8 +288,8 @@ class ShellPhase:
         if fd in self._fds and ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
             try:
                 data = os.read(fd, wire.SHELL_CHUNK)
-            except OSError as e:  # EIO: the pty's last slave fd closed
-                data = b"" if e.errno in (errno.EIO, errno.EBADF) else b""
+            except OSError:  # EIO: the pty's last slave fd closed
+                data = b""
             if data:
                 self.port.send(self._fds[fd], {"data": data})
             else:

@@ -223,5 +223,5 @@ def _write_all(fd: int, data: bytes) -> None:
             view = view[os.write(fd, view) :]
         except BlockingIOError:
             select.select([], [fd], [], 1.0)
-        except BrokenPipeError:
-            return  # the reader went away (e.g. `| head`): the rest is dropped
+        except OSError:  # EPIPE (`| head`), EIO (the terminal closed): the rest is dropped
+            return
