@@ -40,6 +40,7 @@ __all__ = (
     "APPLETS_FILE",
     "BUSYBOX",
     "INCLUDE_DIR",
+    "SHELL_ENV_FILE",
     "ShellError",
     "ShellPhase",
     "exit_words",
@@ -52,6 +53,9 @@ APPLETS_FILE = "/usr/lib/schedlab/busybox-applets"
 APPLET_DIR = "/usr/local/bin"
 #: Where ``-i FILE`` shows up (the transfer installs it under ``INPUTS_DIR/include``).
 INCLUDE_DIR = "/include-files"
+#: Sourced by the shell: busybox's sh runs its own applets before PATH (a "standalone"
+#: build), so an included executable named like an applet (xz, top) gets a function.
+SHELL_ENV_FILE = "/etc/schedlab-shell.sh"
 _PATH = f"{INCLUDE_DIR}:/usr/local/sbin:{APPLET_DIR}:/usr/sbin:/usr/bin:/sbin:/bin"
 _MAX_PENDING_IN = 256 << 10  # host bytes held for the command's stdin before the port waits
 _DRAIN_S = 2.0  # after the command exits: output still in flight (a background job may hold it)
@@ -70,6 +74,7 @@ def shell_env(root: str, session: Session) -> dict[str, str]:
     """The command's environment: busybox's applets and ``-i`` files on PATH, the
     transferred libraries on LD_LIBRARY_PATH."""
     env = {"PATH": _PATH, "HOME": "/root", "SHELL": "/bin/sh", "PS1": "schedlab:\\w# "}
+    env["ENV"] = SHELL_ENV_FILE  # read by an interactive sh
     env["TERM"] = session.term or ("xterm" if session.tty else "dumb")
     if os.path.isdir(os.path.join(root, INPUTS_DIR.lstrip("/"), "lib")):
         env["LD_LIBRARY_PATH"] = f"{INPUTS_DIR}/lib"
@@ -86,8 +91,14 @@ def exit_words(code: int, sig: int) -> str:
     return f"exited {code}"
 
 
+def _identifier(name: str) -> bool:
+    """A name sh accepts for a function."""
+    return bool(name) and not name[0].isdigit() and all(c.isalnum() or c == "_" for c in name)
+
+
 def _prepare_root(env: Env) -> None:
-    """busybox's applets linked into APPLET_DIR, ``/include-files``, ``/root``, devpts."""
+    """busybox's applets linked into APPLET_DIR, ``/include-files``, ``/root``, devpts, and
+    :data:`SHELL_ENV_FILE`."""
     root = env.root
     applets = os.path.join(root, APPLETS_FILE.lstrip("/"))
     bindir = os.path.join(root, APPLET_DIR.lstrip("/"))
@@ -106,12 +117,24 @@ def _prepare_root(env: Env) -> None:
             except FileExistsError:
                 pass
     include = os.path.join(root, INCLUDE_DIR.lstrip("/"))
+    target = f"{INPUTS_DIR}/include"
+    installed = os.path.join(root, target.lstrip("/"))
     if not os.path.lexists(include):
-        target = f"{INPUTS_DIR}/include"
-        if os.path.isdir(os.path.join(root, target.lstrip("/"))):
+        if os.path.isdir(installed):
             os.symlink(target, include)
         else:
             os.makedirs(include, exist_ok=True)
+    applet_names = set(names)
+    lines = [
+        f'{n}() {{ {INCLUDE_DIR}/{n} "$@"; }}\n'
+        for n in (sorted(os.listdir(installed)) if os.path.isdir(installed) else [])
+        if n in applet_names and os.access(os.path.join(installed, n), os.X_OK)
+    ]  # only identifiers below: sh refuses other function names
+    etc = os.path.join(root, SHELL_ENV_FILE.lstrip("/"))
+    os.makedirs(os.path.dirname(etc), exist_ok=True)
+    with open(etc, "w") as f:
+        f.write("# schedlab shell: included executables before busybox's applets\n")
+        f.writelines(ln for ln in lines if _identifier(ln.split("(")[0]))
     os.makedirs(os.path.join(root, "root"), exist_ok=True)
     pts = os.path.join(root, "dev/pts")
     if not os.path.exists(os.path.join(pts, "ptmx")):
@@ -175,6 +198,8 @@ class ShellPhase:
         except OSError as e:
             raise ShellError(f"preparing the guest for the shell: {e}") from None
         argv = list(self.session.argv) or ["sh"]
+        if len(argv) == 3 and argv[:2] == ["sh", "-c"]:  # a non-interactive sh reads no ENV
+            argv[2] = f". {SHELL_ENV_FILE}\n{argv[2]}"
         try:
             self._spawn(argv, shell_env(self.env.root, self.session))
         except OSError as e:

@@ -136,7 +136,7 @@ def test_interactive_shell_in_tmux(kernel, tmp_path: Path) -> None:
         check=True,
     )
     try:
-        _wait_pane(name, r"^schedlab:/# $", 240)
+        _wait_pane(name, r"^schedlab:/#\s*$", 240)
         subprocess.run(["tmux", "send-keys", "-t", name, "echo $((6*7)); stty size", "Enter"])
         _wait_pane(name, r"^42\n30 100$", 30)
         subprocess.run(["tmux", "send-keys", "-t", name, "sleep 60", "Enter"])

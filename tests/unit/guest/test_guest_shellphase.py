@@ -148,3 +148,28 @@ def test_the_run_document_carries_a_session_both_ways():
     assert rundoc.validate(got.as_doc()).session == s
     plain = rundoc.validate(rundoc.build(RunSpec("cgroup-spinners"), entropy=bytes(32)))
     assert plain.session.mode == "run" and not plain.session.interactive
+
+
+def test_the_root_gets_applets_includes_a_function_file_and_devpts(tmp_path):
+    from guest.shellphase import _prepare_root
+
+    (tmp_path / "usr/lib/schedlab").mkdir(parents=True)
+    (tmp_path / "usr/lib/schedlab/busybox-applets").write_text("sh\nxz\nls\n../evil\n")
+    (tmp_path / "usr/bin").mkdir()
+    (tmp_path / "usr/bin/ls").write_text("")  # the image's own: no applet link over it
+    inc = tmp_path / "run/schedlab/inputs/include"
+    inc.mkdir(parents=True)
+    for name, mode in (("xz", 0o755), ("sh", 0o644), ("mine", 0o755)):
+        (inc / name).write_text("")
+        (inc / name).chmod(mode)
+    mounts = []
+    system = type("S", (), {"mount": lambda _s, *a: mounts.append(a)})()
+    _prepare_root(Env(system=system, root=str(tmp_path), pid1=False))
+    assert os.readlink(tmp_path / "usr/local/bin/sh") == "/usr/bin/busybox"
+    assert not (tmp_path / "usr/local/bin/ls").exists()
+    assert not (tmp_path / "usr/local/evil").exists()
+    assert os.readlink(tmp_path / "include-files") == "/run/schedlab/inputs/include"
+    env_file = (tmp_path / "etc/schedlab-shell.sh").read_text()
+    assert 'xz() { /include-files/xz "$@"; }' in env_file
+    assert "sh()" not in env_file and "mine()" not in env_file  # not executable / no applet
+    assert mounts == [("devpts", str(tmp_path / "dev/pts"), "devpts")]
