@@ -90,7 +90,8 @@ def spec_of(kwargs: dict[str, Any]) -> VmSpec:
     :raises SpecError: an unknown keyword or a bad value (one line naming it).
     """
     known = {f.name for f in fields(VmSpec)} - {"constraints"}
-    kw, cons = {}, {}
+    kw: dict[str, Any] = {}
+    cons: dict[str, Any] = {}
     for k, v in kwargs.items():
         if k in _CONSTRAINTS:
             cons[k] = v
