@@ -14,6 +14,7 @@ from rich.table import Table
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.topology import Topology
 
+from .bench_gauntlet import gauntlet_cmd
 from .bench_overhead import overhead_cmd
 from .bench_restore import restore_cmd
 from .engine_choice import ENGINES
@@ -213,6 +214,7 @@ def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
 
 bench_group.add_command(overhead_cmd)
 bench_group.add_command(restore_cmd)
+bench_group.add_command(gauntlet_cmd)
 
 
 @bench_group.command("monitor")
