@@ -20,8 +20,8 @@ def _one_error_line(stderr: str) -> str:
     ("args", "needle"),
     [
         (["--topology", "1,1,0,1"], "cores must be"),
-        (["--topology", "2,2"], "is not N,L,C,T"),
-        (["--topology", "8,8,8,8"], "at most"),
+        (["--topology", "2,2"], "nor N,L,C,T"),
+        (["--topology", "8,8,8,8"], "it stops at 64 vCPUs"),
         (["--engine", "xen"], "'xen' is not one of 'auto', 'kvm', 'qemu'"),
         (["--duration", "soon"], "'soon' is not a valid float"),
         (["--no-such-option"], "No such option '--no-such-option'"),
