@@ -81,9 +81,15 @@ class VmSaved:
     clock: ClockData
 
 
+# Not in KVM_GET_MSR_INDEX_LIST yet guest state KVM keeps per vCPU (QEMU carries them too):
+# MTRRdefType, the fixed-range and the eight variable-range MTRR pairs.
+_MTRRS = (0x2FF, 0x250, 0x258, 0x259, *range(0x268, 0x270), *range(0x200, 0x210))
+
+
 def msrs_to_save(index_list: list[int]) -> list[int]:
-    """The MSRs of KVM_GET_MSR_INDEX_LIST worth carrying in a snapshot."""
-    return [i for i in index_list if i not in _NOT_STATE]
+    """The MSRs of KVM_GET_MSR_INDEX_LIST worth carrying in a snapshot, plus the MTRRs."""
+    listed = [i for i in index_list if i not in _NOT_STATE]
+    return listed + [i for i in _MTRRS if i not in listed]
 
 
 def _readable_msrs(vcpu: VcpuFd, indices: list[int]) -> dict[int, int]:
@@ -119,6 +125,11 @@ def save_vcpu(vcpu: VcpuFd, msr_indices: list[int], xsave_size: int) -> VcpuSave
     tsc_khz = vcpu.get_tsc_khz()
     cpuid = vcpu.get_cpuid2()
     msrs = _readable_msrs(vcpu, msr_indices)
+    # A zero TSC deadline can hide a timer interrupt KVM has not delivered yet; restoring it
+    # as "now" makes it fire at once, and the guest re-arms its timer (Firecracker saw
+    # vCPUs with no timer interrupt after restore otherwise). Ignored outside deadline mode.
+    if msrs.get(MSR_IA32_TSC_DEADLINE) == 0 and MSR_IA32_TSC in msrs:
+        msrs[MSR_IA32_TSC_DEADLINE] = msrs[MSR_IA32_TSC]
     events = vcpu.get_vcpu_events()
     return VcpuSaved(
         vcpu.vcpu_id, cpuid, mp_state, regs, sregs, xsave, xcrs, debugregs, lapic, msrs,

@@ -49,7 +49,7 @@ def test_vcpu_state_survives_a_restore_into_a_fresh_vm(kvm, pair):
     regs.rax, regs.r13, regs.rip = 0xDEADBEEF, 42, 0x1234
     cpu.set_regs(regs)
     cpu.set_debugregs(DebugRegs((1, 2, 3, 4), dr6=0xFFFF0FF0, dr7=0x400))
-    cpu.set_msrs({0x174: 0x10, 0xC0000102: 0x7777000})  # SYSENTER_CS, KERNEL_GS_BASE
+    cpu.set_msrs({0x174: 0x10, 0xC0000102: 0x7777000, 0x2FF: 0xC06})  # + MTRRdefType
     saved = _save(kvm, vm, cpu)
     assert persist.MSR_IA32_TSC in saved.msrs and persist.MSR_IA32_TSC_DEADLINE in saved.msrs
     assert 0x3A not in saved.msrs and 0x17B not in saved.msrs
@@ -63,6 +63,9 @@ def test_vcpu_state_survives_a_restore_into_a_fresh_vm(kvm, pair):
     assert back.xcrs == saved.xcrs and back.events == saved.events
     assert back.mp_state == saved.mp_state
     assert back.msrs[0x174] == 0x10 and back.msrs[0xC0000102] == 0x7777000
+    assert back.msrs[0x2FF] == 0xC06  # the MTRRs travel though KVM does not list them
+    # This vCPU never armed a deadline (0): it is saved as the TSC, so a pending timer fires.
+    assert saved.msrs[persist.MSR_IA32_TSC_DEADLINE] == saved.msrs[persist.MSR_IA32_TSC] > 0
     # The TSC goes on from the saved value: ahead of it, but by far less than a second.
     ahead = back.msrs[persist.MSR_IA32_TSC] - saved.msrs[persist.MSR_IA32_TSC]
     assert 0 <= ahead < saved.tsc_khz * 1000
