@@ -65,6 +65,9 @@ def test_virtio_console_gets_an_ioeventfd_per_queue_and_an_irqfd():
     assert [gsi for _, gsi in vm.irqfds] == [5]
     assert dm.mmio.read(0xD000_0000, 4) == b"virt"
     assert dm.send_console(b"x") == 1  # held until the guest opens port 0
+    from guest.wire import SHELL_PORT_NAME
+
+    assert dm.console.config.port_names[2] == SHELL_PORT_NAME  # schedlab shell's port
     dm.close()
 
 
