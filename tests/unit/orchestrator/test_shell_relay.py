@@ -105,3 +105,20 @@ def test_host_frames_are_resent_until_the_vmm_took_them(tmp_path):
     finally:
         relay.close()
         ctx.term()
+
+
+def test_include_files_pack_an_elfs_libraries_and_leave_a_script_alone(tmp_path):
+    from pathlib import Path
+
+    from orchestrator.shell_cli import include_files
+    from tests.framework.prereq import require_tool
+
+    xz = Path(require_tool("xz", "xz-utils: a dynamically linked binary"))
+    script = tmp_path / "probe.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    files = include_files((xz, script))
+    kinds = [(f.kind, f.name or f.path.name) for f in files]
+    assert kinds[:2] == [("include", "xz"), ("include", "probe.sh")]
+    libs = [n for k, n in kinds if k == "lib"]
+    assert any(n.startswith("liblzma.so") for n in libs)
+    assert not any(n.startswith("ld-linux") for n in libs)  # the image's own loader
