@@ -12,25 +12,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from schedlab_scenario import (
-    Affinity,
-    Backdrop,
-    CgroupDef,
-    Cpuset,
-    Hold,
-    MemPolicy,
-    Op,
-    Scenario,
-    SchedPolicy,
-    Step,
-    WorkType,
-)
+from .marker import MARKER
 
-from .spec import MARKER, SpecError, VmSpec, spec_of
+if TYPE_CHECKING:
+    from schedlab_scenario import (
+        Affinity,
+        Backdrop,
+        CgroupDef,
+        Cpuset,
+        Hold,
+        MemPolicy,
+        Op,
+        Scenario,
+        SchedPolicy,
+        Step,
+        WorkType,
+    )
+
+    from .spec import SpecError, VmSpec
 
 __all__ = (
     "Affinity",
@@ -49,9 +52,27 @@ __all__ = (
     "vm",
 )
 
+# Resolved on first use (PEP 562): importing the plugin (every pytest run, by entry point)
+# must not import the scenario model and what it pulls in.
+_LAZY = {n: "schedlab_scenario" for n in __all__ if n not in ("SpecError", "VmSpec", "vm")}
+_LAZY.update(SpecError="schedlab_test.spec", VmSpec="schedlab_test.spec")
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'schedlab_test' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 def vm(**shape: Any) -> pytest.MarkDecorator:  # noqa: ANN401
     """The ``schedlab`` marker with ``shape`` checked now (a bad keyword is a collection
     error naming it)."""
+    from .spec import spec_of
+
     spec_of(shape)
     return getattr(pytest.mark, MARKER)(**shape)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from schedlab_scenario import Scenario, ScenarioError
 from schedlab_shared.topology import Topology, TopologyError
 from schedlab_shared.topology_presets import Shape, engine_refusal
 
+from .session import Session
 from .spec import VmSpec
 from .vmrun import RunOutcome, cli_argv, evidence_text, run_vm
 
@@ -26,26 +26,6 @@ if TYPE_CHECKING:
     from .gauntlet import Variant
 
 __all__ = ("Ctx", "Session")
-
-
-@dataclass
-class Session:
-    """Per-process settings of the plugin (from the command line)."""
-
-    out: Path
-    sidecars: Path | None
-    engine: str = "auto"
-    slots_cpus: int | None = None
-    slots_mem_mib: int | None = None
-    kernel: str | None = None
-
-    def engine_name(self) -> str:
-        """The engine ``auto`` resolves to on this host (probed once; cached by the CLI)."""
-        if self.engine != "auto":
-            return self.engine
-        from orchestrator.engine_choice import choose_engine
-
-        return choose_engine("auto").engine
 
 
 def _slug(text: str) -> str:

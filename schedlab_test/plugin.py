@@ -12,21 +12,24 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from schedlab_scenario import Scenario
-from schedlab_shared.cache import cache_root
+from .marker import MARKER
+from .session import Session
 
-from .context import Ctx, Session
-from .gauntlet import Constraints, GauntletError, Variant, expand
-from .spec import MARKER, SpecError, VmSpec, spec_of
+# Everything else is imported where a schedlab test needs it: this module is loaded by every
+# pytest run in the virtualenv (entry point), most of which have no schedlab test.
+if TYPE_CHECKING:
+    from .context import Ctx
+    from .gauntlet import Variant
+    from .spec import SpecError, VmSpec
 
 _VARIANT = "_schedlab_variant"
 _KEY_SESSION = pytest.StashKey[Session]()
 _KEY_NOTES = pytest.StashKey[list[str]]()
-_KEY_CTX = pytest.StashKey[Ctx]()
+_KEY_CTX = pytest.StashKey["Ctx"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -101,6 +104,8 @@ def pytest_configure(config: pytest.Config) -> None:
     winput = getattr(config, "workerinput", None)
     out = (winput or {}).get("schedlab_out") or config.getoption("schedlab_out")
     if not out:
+        from schedlab_shared.cache import cache_root
+
         out = cache_root() / "pytest" / (time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3))
     out = Path(out).resolve()
     side = config.getoption("sidecar_dir")
@@ -123,6 +128,8 @@ def pytest_configure_node(node: Any) -> None:  # noqa: ANN401  (pytest-xdist's W
 
 
 def _spec(definition: Any) -> VmSpec | SpecError:  # noqa: ANN401
+    from .spec import SpecError, spec_of
+
     marker = definition.get_closest_marker(MARKER)
     try:
         return spec_of(dict(marker.kwargs))
@@ -137,6 +144,9 @@ def _kernel_label(k: str) -> str:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if metafunc.definition.get_closest_marker(MARKER) is None:
         return
+    from .gauntlet import GauntletError, Variant
+    from .spec import SpecError
+
     spec = _spec(metafunc.definition)
     config = metafunc.config
     kernels = config.getoption("kernel")
@@ -156,6 +166,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def _variants(metafunc: pytest.Metafunc, spec: VmSpec, kernels: list[str]) -> list[Any]:
     from orchestrator.scheduler.examples import builtin
+
+    from .gauntlet import GauntletError, expand
 
     sched = builtin(spec.scheduler)
     if sched is None:  # a path: no flags known; the gauntlet runs over presets only
@@ -187,6 +199,10 @@ def _by_kernel(metafunc: pytest.Metafunc, kernels: list[str]) -> None:
 
 
 def _ctx_for(item: pytest.Item) -> Ctx:
+    from .context import Ctx
+    from .gauntlet import GauntletError, Variant
+    from .spec import SpecError
+
     cached = item.stash.get(_KEY_CTX, None)
     if cached is not None:
         return cached
@@ -222,6 +238,8 @@ def ctx(request: pytest.FixtureRequest) -> Ctx:
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if pyfuncitem.get_closest_marker(MARKER) is None:
         return None
+    from schedlab_scenario import Scenario
+
     ctx = _ctx_for(pyfuncitem)
     args = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
     returned = pyfuncitem.obj(**args)
@@ -241,6 +259,8 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("budget") is None and not config.getoption("shard"):
+        return
     from .costs import STATIC, TimesStore
     from .selection import Candidate, ShardError, parse_shard, shard, within_budget
 
@@ -293,17 +313,23 @@ def _deselect(config: pytest.Config, items: list[pytest.Item], drop: Any) -> Non
 
 
 def _variant_of(item: pytest.Item) -> Variant | None:
+    from .gauntlet import Variant
+
     cs = getattr(item, "callspec", None)
     v = cs.params.get(_VARIANT) if cs is not None else None
     return v if isinstance(v, Variant) else None
 
 
 def _duration(item: pytest.Item) -> float:
+    from .spec import VmSpec
+
     s = _spec(item)
     return s.duration if isinstance(s, VmSpec) else 2.0
 
 
 def _cpus(item: pytest.Item) -> int:
+    from .spec import VmSpec
+
     v = _variant_of(item)
     if v is not None:
         return v.preset.shape.nr_cpus
@@ -322,4 +348,4 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"schedlab: result sidecars in {session.sidecars}")
 
 
-__all__ = ("Constraints", "ctx")
+__all__ = ("ctx",)

@@ -11,10 +11,10 @@ from schedlab_shared.topology import TopologyError
 from schedlab_shared.topology_presets import Shape, parse_shape
 
 from .gauntlet import Constraints, GauntletError
+from .marker import MARKER
 
 __all__ = ("MARKER", "SpecError", "VmSpec", "spec_of")
 
-MARKER = "schedlab"
 #: Assertion overrides the guest's judge takes (the rest are monitor thresholds).
 GUEST_LIMITS = ("fairness", "max_gap_ms")
 _CONSTRAINTS = tuple(f.name for f in fields(Constraints))
