@@ -50,6 +50,7 @@ from guest.schema import (
     Str,
     spec,
 )
+from guest.workreport import REPORT
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
@@ -164,14 +165,7 @@ class ExitCode(enum.IntEnum):
     SHUTDOWN = 5  #: the host asked for shutdown before the test finished
 
 
-_WORKER = {
-    "cgroup": str,
-    "pid": Int(0),
-    "work_units": Int(0),
-    "cpu_time_ns": Int(0),
-    "max_gap_ms": float,
-    "error": Opt(str),
-}
+_WORKER = REPORT  # one worker's report, segments per step (guest.workreport)
 _CHECK = {"name": str, "passed": bool, "detail": str}
 _MODULE = {"name": str, "status": str, "error": str}
 # guest.scx.exit_parse.SchedExit.as_map(): how a sched_ext scheduler ended
@@ -217,6 +211,7 @@ SCHEMAS: dict[FrameType, Any] = {
         "cgroups": Opt([{"cgroup": str}]),
         "steps": Opt(ListOf(scenario_record.STEP, scenario_record.MAX_STEPS)),
         "backdrop": Opt(scenario_record.BACKDROP),
+        "fairness_exempt": Opt(ListOf(Str(200), 4096)),
     },
     FrameType.EXIT: {"code": int},
     FrameType.DUMP: {"source": str, "data": bytes},

@@ -33,7 +33,6 @@ import time
 import msgpack
 
 from guest.crash import describe_status
-from guest.worktypes import KINDS
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
@@ -140,6 +139,10 @@ class WorkerParent:
         self.spawned = 0
         self._pid = os.getpid()
         self._prctl = _load_prctl()
+        from guest.workgroup import GROUP_ARG, Groups  # the work modules: this process only
+
+        self._group_arg = GROUP_ARG
+        self._groups = Groups()  # shared state of grouped work types, made before each fork
 
     def serve(self) -> None:
         """Answer requests until ``quit`` or EOF, reporting each worker that ends."""
@@ -149,6 +152,7 @@ class WorkerParent:
         except _InitGone:
             pass
         self._kill_all()
+        self._groups.close()
 
     def _step(self) -> bool:
         # poll, not select: up to MAX_TOTAL_WORKERS pipes may exceed select's FD_SETSIZE.
@@ -212,6 +216,7 @@ class WorkerParent:
         args = req.get("args", {})
         if kind is None or not isinstance(args, dict):
             return {"ev": EV_FAILED, "error": f"unknown work type {req.get('kind')!r}"}
+        placed = self._groups.before_fork(req.get("kind"), args)
         r, w = os.pipe()
         # SIGTERM stays blocked until the worker installed its handler: a stop request
         # right after the fork must still end with a report.
@@ -219,9 +224,13 @@ class WorkerParent:
         try:
             pid = os.fork()
             if pid == 0:
+                if placed is not None:
+                    args = {**args, self._group_arg: self._groups.in_child(placed)}
                 self._become_worker(kind, args, r, w, mask)
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            if placed is not None:
+                self._groups.after_fork(placed)
         os.close(w)
         os.set_blocking(r, False)
         self._workers[pid] = self._by_fd[r] = _Worker(pid, r)
@@ -360,7 +369,13 @@ def serve(
             faulthandler.enable(fault_fd, all_threads=False)
         elif faulthandler.is_enabled():
             faulthandler.disable()
-        WorkerParent(req_fd, ev_fd, KINDS if kinds is None else kinds).serve()
+        if kinds is None:
+            # Imported here, in the forked parent: the init process never pays for them.
+            from guest.worktypes import KINDS, preload
+
+            preload()
+            kinds = KINDS
+        WorkerParent(req_fd, ev_fd, kinds).serve()
     except BaseException:  # noqa: B036 - never unwind into the init process's code
         code = 1
         import traceback

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from guest.scenario.document import HOLD_KINDS, MAX_STEPS, OPS
 from guest.schema import Int, ListOf, OneOf, Opt, Str, spec
+from guest.workreport import FIGURES
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ MAX_OP_RECORDS = 256  # per step (a loop step repeats its ops)
 MAX_SEGMENTS = 2048  # in all steps and phases: a RESULT payload holds at most 8192 maps and lists
 _NS = Int(0)
 
+_ENVELOPE = ("pid", "cgroup", "cohort", "work", "step", "start_ns", "end_ns", "wall_ns", "cpu_ns",
+             "run_delay_ns", "timeslices", "migrations", "nvcsw", "nivcsw")
 #: One worker's figures over one step. Work types may add fields (JSON values).
 SEGMENT = {
     "pid": Int(0),
@@ -77,15 +80,8 @@ SEGMENT = {
     "policy": Opt(Int(0, 64)),
     "nice": Opt(Int(-20, 19)),
     "seen_cgroup": Opt(Str(256)),
-    "work_units": Opt(_NS),
-    "iterations": Opt(_NS),
-    "max_gap_ms": Opt(float),
-    "max_gap_at_ns": Opt(_NS),
-    "cpus": Opt(ListOf(Int(0, 4095), 64)),
-    "wake_p50_ns": Opt(_NS),
-    "wake_p99_ns": Opt(_NS),
-    "wake_max_ns": Opt(_NS),
-    "wake_cv": Opt(float),
+    # + what the work type measured: guest.workreport's figures
+    **{k: v for k, v in FIGURES.items() if k not in _ENVELOPE},
 }
 #: One op as it ran.
 OP = {

@@ -2,15 +2,17 @@
 
 One table, :data:`WORK_TYPES`, serves the host model (``schedlab_scenario.WorkType`` checks a
 test's work type against it when built) and the guest (the scenario document is checked again
-there). The functions that do the work live in :mod:`guest.worktypes` under the same names.
+there). The work types themselves, their parameters and group sizes are
+:data:`guest.workspec.TABLE` (registered here); the functions that do the work live in
+:mod:`guest.worktypes` under the same names.
 
-Adding a work type: write ``check(params, path) -> dict`` (the parameters with their defaults
-filled in; :func:`params` does the usual ones) and ``group(params) -> int`` (how many workers
-act together: 2 for a ping-pong pair; a cgroup's worker count must be a multiple of it), then
-:func:`register` it here and add its function to :data:`guest.worktypes.KINDS`.
+A type outside that table (a test's): write ``check(params, path) -> dict`` (the parameters
+with their defaults filled in; :func:`params` does the usual ones) and ``group(params) -> int``
+(how many workers act together: 2 for a ping-pong pair; a cgroup's worker count must be a
+multiple of it), then :func:`register` it.
 
 >>> check_work("spin", {}, "work")
-('spin', {'unit_iters': 50})
+('spin', {'unit_iters': 1024})
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from __future__ import annotations
 import math
 from collections import namedtuple
 
+from guest import workspec
 from guest.spec import SpecError
+from guest.workspec import Param
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
@@ -37,13 +41,6 @@ __all__ = (
 
 MAX_PARAMS = 32
 _MAX_TEXT = 256
-
-
-class Param(namedtuple("Param", "kind lo hi default choices", defaults=(None, None, None, ()))):
-    """One parameter: ``kind`` is ``int``, ``float``, ``bool`` or ``str``; ``lo``/``hi`` bound
-    a number, ``choices`` a string; ``default`` is used when the parameter is absent."""
-
-    __slots__ = ()
 
 
 #: A work type: its ``name``, ``check(params, path) -> dict``, ``group(params) -> int`` and a
@@ -133,15 +130,20 @@ def _table_check(table: dict[str, Param]) -> Callable[[Any, str], dict[str, Any]
     return lambda given, path: params(given, path, table)
 
 
-# -- the work types ------------------------------------------------------------------------
+# -- the work types: guest.workspec.TABLE -------------------------------------------------
 
-#: ``spin``: fixed units of arithmetic until stopped (``unit_iters`` loop iterations each;
-#: the default is ~1 ms under a loaded TCG guest, so checkpoints resolve ms-scale stalls).
-register(
-    WorkTypeSpec(
-        "spin",
-        _table_check({"unit_iters": Param("int", 1, 1 << 24, 50)}),
-        lambda p: 1,
-        "tight CPU spin in fixed work units",
-    )
-)
+
+def _table_type(name: str, wd: workspec.WorkDef) -> WorkTypeSpec:
+    def check(given: Any, path: str) -> dict[str, Any]:
+        out = params(given, path, wd.params)
+        try:
+            workspec.validate(name, out)
+        except ValueError as e:
+            _fail(path, str(e))
+        return out
+
+    return WorkTypeSpec(name, check, lambda p: workspec.group_size(name, p), wd.doc)
+
+
+for _name, _wd in workspec.TABLE.items():
+    register(_table_type(_name, _wd))

@@ -17,6 +17,9 @@ Image contract (what ``guest/init.py`` can rely on):
   (decompressed, dependencies included), and ``/lib/modules/<version>/schedlab-load-order``
   lists their absolute paths one per line, dependencies first: load them in that order with
   ``finit_module(2)`` (there is no kmod in the image).
+- The native work loops (``_schedlab_work`` and cffi's ``_cffi_backend``, built from the guest
+  tree's ``native/`` sources by :mod:`orchestrator.native.build`) are at ``/usr/lib/schedlab``,
+  their libraries resolved like the interpreter's.
 - ``extra_files`` are added last (before the sentinel) and replace runtime files of the same
   path; bytes starting with ``#!`` or an ELF magic get mode 0755, a ``Path`` keeps its mode.
 
@@ -136,6 +139,15 @@ def _extra_files(extra: dict[str, bytes | Path]) -> FileMap:
     return files
 
 
+def _native_files(guest_src: Path) -> dict[str, Path]:
+    """The native extension for this guest tree (none when it has no ``native/`` sources)."""
+    if not (guest_src / "native" / "work.c").is_file():
+        return {}
+    from orchestrator.native.build import build_native, image_files
+
+    return image_files(build_native(guest_src / "native"))
+
+
 def _input_id(
     guest: FileMap, mods: FileMap, extra: FileMap, kernel: KernelArtifacts | None, strip: bool
 ) -> str:
@@ -198,13 +210,15 @@ def build_initramfs(
     guest = _guest_files(src)
     names, mods = _module_files(kernel, list(modules or []))
     extra = _extra_files(dict(extra_files or {}))
-    image_id = _input_id(guest, mods, extra, kernel, strip)
+    native = _native_files(src)
+    hashed_extra = {**extra, **{f"native:{k}": (p.read_bytes(), 0o755) for k, p in native.items()}}
+    image_id = _input_id(guest, mods, hashed_extra, kernel, strip)
     out_dir = images_dir()
     dest = out_dir / f"{image_id}.cpio"
     if dest.is_file():
         os.utime(dest)  # most recently used: kept by _prune
         return dest
-    runtime = collect_runtime(src, strip=strip)
+    runtime = collect_runtime(src, strip=strip, extensions=native)
     arc = _archive(image_id, [runtime.files, guest, mods, extra])
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".{image_id}.{os.getpid()}.tmp"

@@ -285,18 +285,21 @@ def _import_roots() -> tuple[Path, Path, list[Path]]:
     return stdlib, dynload, sorted(roots, key=lambda p: len(p.parts), reverse=True)
 
 
-def collect_runtime(guest_src: Path, *, strip: bool = True) -> PythonRuntime:
+def collect_runtime(guest_src: Path, *, strip: bool = True,
+                    extensions: dict[str, Path] | None = None) -> PythonRuntime:
     """Collect the interpreter, libraries and stdlib subset for a guest package.
 
     :param guest_src: the guest package directory (its imports decide the stdlib subset).
     :param strip: strip ELF files (smaller image; needs binutils' ``strip``).
+    :param extensions: more extension modules, guest path -> host file (the native work
+        loops); their libraries are resolved with the interpreter's.
     :return: the runtime files keyed by guest path.
     """
     rt = PythonRuntime()
     exe = Path(sys.executable).resolve()
     stdlib, dynload, roots = _import_roots()
     modules = find_modules_cached(guest_src)
-    extensions = []
+    ext_files = []
     for name, host in sorted(modules.items()):
         dest = _guest_dest(host.resolve(), stdlib, dynload, roots)
         if dest is None:
@@ -306,8 +309,11 @@ def collect_runtime(guest_src: Path, *, strip: bool = True) -> PythonRuntime:
             rt.add(dest[:-3] + ".pyc", _memoized(host, f"pyc-{PYVER}", _pyc_maker("/" + dest)))
         elif host.suffix == ".so":
             rt.add(dest, _elf_bytes(host, strip), 0o755)
-            extensions.append(host)
-    libs, interp = resolve_libraries([exe, *extensions])
+            ext_files.append(host)
+    for dest, host in sorted((extensions or {}).items()):
+        rt.add(dest, _elf_bytes(host, strip), 0o755)
+        ext_files.append(host)
+    libs, interp = resolve_libraries([exe, *ext_files])
     rt.add(GUEST_PYTHON, _elf_bytes(exe, strip), 0o755)
     for soname, host in sorted(libs.items()):
         rt.add(f"{GUEST_LIBDIR}/{soname}", _elf_bytes(host, strip), 0o755)

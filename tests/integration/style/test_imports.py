@@ -24,7 +24,8 @@ SHARED = "schedlab_shared"
 # and the guest contracts, never a process package's internals; no process is imported by them.
 LIBRARIES = ("schedlab_scenario", "schedlab_results")
 # Judgement above the processes: the orchestrator judges runs with it, a monitor judges live.
-# It may import only the standard library and schedlab_shared.
+# It may import only the standard library, schedlab_shared and the guest contracts (the
+# worker reports it judges).
 VERDICTS = "verdicts"
 # The guest modules the host must read: frames and their payload schemas, control bytes,
 # the run spec and document, the host -> guest transfer of a run's inputs, how a sched_ext
@@ -33,6 +34,7 @@ GUEST_CONTRACTS = frozenset(
     {"guest.wire", "guest.schema", "guest.control", "guest.spec", "guest.rundoc", "guest.transfer"}
     | {"guest.scx", "guest.scx.exit_parse", "guest.scx.verifier_log", "guest.scx.outcomes"}
     | {"guest.scenario", "guest.scenario.document", "guest.scenario.work", "guest.scenario.record"}
+    | {"guest.workspec", "guest.workreport"}  # work types' parameters; workers' reports
 )
 # What exists inside the VM besides the standard library (orchestrator/initramfs/pyruntime).
 GUEST_THIRD_PARTY = frozenset({"msgpack"})
@@ -110,8 +112,10 @@ def violation(module: str, target: str) -> str | None:
                 "the guest runs inside the VM: only its own package, stdlib and msgpack exist there"
             )
         return None
-    if own == VERDICTS and not (_stdlib(top) or top in (SHARED, VERDICTS)):
-        return "verdicts may use only the standard library and schedlab_shared"
+    if own == VERDICTS and not (
+        _stdlib(top) or top in (SHARED, VERDICTS) or target in GUEST_CONTRACTS
+    ):
+        return "verdicts may use only the standard library, schedlab_shared and guest contracts"
     if own == SHARED and (top in PROCESS_PACKAGES or top in LIBRARIES):
         return "schedlab_shared is imported by every process and may import none of them"
     if top in PROCESS_PACKAGES and top != own and target not in GUEST_CONTRACTS:
@@ -163,6 +167,8 @@ def test_no_process_package_imports_another_s_internals() -> None:
             "vmm_proc.engines.base",
         ),
         ("guest.wire", False, "import zmq", "zmq"),
+        ("verdicts.workers", False, "from orchestrator import result", "orchestrator.result"),
+        ("verdicts.workers", False, "from guest import worktypes", "guest.worktypes"),
         (
             "schedlab_scenario.model",
             False,
