@@ -47,7 +47,12 @@ API summary
     ``guest.inputs.receive_inputs`` (the run's inputs) and ``guest.crash`` (PANIC text).
 ``guest.worker_parent``, ``guest.worker_pool``, ``guest.worktypes``
     the single-threaded worker parent (forked before any thread starts), the init process's
-    handle on it (spawn, start, signal, ``ended`` events), and the work types workers run.
+    handle on it (spawn, start, signal, ``ended`` events), and the work types workers run
+    (``guest.workgroup``: grouped types and their shared state; ``guest.payload``: programs
+    and callables), measured by ``guest.workmeter`` over the native loops of
+    ``guest.native`` (``_schedlab_work``, built by the host).
+``guest.workspec``, ``guest.workreport`` (contract modules)
+    the work types' parameters, defaults and group sizes; the workers' report schema.
 ``guest.scx``
     a sched_ext scheduler under test: ``SchedulerRun`` (spawn, attach, watch, stop) and
     the exit parsers the host uses too; see its package docstring. ``guest.schedphase``
@@ -57,7 +62,8 @@ API summary
     records, and the runner that plays a document (cgroup v2, affinity, scheduling and
     memory policies, ops with their effect times); see its package docstring.
 ``guest.verdict``, ``guest.cgroups``
-    the pass/fail checks over worker reports; where the run's cgroups live.
+    the former guest-side checks over worker reports (the host judges now:
+    ``verdicts.workers``); where the run's cgroups live.
 
 Run-time imports avoid typing, pathlib, dataclasses and re: under TCG they cost seconds.
 

@@ -210,28 +210,25 @@ class GuestRun:
         for err in out.cleanup_errors:
             self.out.log("warning", f"cgroup cleanup: {err}")
         self.sched.finish()  # before RESULT: the host may stop the VM once it has it
-        payload = out.verdict.as_payload()
+        # Facts only: the host judges the reports (verdicts.workers). ``passed`` says the
+        # workload ran to its end with its scheduler still attached.
         sched_exit = self.sched.exit_reason()
-        if sched_exit:
-            payload["passed"] = False
-            payload["reason"] = f"{sched_exit}; {payload['reason']}"
-        elif out.stopped:
-            payload["passed"] = False
-            payload["reason"] = f"stopped by host shutdown request; {payload['reason']}"
-        payload.update(
-            scenario=plan["name"],
-            spec=spec.as_dict(),
-            stopped=out.stopped,
-            workers=[r.as_map() for r in out.reports],
-            steps=out.steps,
-            backdrop=out.backdrop,
-        )
+        reason = sched_exit or ("stopped by host shutdown request" if out.stopped else "")
+        payload = {
+            "passed": not reason,
+            "reason": reason or "workload complete",
+            "scenario": plan["name"],
+            "spec": spec.as_dict(),
+            "stopped": out.stopped,
+            "workers": [r.as_map() for r in out.reports],
+            "steps": out.steps,
+            "backdrop": out.backdrop,
+            "fairness_exempt": list(out.fairness_exempt),
+        }
         self.out.send(FrameType.RESULT, payload)
         if sched_exit:
             return ExitCode.TEST_FAILED
-        if out.stopped:
-            return ExitCode.SHUTDOWN
-        return ExitCode.OK if out.verdict.passed else ExitCode.TEST_FAILED
+        return ExitCode.SHUTDOWN if out.stopped else ExitCode.OK
 
     def _session(self, session: Session) -> ExitCode:
         """A shell or exec session in place of the scenario (:mod:`guest.shellphase`)."""

@@ -1,4 +1,8 @@
-"""Pass/fail verdict of the ``cgroup-spinners`` scenario from the workers' reports.
+"""A guest-side pass/fail verdict over workers' reports (the old cgroup-spinners judge).
+
+The host judges runs now (:mod:`verdicts.workers`, from the reports of
+:mod:`guest.workreport`); the cgroup-spinners run no longer uses this module. It stays while
+the scenario runner's end-of-run judge (``guest.scenario.judge``) still calls it.
 
 Checks, each reported with its numbers:
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from guest.spec import CRASHES, RunSpec
+from guest.spec import CRASHES
 from schedlab_shared.exitcodes import RunExit
 from schedlab_shared.host_llc import performance_refusal
 from schedlab_shared.topology import TopologyError
@@ -100,17 +100,16 @@ def cli() -> None:
 )
 @click.option(
     "--fairness",
-    default=RunSpec._field_defaults["fairness"],
-    show_default=True,
+    default=None,
     type=click.FloatRange(0, 1),
-    help="largest allowed CPU-time spread (max-min)/max within a cgroup",
+    help="largest allowed spread of the workers' off-CPU shares within a cgroup "
+    "(default 0.15: 15 points)",
 )
 @click.option(
     "--max-gap-ms",
-    default=0.0,
-    show_default=True,
+    default=None,
     type=click.FloatRange(0),
-    help="largest allowed gap between a worker's checkpoints (0: no check)",
+    help="longest allowed gap between a worker's checkpoints (default 2000; 0: no check)",
 )
 @click.option("--mem", "mem_mib", default=512, show_default=True, type=int, help="guest MiB")
 @click.option(
@@ -246,8 +245,8 @@ def run_cmd(
     plan_file: Path | None,
     cgroups: int,
     workers: int,
-    fairness: float,
-    max_gap_ms: float,
+    fairness: float | None,
+    max_gap_ms: float | None,
     mem_mib: int,
     timeout: float | None,
     json_path: str | None,

@@ -2,7 +2,7 @@
 
 - :class:`VmShape`: the machine (engine, kernel, image, topology, memory, timeout, accel).
 - :class:`Scenario`: what runs in the guest (scenario name, duration, cgroups, workers).
-- :class:`VerdictLimits`: what the guest's judge accepts (fairness spread, longest gap).
+- :class:`VerdictLimits`: the test's overrides of the workers' limits (judged on the host).
 - :class:`Hooks`: test hooks that prove behaviour end to end (wire noise, crashes, faults).
 - :class:`~orchestrator.sched_outcome.SchedAsked`: the scheduler under test, as reported.
 - :class:`MonitorChecks`: the monitor's thresholds and the sched_ext watchdog override.
@@ -92,14 +92,27 @@ class Scenario:
 
 @dataclass(frozen=True)
 class VerdictLimits:
-    """Pass/fail thresholds.
+    """The test's overrides of the worker limits (``verdicts.worker_limits.WorkerLimits``,
+    judged on the host); None keeps the default.
 
-    :param fairness: largest allowed CPU-time spread ``(max - min) / max`` within a cgroup.
-    :param max_gap_ms: largest allowed gap between a worker's checkpoints (0: no check).
+    :param fairness: largest allowed spread of the workers' off-CPU shares within a cgroup
+        (``max_spread``; 0.15 is 15 percentage points).
+    :param max_gap_ms: longest allowed gap between a worker's checkpoints (0: no check).
+    :param other: further ``(limit name, value)`` overrides.
     """
 
-    fairness: float = _SPEC_DEFAULTS["fairness"]
-    max_gap_ms: float = _SPEC_DEFAULTS["max_gap_ms"]
+    fairness: float | None = None
+    max_gap_ms: float | None = None
+    other: tuple[tuple[str, Any], ...] = ()
+
+    def worker_overrides(self) -> dict[str, Any]:
+        """The overrides as a map of ``WorkerLimits`` fields."""
+        out: dict[str, Any] = dict(self.other)
+        if self.fairness is not None:
+            out["max_spread"] = self.fairness
+        if self.max_gap_ms is not None:
+            out["max_gap_ms"] = self.max_gap_ms or None  # 0: no gap check
+        return out
 
 
 @dataclass(frozen=True)
@@ -190,8 +203,8 @@ class RunRequest:
             duration=s.duration_s,
             cgroups=s.cgroups,
             workers=s.workers,
-            fairness=lim.fairness,
-            max_gap_ms=lim.max_gap_ms,
+            fairness=_SPEC_DEFAULTS["fairness"] if lim.fairness is None else lim.fairness,
+            max_gap_ms=lim.max_gap_ms or 0.0,
             wire_noise=h.wire_noise,
             crash=h.crash,
         )

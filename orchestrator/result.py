@@ -19,7 +19,9 @@ from schedlab_shared.bus.vmm import ExitReason
 from schedlab_shared.kernel_console import is_oops
 from schedlab_shared.monitor_schema import CPU_FIELDS
 from verdicts.run import monitor_section
+from verdicts.run_workers import workers_section
 from verdicts.thresholds import MonitorThresholds
+from verdicts.worker_limits import WorkerLimitError, resolve_worker_limits
 
 from .monitor_check import MonitorReport, check_rq_clocks, load_monitor_samples, monitor_findings
 from .result_schema import validate_result
@@ -93,6 +95,10 @@ class RunOutcome:
     watchdog_timeout_s: float | None = None  # the sched_ext watchdog override asked for
     inputs: dict[str, Any] | None = None  # orchestrator.inputs.InputSender.summary()
     engine_notes: list[str] = field(default_factory=list)  # e.g. performance measures
+    #: Worker limit overrides (verdicts.worker_limits): the scheduler's, then the test's.
+    scheduler_limits: dict[str, Any] = field(default_factory=dict)
+    test_limits: dict[str, Any] = field(default_factory=dict)
+    expect_error: str | None = None  # the workers' check that must fail (an expected error)
 
 
 def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
@@ -239,6 +245,19 @@ def scenario_records(guest_result: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _judge_workers(o: RunOutcome) -> tuple[dict[str, Any], list[Finding]]:
+    """The host's verdict on the workers' facts (verdicts.workers); a bad limit is broken."""
+    try:
+        limits = resolve_worker_limits(o.scheduler_limits, o.test_limits)
+    except WorkerLimitError as exc:
+        section = {"passed": False, "reason": str(exc), "verdicts": [], "cgroups": []}
+        return section, [Finding(Severity.BROKEN, str(exc))]
+    section = workers_section(o.guest_result, limits, o.topology, o.expect_error)
+    if o.guest_result is None or section["passed"]:
+        return section, []
+    return section, [Finding(Severity.FAILED, one_line(f"workers: {section['reason']}"))]
+
+
 def build_result(o: RunOutcome) -> dict[str, Any]:
     """The result document; ``verdict`` follows from the findings (see :mod:`.verdict`).
 
@@ -273,6 +292,8 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
         # the monitor read something no kernel holds
         findings.append(Finding(Severity.INCONCLUSIVE, judged["reason"]))
     notes += [str(n) for n in o.engine_notes]
+    workers_verdict, worker_findings = _judge_workers(o)
+    findings += worker_findings
     notes += [
         f"{name} restarted {n} time(s)"
         for name, n in sorted(o.restarts.items())
@@ -292,6 +313,7 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
             "kernel": o.kernel,
             "topology": o.topology,
             "workers": _workers(o.guest_result),
+            "workers_verdict": workers_verdict,
             "scenario": scenario_records(o.guest_result),
             "guest": {
                 "result": o.guest_result,

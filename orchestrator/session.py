@@ -123,6 +123,7 @@ class RunSession:
             sched=SchedReport(req.sched),
             thresholds=req.checks.thresholds,
             watchdog_timeout_s=req.checks.watchdog_timeout_s,
+            test_limits=req.limits.worker_overrides(),
         )
 
     # --- setup ---

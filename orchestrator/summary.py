@@ -89,4 +89,7 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
         console.print(f"  - {r}", highlight=False, soft_wrap=True)
     for n in result.get("notes", []):
         console.print(f"  note: {n}", highlight=False, soft_wrap=True)
+    for check in (result.get("workers_verdict") or {}).get("verdicts", []):
+        for line in [] if check["passed"] else check.get("evidence", []):
+            console.print(f"      {check['name']}: {line}", highlight=False, soft_wrap=True)
     console.print(f"run dir: {result['run_dir']}", highlight=False)

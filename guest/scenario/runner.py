@@ -49,15 +49,16 @@ _SYNC_S = 2.0  # for every worker to see a new step; a starved one may take long
 
 ScenarioOutcome = namedtuple(
     "ScenarioOutcome",
-    "verdict reports steps backdrop stopped failed cleanup_errors setup_error",
-    defaults=("",),
+    "verdict reports steps backdrop stopped failed cleanup_errors setup_error fairness_exempt",
+    defaults=("", ()),
 )
 ScenarioOutcome.__doc__ = """What :func:`run_scenario` returns: the guest's ``verdict``
 (:class:`guest.verdict.Verdict`), one :class:`~guest.verdict.WorkerReport` per worker,
 the step records and the backdrop's (:mod:`guest.scenario.record`), whether a stop request
 cut it short, the first failed op ("" if none), cgroup directories left behind, and the
 first cgroup error ("" if none): the harness could not set the scenario up, so the run
-cannot judge the scheduler (the guest exits SETUP_FAILED, not TEST_FAILED)."""
+cannot judge the scheduler (the guest exits SETUP_FAILED, not TEST_FAILED), and the
+cohorts whose workers run on different CPUs by design (the host compares no shares there)."""
 
 
 def _boot_ns() -> int:
@@ -144,6 +145,7 @@ class Runner(Ops):
             self.failed,
             self.cleanup_errors,
             self.setup_error,
+            tuple(sorted(self._fairness_exempt)),
         )
 
     def _stopping(self) -> bool:

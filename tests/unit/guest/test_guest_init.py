@@ -206,10 +206,11 @@ def test_happy_path_frame_sequence(tmp_path):
     result = frames[6].payload
     assert result["passed"] is True, result["reason"]
     assert result["scenario"] == "steady" and len(result["workers"]) == 4
-    assert {c["name"] for c in result["verdicts"]} == {"complete", "starvation", "fairness", "ops"}
+    assert "verdicts" not in result  # facts only: the host judges
     (step,) = result["steps"]  # the scenario runner's per-step record
     hold = [w for w in step["workers"] if w["phase"] == "hold"]
     assert len(hold) == 4 and [o["target"] for o in step["ops"]] == ["cg_0", "cg_1"]
+    assert all(seg["work_units"] > 0 and seg["timeline"][0] == [0, 0, 0] for seg in hold)
     assert len({w["pid"] for w in result["workers"]}) == 4
     assert frames[-1].payload == {"code": ExitCode.OK}
     shutdown = frames[-2].payload
