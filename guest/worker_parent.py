@@ -369,13 +369,14 @@ def serve(
             faulthandler.enable(fault_fd, all_threads=False)
         elif faulthandler.is_enabled():
             faulthandler.disable()
-        if kinds is None:
+        table = kinds
+        if table is None:
             # Imported here, in the forked parent: the init process never pays for them.
             from guest.worktypes import KINDS, preload
 
             preload()
-            kinds = KINDS
-        WorkerParent(req_fd, ev_fd, kinds).serve()
+            table = KINDS
+        WorkerParent(req_fd, ev_fd, table).serve()
     except BaseException:  # noqa: B036 - never unwind into the init process's code
         code = 1
         import traceback

@@ -44,9 +44,10 @@ plus these figures (:data:`FIGURES`, :func:`figures_of`):
 ``extra``
     the work type's own metrics (a payload's exit code and parsed figures, a custom
     callable's map).
-``cohort``, ``t0_ns``
-    (inside a scenario) the workers started together with this one, and the meter's own
-    start where the step record's ``start_ns`` is the wrapper's.
+``cohort``, ``phase``, ``t0_ns``
+    (inside a scenario) the workers started together with this one; ``setup`` while the
+    step's ops were applied, ``hold`` once all took effect; the meter's own start where the
+    step record's ``start_ns`` is the wrapper's.
 
 >>> check_report({"cgroup": "cg0", "pid": 1, "work_units": 0, "cpu_time_ns": 0, "max_gap_ms": 0.0})
 """
@@ -114,6 +115,7 @@ SEGMENT = {
     "numa_pages_migrated": Opt(Int(0)),
     "extra": Opt({}),
     "cohort": Opt(Str(200)),  # the workers started together (a scenario's definition or op)
+    "phase": Opt(OneOf("setup", "hold")),  # a scenario step's ops being applied, or after
     "t0_ns": Opt(Int(0)),  # the meter's own start, the timeline's origin, where it differs
 }
 

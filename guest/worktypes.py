@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     Body = Callable[[Ctl, dict[str, Any]], None]
-    Kind = Callable[..., dict[str, Any]]
+    Kind = Callable[[dict[str, Any], Callable[[], bool]], dict[str, Any]]
 
 __all__ = ("KINDS", "UNIT_ITERS", "SpinResult", "kind", "preload", "scenario_worker", "spin")
 

@@ -31,7 +31,7 @@ _MAX_RECORDS = 1 << 16
 _CPUSET_OPS = ("set_cpuset", "clear_cpuset", "swap_cpusets")
 _COPY = (
     "cpus", "max_gap_cpu", "wake", "run_delay_ns", "timeslices", "timeline", "numa_pages",
-    "numa_pages_migrated", "extra", "cohort", "t0_ns",
+    "numa_pages_migrated", "extra", "cohort", "t0_ns", "phase",
 )  # fmt: skip
 
 
@@ -115,7 +115,8 @@ def _apply(rec: Any, state: dict[str, frozenset[int] | None]) -> set[str]:
     if not isinstance(rec, dict) or not rec.get("ok"):
         return set()
     op, target = rec.get("op"), str(rec.get("target", ""))
-    detail = rec.get("detail") if isinstance(rec.get("detail"), dict) else {}
+    d = rec.get("detail")
+    detail: dict[str, Any] = d if isinstance(d, dict) else {}
     if op == "add_cgroup":
         state[target] = _cpuset(detail.get("effective"))
     elif op in ("set_cpuset", "clear_cpuset"):

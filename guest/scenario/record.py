@@ -57,8 +57,11 @@ MAX_OP_RECORDS = 256  # per step (a loop step repeats its ops)
 MAX_SEGMENTS = 2048  # in all steps and phases: a RESULT payload holds at most 8192 maps and lists
 _NS = Int(0)
 
-_ENVELOPE = ("pid", "cgroup", "cohort", "work", "step", "start_ns", "end_ns", "wall_ns", "cpu_ns",
-             "run_delay_ns", "timeslices", "migrations", "nvcsw", "nivcsw")
+_ENVELOPE = (
+    "pid", "cgroup", "cohort", "work", "step", "phase", "start_ns", "end_ns", "wall_ns", "cpu_ns",
+    "run_delay_ns", "timeslices", "migrations", "nvcsw", "nivcsw", "allowed", "policy", "nice",
+    "seen_cgroup",
+)  # fmt: skip
 #: One worker's figures over one step. Work types may add fields (JSON values).
 SEGMENT = {
     "pid": Int(0),

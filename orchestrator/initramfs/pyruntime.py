@@ -285,8 +285,9 @@ def _import_roots() -> tuple[Path, Path, list[Path]]:
     return stdlib, dynload, sorted(roots, key=lambda p: len(p.parts), reverse=True)
 
 
-def collect_runtime(guest_src: Path, *, strip: bool = True,
-                    extensions: dict[str, Path] | None = None) -> PythonRuntime:
+def collect_runtime(
+    guest_src: Path, *, strip: bool = True, extensions: dict[str, Path] | None = None
+) -> PythonRuntime:
     """Collect the interpreter, libraries and stdlib subset for a guest package.
 
     :param guest_src: the guest package directory (its imports decide the stdlib subset).

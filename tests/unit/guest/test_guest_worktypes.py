@@ -177,19 +177,24 @@ def test_a_long_timeline_keeps_its_start_and_end_within_the_bound(kinds, monkeyp
     r = kinds["spin"]({"cgroup": "cg0", "duration_s": 0.3}, lambda: False)
     tl = r["segments"][0]["timeline"]
     assert len(tl) <= MAX_TIMELINE and tl[0] == [0, 0, 0]
-    assert tl[-1][2] == r["segments"][0]["work_units"] and tl[-1][0] * 1000 <= r["segments"][0]["wall_time_ns"]
+    assert (
+        tl[-1][2] == r["segments"][0]["work_units"]
+        and tl[-1][0] * 1000 <= r["segments"][0]["wall_time_ns"]
+    )
 
 
 def test_parameters_may_come_among_the_args_and_wrappers_get_their_group(kinds) -> None:  # noqa: ANN001
     from guest.workgroup import Groups
 
-    r = kinds["spin"]({"cgroup": "cg0", "duration_s": 0.02, "unit_iters": 7, "state": {}},
-                      lambda: False)
+    r = kinds["spin"](
+        {"cgroup": "cg0", "duration_s": 0.02, "unit_iters": 7, "state": {}}, lambda: False
+    )
     assert r["error"] == "" and r["segments"][0]["work_units"] > 0
     groups = Groups()
     try:
-        placed = groups.before_fork("scenario", {"cgroup": "cg0", "index": 3,
-                                                 "work": {"type": "pipe_io", "params": {}}})
+        placed = groups.before_fork(
+            "scenario", {"cgroup": "cg0", "index": 3, "work": {"type": "pipe_io", "params": {}}}
+        )
         assert placed is not None and placed[1] == 1  # rank 1 of the second pair
         assert groups.before_fork("scenario", {"work": {"type": "spin", "params": {}}}) is None
     finally:

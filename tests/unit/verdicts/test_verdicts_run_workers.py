@@ -17,6 +17,7 @@ def _rec(pid: int, cgroup: str, step: int, cohort: str = "", **figures) -> dict:
         "cohort": cohort or cgroup,
         "work": "spin",
         "step": step,
+        "phase": "hold",
         "start_ns": f["start_ns"],
         "end_ns": f["end_ns"],
         "wall_ns": f["wall_time_ns"],
@@ -163,3 +164,17 @@ def test_an_exempt_cohort_is_not_compared() -> None:
 def test_without_a_result_nothing_passes() -> None:
     v = workers_section(None)
     assert not v["passed"] and "no worker reports" in v["reason"]
+
+
+def test_setup_phases_are_neither_compared_nor_held_to_a_cpuset() -> None:
+    ws, ops = _cpuset_apply()
+    ops.append([])
+    settled = [_rec(1, "cg_0", 2, cpus=[0]), _rec(2, "cg_0", 2, cpus=[0])]
+    moving = [
+        dict(_rec(1, "cg_0", 2, cpus=[0, 1], cpu_share=0.05), phase="setup"),
+        dict(_rec(2, "cg_0", 2, cpus=[1]), phase="setup"),
+    ]
+    ws.append(settled + moving)
+    v = workers_section(_result(ws, ops), WorkerLimits(isolation=True))
+    assert v["passed"], v["reason"]
+    assert [c["workers"] for c in v["cgroups"] if c["step"] == 2] == [2]

@@ -180,7 +180,10 @@ def test_validate_is_idempotent_and_normalises():
     d = good()
     once = document.validate(d)
     assert document.validate(copy.deepcopy(once)) == once
-    assert once["backdrop"]["cgroups"][0]["work"] == {"type": "spin", "params": {"unit_iters": 1024}}
+    assert once["backdrop"]["cgroups"][0]["work"] == {
+        "type": "spin",
+        "params": {"unit_iters": 1024},
+    }
 
 
 def test_the_run_document_carries_a_scenario_document():
