@@ -124,3 +124,33 @@ def test_a_payload_that_is_not_there_is_a_worker_error(kinds) -> None:  # noqa: 
     )
     check_report(r)
     assert "cannot start no-such-payload-xyz" in r["error"]
+
+
+def test_stress_ng_as_a_payload_from_the_run_s_inputs(kinds, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    # The inputs tree as the guest's receiver installs it: the binary and its libraries.
+    import shutil as sh
+
+    from orchestrator.payloads import payload_files
+    from tests.framework.prereq import require
+
+    require(
+        sh.which("stress-ng") is not None, "stress-ng is not installed (the launcher installs it)"
+    )
+    for f in payload_files("stress-ng"):
+        (tmp_path / f.kind).mkdir(exist_ok=True)
+        (tmp_path / f.kind / f.name).symlink_to(f.path)
+    monkeypatch.setattr(payload, "INPUTS_DIR", str(tmp_path))
+    args = {
+        "cgroup": "cg0",
+        "duration_s": 1.0,
+        "params": {"name": "stress-ng", "args": "--cpu 1 --cpu-method int64 --metrics-brief"},
+    }
+    r = kinds["payload"](args, lambda: False)
+    check_report(r)
+    extra = r["segments"][0]["extra"]
+    assert r["error"] == "", r["error"]
+    assert extra["exit_code"] == 0 and extra["argv"].startswith(str(tmp_path / "payload/stress-ng"))
+    assert "--timeout 1s" in extra["argv"]  # the worker's duration
+    cpu = extra["metrics"]["cpu"]
+    assert cpu["bogo_ops"] > 0 and r["work_units"] == cpu["bogo_ops"]
+    assert extra["cpu_s"] > 0.3  # the child's CPU time, from wait4
