@@ -17,6 +17,7 @@ from schedlab_shared.topology import Topology
 from .bench_gauntlet import gauntlet_cmd
 from .bench_overhead import overhead_cmd
 from .bench_restore import restore_cmd
+from .bench_workloads import workloads_cmd
 from .engine_choice import ENGINES
 
 __all__ = ("bench_group",)
@@ -215,6 +216,7 @@ def fuzz_cmd(inputs: int, seed: int, seconds: float | None) -> None:
 bench_group.add_command(overhead_cmd)
 bench_group.add_command(restore_cmd)
 bench_group.add_command(gauntlet_cmd)
+bench_group.add_command(workloads_cmd)
 
 
 @bench_group.command("monitor")
