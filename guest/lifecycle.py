@@ -30,12 +30,13 @@ from guest import boot
 from guest.crash import CRASHED, panic
 from guest.hostio import HostIo
 from guest.inputs import InputError, receive_inputs
+from guest.probes import probe_plan
 from guest.reporter import Reporter
 from guest.rundoc import Scheduler
 from guest.scenario.cgroupfs import CgroupError, Cgroups
 from guest.scenario.runner import WORK_DIR, run_scenario, spinners_plan
 from guest.schedphase import SchedulerPhase
-from guest.spec import PLAN, RunSpec
+from guest.spec import PLAN, PROBES, RunSpec
 from guest.wire import ExitCode, FrameType
 from guest.worker_pool import WorkerError, WorkerPool
 
@@ -184,6 +185,8 @@ class GuestRun:
         if spec.crash:
             self._crash_on_purpose(spec.crash)
         assert self.pool is not None
+        if plan is None and spec.scenario in PROBES:
+            plan = probe_plan(spec.scenario, spec.duration, self.env.system.cpus())
         if plan is None:
             plan = spinners_plan(spec.cgroups, spec.workers, spec.duration, self.env.system.cpus())
         cgroups = Cgroups(self.env.path("sys/fs/cgroup"), rmdir=self.env.cgroup_rmdir)

@@ -40,7 +40,7 @@ import os
 from collections import namedtuple
 
 from guest.scenario import document as _document
-from guest.spec import FIELD_PATHS, PLAN, RunSpec, SpecError
+from guest.spec import FIELD_PATHS, PLAN, PROBES, RunSpec, SpecError
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
 if TYPE_CHECKING:
@@ -349,6 +349,8 @@ def _spinners(params: dict[str, Any], verdict: dict[str, Any], hooks: dict[str, 
 #: Scenario kinds: kind -> (its parameter names, builder of the RunSpec).
 SCENARIO_KINDS: dict[str, tuple[tuple[str, ...], Callable[..., RunSpec]]] = {
     "cgroup-spinners": (("duration", "cgroups", "workers"), _spinners),
+    # Test hooks: the guest builds the plan (guest.probes) for its own CPUs.
+    **{name: (("duration", "cgroups", "workers"), _spinners) for name in PROBES},
 }
 
 
@@ -425,7 +427,7 @@ def build(
         guest plays it; ``spec`` then gives only the verdict limits and hooks.
     :raises SpecError: as :func:`validate`.
     """
-    if scenario is None and spec.scenario != "cgroup-spinners":
+    if scenario is None and spec.scenario not in SCENARIO_KINDS:
         _fail(FIELD_PATHS["scenario"], f"cannot build scenario {spec.scenario!r}")
     doc = {
         "version": VERSION,

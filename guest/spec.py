@@ -7,7 +7,8 @@ cgroups, workers), ``verdict`` (fairness, max_gap_ms) and ``hooks`` (wire_noise,
 below, and an error names the document field (``scenario.workers``, ``verdict.fairness``).
 
 ``scenario`` (required)
-    The scenario name: ``cgroup-spinners``, or :data:`PLAN` for a run whose run document
+    The scenario name: ``cgroup-spinners``, a test hook of :data:`PROBES` (a run that
+    must fail a verdict: :mod:`guest.probes`), or :data:`PLAN` for a run whose run document
     carries a scenario document (:mod:`guest.scenario.document`).
 ``duration`` (float seconds, default 2.0, 0 < d <= 3600)
     How long each worker spins.
@@ -46,6 +47,7 @@ __all__ = (
     "FIELD_PATHS",
     "MAX_TOTAL_WORKERS",
     "PLAN",
+    "PROBES",
     "SCENARIOS",
     "RunSpec",
     "SpecError",
@@ -55,7 +57,9 @@ CRASHES = ("", "kernel", "init", "native", "cgroup")
 #: The RunSpec scenario of a run whose run document carries a scenario document
 #: (:mod:`guest.scenario.document`); only cgroup-spinners has no document.
 PLAN = "scenario"
-SCENARIOS = ("cgroup-spinners", PLAN)
+#: Test hooks: the steady scenario changed so one verdict must fail (:mod:`guest.probes`).
+PROBES = ("verdict-unfair", "verdict-starve")
+SCENARIOS = ("cgroup-spinners", PLAN, *PROBES)
 MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 
 #: RunSpec field -> where it lives in the run document (what an error names).

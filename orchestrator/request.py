@@ -99,11 +99,14 @@ class VerdictLimits:
         (``max_spread``; 0.15 is 15 percentage points).
     :param max_gap_ms: longest allowed gap between a worker's checkpoints (0: no check).
     :param other: further ``(limit name, value)`` overrides.
+    :param expect_error: a workers' check (``verdicts.workers.CHECKS``) that must fail: the run
+        passes only when it does.
     """
 
     fairness: float | None = None
     max_gap_ms: float | None = None
     other: tuple[tuple[str, Any], ...] = ()
+    expect_error: str | None = None
 
     def worker_overrides(self) -> dict[str, Any]:
         """The overrides as a map of ``WorkerLimits`` fields."""
@@ -199,7 +202,7 @@ class RunRequest:
         # A plan travels as the run document's scenario (guest.rundoc.build(scenario=...)),
         # which then takes only the limits and hooks from this spec.
         return guest_spec.RunSpec(
-            scenario="cgroup-spinners",
+            scenario=s.name if s.name in guest_spec.PROBES else "cgroup-spinners",
             duration=s.duration_s,
             cgroups=s.cgroups,
             workers=s.workers,

@@ -124,6 +124,7 @@ class RunSession:
             thresholds=req.checks.thresholds,
             watchdog_timeout_s=req.checks.watchdog_timeout_s,
             test_limits=req.limits.worker_overrides(),
+            expect_error=req.limits.expect_error,
         )
 
     # --- setup ---

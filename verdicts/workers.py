@@ -146,8 +146,8 @@ class _Seg:
         return f"{self.cgroup}/pid {self.pid}"
 
     @property
-    def group(self) -> str:
-        """Whose shares compare: its cohort (started together), else its cgroup."""
+    def cohort(self) -> str:
+        """The workers started with it (a scenario's definition or op), else its cgroup."""
         return str(self.seg.get("cohort") or self.cgroup)
 
 
@@ -243,8 +243,11 @@ class _Judge:
         self.t0 = min(starts) if starts else 0
         self.groups: dict[tuple[str, int], list[_Seg]] = {}
         for s in self.segs:
-            if s.seg.get("phase") != "setup":  # while a step's ops apply, nothing compares
-                self.groups.setdefault((s.group, s.seg["step"]), []).append(s)
+            # Shares compare within a cgroup and step, between workers of one work type, once
+            # the step's ops took effect, leaving out cohorts placed apart by design.
+            if s.seg.get("phase") != "setup" and s.cohort not in self.exempt:
+                key = f"{s.cgroup}:{s.kind}" if s.kind else s.cgroup
+                self.groups.setdefault((key, s.seg["step"]), []).append(s)
 
     def complete(self) -> Check:
         problems = list(self.invalid)
@@ -283,15 +286,16 @@ class _Judge:
         limit = self.lim.max_spread
         assert limit is not None
         bad, seen = [], []
-        for (cg, step), segs in sorted(self.groups.items()):
-            if len(segs) < 2 or cg in self.exempt or any(s.kind in ASYMMETRIC for s in segs):
+        for (_key, step), segs in sorted(self.groups.items()):
+            if len(segs) < 2 or any(s.kind in ASYMMETRIC for s in segs):
                 continue
             shares, window_ms, how = _shares(segs, self.lim, self.hold_ns.get(step, 0))
             spread = max(shares) - min(shares)
             cpu = [s.seg["cpu_time_ns"] for s in segs]
             stats.append(
                 {
-                    "cgroup": cg,
+                    "cgroup": segs[0].cgroup,
+                    "kind": segs[0].kind,
                     "step": step,
                     "workers": len(segs),
                     "min_cpu_ns": min(cpu),
@@ -304,13 +308,13 @@ class _Judge:
                     "work_units": sum(s.seg["work_units"] for s in segs),
                 }
             )
-            seen.append(f"{cg}/{step} {spread * 100:.1f}")
+            seen.append(f"{segs[0].cgroup}/{step} {spread * 100:.1f}")
             if spread > limit:
                 each = ", ".join(
                     f"pid {s.pid} {v * 100:.1f}%" for s, v in zip(segs, shares, strict=True)
                 )
                 bad.append(
-                    f"{cg} step {step}: off-CPU share {min(shares) * 100:.1f}%.."
+                    f"{segs[0].cgroup} step {step}: off-CPU share {min(shares) * 100:.1f}%.."
                     f"{max(shares) * 100:.1f}% (spread {spread * 100:.1f} > "
                     f"{limit * 100:.1f} points) over {window_ms / 1000:.2f} s: {each}"
                 )
@@ -394,8 +398,8 @@ class _Judge:
     def throughput_cv(self) -> Check:
         limit = self.lim.max_throughput_cv
         bad, seen = [], []
-        for (cg, step), segs in sorted(self.groups.items()):
-            if cg in self.exempt or any(s.kind in ASYMMETRIC for s in segs):
+        for (_key, step), segs in sorted(self.groups.items()):
+            if any(s.kind in ASYMMETRIC for s in segs):
                 continue
             rates = [
                 s.seg["work_units"] / (s.seg["cpu_time_ns"] / 1e9)
@@ -405,9 +409,11 @@ class _Judge:
             if len(rates) < 2:
                 continue
             c = cv(rates)
-            seen.append(f"{cg}/{step} {c:.3f}")
+            seen.append(f"{segs[0].cgroup}/{step} {c:.3f}")
             if limit is not None and c > limit:
-                bad.append(f"{cg} step {step}: work units per CPU-second CV {c:.3f} > {limit}")
+                bad.append(
+                    f"{segs[0].cgroup} step {step}: work units per CPU-second CV {c:.3f} > {limit}"
+                )
         return _check(
             "throughput_cv",
             bad,

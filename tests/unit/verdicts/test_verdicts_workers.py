@@ -232,3 +232,16 @@ def test_limits_chain_and_validation() -> None:
         resolve_worker_limits(None, {"isolation": None})
     with pytest.raises(WorkerLimitError, match="warmup_ms"):
         WorkerLimits(warmup_ms=None)  # type: ignore[arg-type]
+
+
+def test_two_cohorts_of_one_cgroup_compare_but_two_work_types_do_not() -> None:
+    nice0 = report("cg0", 1, [seg(cohort="cg0")])
+    nice19 = report("cg0", 2, [seg(cpu_share=0.02, cohort="cg0+step0op0")])
+    v = judge_workers([nice0, nice19], {"cg0": CgroupExpect(2)})
+    assert not check(v, "fairness").passed and "pid 2 98.0%" in check(v, "fairness").evidence[0]
+    other = report("cg0", 2, [seg(cpu_share=0.02)], kind="io_sync")
+    assert check(judge_workers([nice0, other], {"cg0": CgroupExpect(2)}), "fairness").passed
+    exempt = judge_workers(
+        [nice0, nice19], {"cg0": CgroupExpect(2)}, exempt=frozenset({"cg0+step0op0"})
+    )
+    assert check(exempt, "fairness").passed

@@ -209,3 +209,16 @@ def test_the_plan_name_without_a_document_is_refused():
     doc = {"version": 1, "scenario": {"kind": "scenario"}, "entropy": bytes(32)}
     with pytest.raises(SpecError, match=r"scenario\.kind"):
         rundoc.validate(doc)
+
+
+def test_the_verdict_probes_are_valid_documents() -> None:
+    from guest.probes import PROBES, probe_plan
+
+    for name in PROBES:
+        doc = probe_plan(name, 2.0, 2)
+        assert document.validate(doc) == doc
+    unfair = probe_plan("verdict-unfair", 2.0, 2)
+    assert [o["nice"] for o in unfair["steps"][0]["ops"]] == [19]
+    starve = probe_plan("verdict-starve", 2.0, 2)
+    (idle,) = starve["steps"][0]["ops"]
+    assert idle["policy"]["class"] == "idle" and idle["affinity"]["cpus"] == [0]

@@ -1,0 +1,59 @@
+"""Runs that must fail a verdict: the tier-3 proofs that the host's checks catch their failure.
+
+A run spec whose scenario is one of :data:`PROBES` plays the steady scenario changed so one
+check must fail on any correct scheduler (EEVDF included), with its evidence:
+
+``verdict-unfair``
+    ``cg_0`` holds two spinners started together, one at nice 0 and one at nice 19 (the
+    backdrop's and a spawn's): fairness within the cgroup must fail.
+``verdict-starve``
+    two spinners pinned to CPU 0, and a SCHED_IDLE worker pinned there too whose work unit
+    is too large to finish in the run: starvation must fail.
+"""
+
+from __future__ import annotations
+
+from guest.spec import PROBES
+
+TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ("PROBES", "probe_plan")
+
+_BIG_UNIT = 1 << 24  # workspec's largest spin unit: seconds of CPU under TCG
+
+
+def _pinned(cpu: int) -> dict[str, Any]:
+    return {"kind": "exact", "cpus": [cpu], "count": 0}
+
+
+def _spawn(cg: dict[str, Any], **change: Any) -> dict[str, Any]:
+    keep = ("workers", "work", "policy", "nice", "affinity", "mempolicy")
+    return {"op": "spawn", "cgroup": cg["name"], **{k: cg[k] for k in keep}, **change}
+
+
+def probe_plan(name: str, duration_s: float, nr_cpus: int) -> dict[str, Any]:
+    """The validated scenario document of probe ``name``.
+
+    :raises ValueError: not a probe.
+    """
+    from guest.scenario import document
+    from guest.scenario.runner import spinners_plan
+
+    if name not in PROBES:
+        raise ValueError(f"{name!r} is not one of {', '.join(PROBES)}")
+    plan = spinners_plan(2, 2, duration_s, nr_cpus)
+    step = plan["steps"][0]
+    cg0 = dict(step["cgroups"][0], workers=1)
+    plan["name"] = name.replace("-", "_")
+    plan["backdrop"]["cgroups"] = [cg0]
+    step["cgroups"] = step["cgroups"][1:]
+    if name == "verdict-unfair":
+        step["ops"] = [_spawn(cg0, nice=19)]
+    else:
+        cg0.update(workers=2, affinity=_pinned(0))
+        idle = {"class": "idle", "priority": 0}
+        work = {"type": "spin", "params": {"unit_iters": _BIG_UNIT}}
+        step["ops"] = [_spawn(cg0, workers=1, policy=idle, work=work)]
+    return document.validate(plan)

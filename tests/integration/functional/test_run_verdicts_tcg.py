@@ -1,0 +1,81 @@
+"""Tier 3: each of the host's worker verdicts catches its failure on a real guest under TCG.
+
+On EEVDF (a correct scheduler) the probes of :mod:`guest.probes` must fail their check, with
+the evidence naming the worker: a nice-19 worker beside a nice-0 one in one cgroup (fairness),
+a SCHED_IDLE worker pinned beside spinners (starvation). An expected error passes only when
+the named check fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schedlab_shared.topology import Topology
+from tests.framework.prereq import require
+from tests.framework.schedlab_cli import default_kernel_or_skip, leftovers
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def image():  # noqa: ANN201
+    require(shutil.which("qemu-system-x86_64") is not None, "qemu-system-x86_64 is not installed")
+    from orchestrator.initramfs.builder import build_initramfs
+
+    kernel = default_kernel_or_skip()
+    return kernel, build_initramfs(kernel)
+
+
+def _run(image: Any, tmp_path: Path, probe: str, **limits: Any) -> tuple[dict[str, Any], int]:
+    from orchestrator.request import RunRequest, Scenario, VerdictLimits, VmShape
+    from orchestrator.session import RunSession
+
+    kernel, initrd = image
+    vm = VmShape(
+        engine="qemu", engine_reason="tier 3", kernel=kernel, initrd=initrd,
+        topology=Topology.parse("1,1,2,1"),
+    )  # fmt: skip
+    req = RunRequest(
+        vm=vm,
+        scenario=Scenario(name=probe, duration_s=2.0),
+        limits=VerdictLimits(**limits),
+        run_dir=tmp_path / "run",
+    )
+    result, code = RunSession(req).run()
+    assert leftovers(result["run_id"]) == []
+    return result, code
+
+
+def _check(result: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in result["workers_verdict"]["verdicts"] if c["name"] == name)
+
+
+def test_a_nice_19_worker_beside_a_nice_0_one_is_unfair(image, tmp_path: Path) -> None:  # noqa: ANN001
+    result, code = _run(image, tmp_path, "verdict-unfair")
+    assert code == 1 and result["verdict"] == "failed", result["reasons"]
+    fair = _check(result, "fairness")
+    assert not fair["passed"]
+    (line,) = [e for e in fair["evidence"] if e.startswith("cg_0 step 0")]
+    shares = [float(x.split()[-1].rstrip("%")) for x in line.rsplit(": ", 1)[1].split(", ")]
+    assert max(shares) > 90 and min(shares) < 60, line  # nice 19 hardly ran; nice 0 ran
+    assert _check(result, "starvation")["passed"]  # unfair, not starved: units on both
+    assert result["reasons"][0].startswith("workers: fairness")
+
+
+def test_an_idle_worker_pinned_beside_spinners_starves(image, tmp_path: Path) -> None:  # noqa: ANN001
+    result, code = _run(image, tmp_path, "verdict-starve")
+    assert code == 1 and result["verdict"] == "failed", result["reasons"]
+    starved = _check(result, "starvation")
+    assert not starved["passed"]
+    assert starved["evidence"] and all("0 work units" in e for e in starved["evidence"])
+    assert any(e.startswith("cg_0/") for e in starved["evidence"])
+
+
+def test_an_expected_error_passes_only_when_it_happens(image, tmp_path: Path) -> None:  # noqa: ANN001
+    result, code = _run(image, tmp_path, "verdict-unfair", expect_error="fairness")
+    assert code == 0 and result["verdict"] == "passed", result["reasons"]
+    assert result["workers_verdict"]["reason"].startswith("expected failure happened: fairness")
