@@ -113,7 +113,12 @@ class Groups:
 
 
 class _Member:
-    """A member's view of its group: the shared struct and its rank."""
+    """A member's view of its group: the shared struct and its rank.
+
+    A wrapper may call the work type once per step phase: what the group holds (its pipes'
+    ends, the turn, the stop flag) lives in the group map across those calls, and only the
+    last call (not ended by a phase change) leaves the group.
+    """
 
     def __init__(self, ctl: Ctl) -> None:
         g = ctl.args.get(GROUP_ARG)
@@ -121,29 +126,42 @@ class _Member:
             raise RuntimeError(
                 f"{ctl.kind} is a grouped work type: spawn it through the worker parent"
             )
+        self.ctl, self.group = ctl, g
         self.rank, self.size, self.pipes = g["rank"], g["size"], g["pipes"]
-        self._mem = g["mem"]
-        self.sh = ctl.ffi.cast("sl_shared *", ctl.ffi.from_buffer(self._mem))
+        self.sh = ctl.ffi.cast("sl_shared *", ctl.ffi.from_buffer(g["mem"]))
         self.stop = ctl.ffi.addressof(self.sh[0], "stop")
+        self.first = not g.get("joined")  # the first call of this member
+        g["joined"] = True
         ctl.extra["rank"] = self.rank
 
-    def running(self, ctl: Ctl) -> bool:
-        return ctl.running() and not self.sh.stop
+    def running(self) -> bool:
+        return self.ctl.running() and not self.sh.stop
 
-    def leave(self) -> None:
+    def leave(self) -> bool:
+        """At the end of a call: leave the group unless only the step phase changed.
+
+        :return: whether it left (the caller then releases what it holds).
+        """
+        if self.ctl.watch_changed():
+            return False
         self.sh.stop = 1
+        return True
 
 
 def _pong(ctl: Ctl, iters: int, buf: Any, size: int) -> None:
     g = _Member(ctl)
-    (a_r, a_w), (b_r, b_w) = g.pipes  # a: rank 0 -> 1, b: rank 1 -> 0
-    rfd, wfd = (b_r, a_w) if g.rank == 0 else (a_r, b_w)
-    for fd in (a_r, a_w, b_r, b_w):
-        if fd not in (rfd, wfd):
-            os.close(fd)
-    first = 1 if g.rank == 0 else 0
+    ends = g.group.get("ends")
+    if ends is None:
+        (a_r, a_w), (b_r, b_w) = g.pipes  # a: rank 0 -> 1, b: rank 1 -> 0
+        ends = (b_r, a_w) if g.rank == 0 else (a_r, b_w)
+        for fd in (a_r, a_w, b_r, b_w):
+            if fd not in ends:
+                os.close(fd)
+        g.group["ends"] = ends
+    rfd, wfd = ends
+    first = 1 if g.rank == 0 and g.first else 0
     try:
-        while g.running(ctl):
+        while g.running():
             rc = ctl.lib.sl_pipe_pong(
                 ctl.m, ctl.deadline(), g.stop, rfd, wfd, iters, buf, size, first
             )
@@ -153,9 +171,9 @@ def _pong(ctl: Ctl, iters: int, buf: Any, size: int) -> None:
                 break
             ctl.check(rc)
     finally:
-        g.leave()
-        os.close(rfd)
-        os.close(wfd)
+        if g.leave():
+            os.close(rfd)
+            os.close(wfd)
 
 
 @kind("pipe_io")
@@ -176,7 +194,7 @@ def _futex_ping_pong(ctl: Ctl, p: dict[str, Any]) -> None:
     """Futex ping-pong: the pair hands a turn word back and forth."""
     g = _Member(ctl)
     try:
-        while g.running(ctl):
+        while g.running():
             ctl.check(ctl.lib.sl_futex_pong(ctl.m, ctl.deadline(), g.sh, g.rank, p["spin_iters"]))
     finally:
         g.leave()
@@ -188,7 +206,7 @@ def _futex_fan_out(ctl: Ctl, p: dict[str, Any]) -> None:
     g = _Member(ctl)
     ctl.extra["role"] = "messenger" if g.rank == 0 else "receiver"
     try:
-        while g.running(ctl):
+        while g.running():
             ctl.check(
                 ctl.lib.sl_fan_out(
                     ctl.m,
@@ -220,7 +238,7 @@ def _fan_out_compute(ctl: Ctl, p: dict[str, Any]) -> None:
     n = matrix_side(p["cache_kb"])
     mat = ctl.ffi.new("uint64_t[]", [(i * 2654435761) & 0xFFFF for i in range(3 * n * n)])
     try:
-        while g.running(ctl):
+        while g.running():
             ctl.check(
                 ctl.lib.sl_fan_out(
                     ctl.m,
@@ -244,7 +262,7 @@ def _mutex_contention(ctl: Ctl, p: dict[str, Any]) -> None:
     """Contenders take one futex mutex: hold_iters inside, work_iters outside."""
     g = _Member(ctl)
     try:
-        while g.running(ctl):
+        while g.running():
             ctl.check(
                 ctl.lib.sl_mutex(ctl.m, ctl.deadline(), g.sh, p["hold_iters"], p["work_iters"])
             )

@@ -128,8 +128,10 @@ class Ctl:
     """One worker's meter and its clock (see the module docstring).
 
     :param kind: the work type's name (reported).
-    :param args: the spawn arguments: ``cgroup``, ``index``, ``params``, and ``duration_s``
-        (absent: run until stopped).
+    :param args: the spawn arguments: ``cgroup``, ``index``, ``params``, ``duration_s``
+        (absent: run until stopped), and ``watch``: ``(buffer, value)``, a shared u64 (a
+        scenario's step counter) whose change ends the native loops at once, as ``stopped()``
+        does between chunks.
     :param stopped: true once the worker was asked to stop (SIGTERM).
     :param step: the current step index, or None for a run without steps.
     :raises guest.native.NativeUnavailable: the native loops are missing.
@@ -156,6 +158,13 @@ class Ctl:
         self.step = int(step()) if step else 0
         self._numa = _multi_node()
         self.lib.sl_meter_init(self.m)
+        watch = args.get("watch")  # (a shared buffer holding a u64, its value now)
+        self._watch: Any = None
+        self._watch_val = 0
+        if isinstance(watch, tuple) and len(watch) == 2:
+            self._watch = self.ffi.cast("uint64_t *", self.ffi.from_buffer(watch[0]))
+            self._watch_val = int(watch[1])
+            self.lib.sl_meter_watch(self.m, self._watch, self._watch_val)
         now = self.lib.sl_now_ns()
         dur = args.get("duration_s")
         self.end_ns = now + int(float(dur) * 1e9) if dur is not None else 0
@@ -186,6 +195,10 @@ class Ctl:
             if end and end < d:
                 d = end
         return d
+
+    def watch_changed(self) -> bool:
+        """The watched word changed: this call ends for a step phase, not for good."""
+        return self._watch is not None and int(self._watch[0]) != self._watch_val
 
     def check(self, rc: int) -> int:
         """A native return code: raise its errno when negative."""

@@ -54,6 +54,8 @@ typedef struct {
     double wake_sum;
     double wake_sumsq;
     uint32_t wake_hist[SL_HIST];
+    const volatile uint64_t *watch; /* loops also end once *watch != watch_val (a step change) */
+    uint64_t watch_val;
 } sl_meter;
 
 typedef struct {
@@ -116,12 +118,15 @@ void sl_meter_init(sl_meter *m)
 /* Copy the counters to out and start new ones (a step boundary); the clock and CPU carry on. */
 void sl_meter_take(sl_meter *m, sl_meter *out)
 {
-    uint64_t last = m->last_ns;
+    uint64_t last = m->last_ns, watch_val = m->watch_val;
+    const volatile uint64_t *watch = m->watch;
     int32_t cpu = m->last_cpu;
     memcpy(out, m, sizeof(*m));
     memset(m, 0, sizeof(*m));
     m->last_ns = last;
     m->last_cpu = cpu;
+    m->watch = watch;
+    m->watch_val = watch_val;
     m->max_gap_cpu = -1;
     if (cpu >= 0 && cpu < SL_CPU_WORDS * 64)
         m->cpus[cpu / 64] |= 1ull << (cpu % 64);
@@ -200,9 +205,17 @@ void sl_spin_iters(uint32_t n)
     sl_sink = x;
 }
 
+/* Watch a shared word (a scenario's step counter): loops end once it is no longer value. */
+void sl_meter_watch(sl_meter *m, const uint64_t *word, uint64_t value)
+{
+    m->watch = word;
+    m->watch_val = value;
+}
+
 static int done(const sl_meter *m, uint64_t deadline, const int32_t *stop)
 {
-    return m->last_ns >= deadline || (stop && __atomic_load_n(stop, __ATOMIC_RELAXED));
+    return m->last_ns >= deadline || (stop && __atomic_load_n(stop, __ATOMIC_RELAXED)) ||
+           (m->watch && *m->watch != m->watch_val);
 }
 
 static void unit(sl_meter *m)

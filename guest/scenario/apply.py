@@ -163,9 +163,10 @@ class Ops:
             "bound_s": self.bound_s,
         }
         pids = []
-        for _ in range(spec["workers"]):
+        for i in range(spec["workers"]):
             slot = self._new_slot()
-            pid = self.pool.spawn(WORKER_KIND, dict(args, slot=slot))
+            # index: the worker's rank in a grouped type
+            pid = self.pool.spawn(WORKER_KIND, dict(args, slot=slot, index=i))
             t = self.tracked[pid] = Tracked(pid, cohort, cgroup, owner, spec["affinity"])
             t.slot = slot
             pids.append(pid)

@@ -105,6 +105,8 @@ class StepReader:
     def __init__(self, path: str, slot: int) -> None:
         self._map = _map(path, os.O_RDWR, mmap.PROT_READ | mmap.PROT_WRITE)
         self._slot = _WORD.size * (1 + slot)
+        #: The shared page itself: native loops watch the counter in it (its first u64).
+        self.buffer = self._map
 
     def read(self) -> int:
         return _WORD.unpack_from(self._map, 0)[0]

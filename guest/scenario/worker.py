@@ -129,6 +129,11 @@ def run(
             if left <= 0:
                 break
             fn_args = dict(work["params"], cgroup=args["cgroup"], duration_s=left, state=state)
+            # The native loops watch the counter themselves (a short setup phase is not
+            # missed); a grouped type finds its rank and its group's shared state.
+            fn_args.update(watch=(clock.buffer, value), index=args.get("index", 0))
+            if "_group" in args:
+                fn_args["_group"] = args["_group"]
             t0, k0 = _boot_ns(), kernel_figures()
             figures = fn(fn_args, lambda value=value: stopped() or clock.read() != value)  # type: ignore[misc]
             if isinstance(figures, dict) and "segments" in figures:  # a guest.workreport REPORT
