@@ -99,6 +99,7 @@ class RunOutcome:
     scheduler_limits: dict[str, Any] = field(default_factory=dict)
     test_limits: dict[str, Any] = field(default_factory=dict)
     expect_error: str | None = None  # the workers' check that must fail (an expected error)
+    tcg: bool = False  # the guest ran under QEMU's TCG (the workers' limits allow for it)
 
 
 def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
@@ -248,7 +249,7 @@ def scenario_records(guest_result: dict[str, Any] | None) -> dict[str, Any]:
 def _judge_workers(o: RunOutcome) -> tuple[dict[str, Any], list[Finding]]:
     """The host's verdict on the workers' facts (verdicts.workers); a bad limit is broken."""
     try:
-        limits = resolve_worker_limits(o.scheduler_limits, o.test_limits)
+        limits = resolve_worker_limits(o.scheduler_limits, o.test_limits, tcg=o.tcg)
     except WorkerLimitError as exc:
         section = {"passed": False, "reason": str(exc), "verdicts": [], "cgroups": []}
         return section, [Finding(Severity.BROKEN, str(exc))]

@@ -125,6 +125,7 @@ class RunSession:
             watchdog_timeout_s=req.checks.watchdog_timeout_s,
             test_limits=req.limits.worker_overrides(),
             expect_error=req.limits.expect_error,
+            tcg=req.vm.engine == "qemu" and req.vm.qemu_accel == "tcg",
         )
 
     # --- setup ---

@@ -189,21 +189,28 @@ def cpu_in_window(seg: dict[str, Any], lo_ns: int, hi_ns: int) -> float | None:
 
 def _shares(
     segs: list[_Seg], lim: WorkerLimits, hold_ns: int = 0
-) -> tuple[list[float], float, str]:
+) -> tuple[list[float] | None, float, str]:
     """Off-CPU shares of a cgroup's workers in one step, the window (ms) and how: from when
-    all of them ran (and the step's ops took effect, ``hold_ns``) plus the warm-up."""
+    all of them ran (and the step's ops took effect, ``hold_ns``) plus the warm-up, to when
+    the first ended. No shares (``"short"``) when that window is under ``min_window_ms``;
+    over whole segments (``"whole"``) for reports without timelines."""
     lo = max([s.seg["start_ns"] for s in segs] + [hold_ns]) + int(lim.warmup_ms * 1e6)
     hi = min(s.seg["end_ns"] for s in segs)
-    if hi - lo >= lim.min_window_ms * 1e6:
-        cpu = [cpu_in_window(s.seg, lo, hi) for s in segs]
-        if all(c is not None for c in cpu):
-            return [min(1.0, max(0.0, 1 - c / (hi - lo))) for c in cpu], (hi - lo) / 1e6, "window"
+    window_ms = max(0, hi - lo) / 1e6
+    if window_ms < lim.min_window_ms:
+        return None, window_ms, "short"
+    cpu = [cpu_in_window(s.seg, lo, hi) for s in segs]
+    if all(c is not None for c in cpu):
+        return (
+            [min(1.0, max(0.0, 1 - c / (hi - lo))) for c in cpu if c is not None],
+            window_ms,
+            "window",
+        )
     shares = [
         min(1.0, s.seg["off_cpu_ns"] / s.seg["wall_time_ns"]) if s.seg["wall_time_ns"] else 0.0
         for s in segs
     ]
-    walls = [s.seg["wall_time_ns"] for s in segs]
-    return shares, (min(walls) if walls else 0) / 1e6, "whole"
+    return shares, window_ms, "whole"
 
 
 def _check(name: str, bad: list[str], ok_detail: str, bad_detail: str) -> Check:
@@ -283,47 +290,48 @@ class _Judge:
         )
 
     def fairness(self, stats: list[dict[str, Any]]) -> Check:
-        limit = self.lim.max_spread
-        assert limit is not None
-        bad, seen = [], []
+        bad, seen, short = [], [], []
         for (_key, step), segs in sorted(self.groups.items()):
             if len(segs) < 2 or any(s.kind in ASYMMETRIC for s in segs):
                 continue
             shares, window_ms, how = _shares(segs, self.lim, self.hold_ns.get(step, 0))
-            spread = max(shares) - min(shares)
+            cg = segs[0].cgroup
             cpu = [s.seg["cpu_time_ns"] for s in segs]
-            stats.append(
-                {
-                    "cgroup": segs[0].cgroup,
-                    "kind": segs[0].kind,
-                    "step": step,
-                    "workers": len(segs),
-                    "min_cpu_ns": min(cpu),
-                    "max_cpu_ns": max(cpu),
-                    "spread": round(spread, 4),
-                    "off_cpu_min": round(min(shares), 4),
-                    "off_cpu_max": round(max(shares), 4),
-                    "window_ms": round(window_ms, 1),
-                    "window": how,
-                    "work_units": sum(s.seg["work_units"] for s in segs),
-                }
-            )
-            seen.append(f"{segs[0].cgroup}/{step} {spread * 100:.1f}")
+            row: dict[str, Any] = {
+                "cgroup": cg, "kind": segs[0].kind, "step": step, "workers": len(segs),
+                "min_cpu_ns": min(cpu), "max_cpu_ns": max(cpu), "window_ms": round(window_ms, 1),
+                "window": how, "work_units": sum(s.seg["work_units"] for s in segs),
+            }  # fmt: skip
+            stats.append(row)
+            if shares is None:
+                short.append(f"{cg}/{step} ({window_ms / 1000:.2f} s)")
+                continue
+            spread = max(shares) - min(shares)
+            limit = self.lim.spread_limit(window_ms / 1000)
+            assert limit is not None
+            row.update(spread=round(spread, 4), limit=round(limit, 4),
+                       off_cpu_min=round(min(shares), 4), off_cpu_max=round(max(shares), 4))  # fmt: skip
+            seen.append(f"{cg}/{step} {spread * 100:.1f} <= {limit * 100:.1f}")
             if spread > limit:
                 each = ", ".join(
                     f"pid {s.pid} {v * 100:.1f}%" for s, v in zip(segs, shares, strict=True)
                 )
                 bad.append(
-                    f"{segs[0].cgroup} step {step}: off-CPU share {min(shares) * 100:.1f}%.."
+                    f"{cg} step {step}: off-CPU share {min(shares) * 100:.1f}%.."
                     f"{max(shares) * 100:.1f}% (spread {spread * 100:.1f} > "
                     f"{limit * 100:.1f} points) over {window_ms / 1000:.2f} s: {each}"
                 )
+        skipped = (
+            f"; not judged, windows under {self.lim.min_window_ms / 1000:g} s: {', '.join(short)}"
+            if short
+            else ""
+        )
         return _check(
             "fairness",
             bad,
-            f"off-CPU share spread <= {limit * 100:.1f} points: "
-            f"{', '.join(seen) or 'no cgroup with 2+ comparable workers'}",
-            f"spread > {limit * 100:.1f} points in {len(bad)} cgroup step(s)",
+            f"off-CPU share spread within its limit (points): "
+            f"{', '.join(seen) or 'no cgroup with 2+ comparable workers'}{skipped}",
+            f"spread over its limit in {len(bad)} cgroup step(s)",
         )
 
     def max_gap(self) -> Check:

@@ -90,3 +90,11 @@ def test_a_bad_limit_is_an_error_not_a_failure(tmp_path: Path) -> None:
 def test_zero_max_gap_turns_the_gap_check_off() -> None:
     assert VerdictLimits(max_gap_ms=0.0).worker_overrides() == {"max_gap_ms": None}
     assert VerdictLimits().worker_overrides() == {}
+
+
+def test_under_tcg_the_defaults_allow_for_its_noise(tmp_path: Path) -> None:
+    guest = _facts([report("cg0", 1), report("cg0", 2, [seg(cpu_share=0.28)])])  # 22 points
+    assert not build_result(_outcome(tmp_path, guest))["passed"]
+    r = build_result(_outcome(tmp_path, guest, tcg=True))
+    assert r["passed"], r["reasons"]
+    assert r["workers_verdict"]["limits"]["spread_noise"] == 0.2

@@ -78,14 +78,31 @@ def test_fairness_uses_the_common_window_not_a_late_start() -> None:
     v = judge_workers(rs, exp)
     assert check(v, "fairness").passed, v.reason
     assert v.cgroups[0]["spread"] < 0.01 and v.cgroups[0]["window"] == "window"
-    whole = judge_workers(rs, exp, WorkerLimits(min_window_ms=5000))
+    bare = [{**r, "segments": [{k: v for k, v in sg.items() if k != "timeline"}
+                               for sg in r["segments"]]} for r in rs]  # fmt: skip
+    whole = judge_workers(bare, exp)  # no timelines: whole segments, the late start shows
     assert whole.cgroups[0]["window"] == "whole" and not check(whole, "fairness").passed
 
 
-def test_a_short_window_falls_back_to_whole_segments() -> None:
-    rs = [report("cg0", 1, [seg(wall_s=0.3)]), report("cg0", 2, [seg(wall_s=0.3)])]
+def test_a_window_too_short_is_not_judged_and_says_so() -> None:
+    rs = [report("cg0", 1, [seg(wall_s=0.6)]), report("cg0", 2, [seg(wall_s=0.6, cpu_share=0.1)])]
     v = judge_workers(rs, {"cg0": CgroupExpect(2)})
-    assert v.cgroups[0]["window"] == "whole" and v.passed
+    assert v.cgroups[0]["window"] == "short" and v.passed
+    assert "not judged, windows under 0.5 s: cg0/0 (0.35 s)" in check(v, "fairness").detail
+
+
+def test_the_tcg_limit_widens_short_windows_only() -> None:
+    from verdicts.worker_limits import resolve_worker_limits
+
+    hw, tcg = resolve_worker_limits(), resolve_worker_limits(tcg=True)
+    assert hw.spread_limit(1.0) == 0.15 and hw.spread_limit(100.0) == 0.15
+    assert tcg.spread_limit(1.0) == pytest.approx(0.35) and tcg.spread_limit(4.0) == pytest.approx(
+        0.25
+    )
+    assert resolve_worker_limits(None, {"spread_noise": 0.0}, tcg=True).spread_limit(1.0) == 0.15
+    rs = [report("cg0", 1, [seg()]), report("cg0", 2, [seg(cpu_share=0.25)])]  # 25 points apart
+    assert not judge_workers(rs, {"cg0": CgroupExpect(2)}, hw).passed
+    assert judge_workers(rs, {"cg0": CgroupExpect(2)}, tcg).passed
 
 
 def test_roles_are_not_compared() -> None:
