@@ -285,6 +285,15 @@ def _units(metrics: dict[str, Any], exit_code: Any) -> int:
 
 
 def _run_program(ctl: Ctl, argv: list[str], how: str) -> None:
+    # A wrapper calls a work type once per step phase: the program runs once, in the first
+    # call; later calls of the same worker (its "state" carries on) wait for their end.
+    state = ctl.args.get("state")
+    if isinstance(state, dict) and state.get("program"):
+        while ctl.running():
+            ctl.lib.sl_sleep_until(ctl.m, ctl.deadline())
+        return
+    if isinstance(state, dict):
+        state["program"] = True
     prog = Program(argv)
     try:
         while ctl.running() and not prog.done:
@@ -295,6 +304,8 @@ def _run_program(ctl: Ctl, argv: list[str], how: str) -> None:
     res["metrics"] = extract_metrics(how, res["stdout"], res["stderr"])
     ctl.extra.update(res)
     ctl.unit(_units(res["metrics"], res["exit_code"]))
+    while ctl.running():  # the program ended early: the worker's time runs out idle
+        ctl.lib.sl_sleep_until(ctl.m, ctl.deadline())
 
 
 def _split(text: str) -> list[str]:

@@ -9,6 +9,10 @@ check must fail on any correct scheduler (EEVDF included), with its evidence:
 ``verdict-starve``
     two spinners pinned to CPU 0, and a SCHED_IDLE worker pinned there too whose work unit
     is too large to finish in the run: starvation must fail.
+``work-tour``
+    every work type of :data:`guest.workspec.TABLE` but ``payload`` (its program travels
+    with the run's inputs) in a step of its own (:data:`TOUR_HOLD_S` each), as many workers
+    as its group; ``custom`` twice, as a callable (:func:`tour_callable`) and a command.
 """
 
 from __future__ import annotations
@@ -33,6 +37,46 @@ def _spawn(cg: dict[str, Any], **change: Any) -> dict[str, Any]:
     return {"op": "spawn", "cgroup": cg["name"], **{k: cg[k] for k in keep}, **change}
 
 
+#: Seconds each step of the work tour holds.
+TOUR_HOLD_S = 0.4
+_TOUR_PARAMS: dict[str, dict[str, Any]] = {
+    "bursty": {"burst_ms": 20.0, "sleep_ms": 20.0},
+    "sequence": {"phases": "spin:30,sleep:20,yield:20,io:20"},
+    "fan_out_compute": {"cache_kb": 32, "ops": 1},
+    "page_fault_churn": {"region_kb": 512, "touches": 64},
+}
+_TOUR_EXTRA = (
+    ("custom", {"callable": "guest.probes:tour_callable"}),
+    ("custom", {"command": "/usr/bin/python3 -S -c \"print('ops: 5')\"", "metrics": "kv"}),
+)  # fmt: skip
+
+
+def tour_callable(ctl: Any) -> dict[str, Any]:
+    """The tour's custom callable: count units until stopped, report how many loops ran."""
+    loops = 0
+    while ctl.running():
+        ctl.lib.sl_spin_iters(1024)
+        ctl.unit()
+        loops += 1
+    return {"loops": loops}
+
+
+def _tour(plan: dict[str, Any]) -> None:
+    from guest import workspec
+
+    cg = plan["steps"][0]["cgroups"][0]
+    kinds = [(n, _TOUR_PARAMS.get(n, {})) for n in workspec.TABLE if n not in ("custom", "payload")]
+    steps = []
+    for i, (name, given) in enumerate([*kinds, *_TOUR_EXTRA]):
+        params = workspec.with_defaults(name, given)
+        work = {"type": name, "params": params}
+        size = workspec.group_size(name, params)
+        cgroup = dict(cg, name=f"w{i}_{name}", workers=size, work=work)
+        steps.append({"name": f"{name}_{i}", "cgroups": [cgroup], "ops": [],
+                      "hold": {"kind": "fixed", "value": TOUR_HOLD_S}})  # fmt: skip
+    plan["steps"] = steps
+
+
 def probe_plan(name: str, duration_s: float, nr_cpus: int) -> dict[str, Any]:
     """The validated scenario document of probe ``name``.
 
@@ -44,6 +88,10 @@ def probe_plan(name: str, duration_s: float, nr_cpus: int) -> dict[str, Any]:
     if name not in PROBES:
         raise ValueError(f"{name!r} is not one of {', '.join(PROBES)}")
     plan = spinners_plan(2, 2, duration_s, nr_cpus)
+    if name == "work-tour":
+        plan["name"] = "work_tour"
+        _tour(plan)
+        return document.validate(plan)
     step = plan["steps"][0]
     cg0 = dict(step["cgroups"][0], workers=1)
     plan["name"] = name.replace("-", "_")

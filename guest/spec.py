@@ -57,8 +57,9 @@ CRASHES = ("", "kernel", "init", "native", "cgroup")
 #: The RunSpec scenario of a run whose run document carries a scenario document
 #: (:mod:`guest.scenario.document`); only cgroup-spinners has no document.
 PLAN = "scenario"
-#: Test hooks: the steady scenario changed so one verdict must fail (:mod:`guest.probes`).
-PROBES = ("verdict-unfair", "verdict-starve")
+#: Test hooks (:mod:`guest.probes`): the steady scenario changed so one verdict must fail,
+#: and a tour of every work type, one step each.
+PROBES = ("verdict-unfair", "verdict-starve", "work-tour")
 SCENARIOS = ("cgroup-spinners", PLAN, *PROBES)
 MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 

@@ -130,8 +130,6 @@ class _Member:
         self.rank, self.size, self.pipes = g["rank"], g["size"], g["pipes"]
         self.sh = ctl.ffi.cast("sl_shared *", ctl.ffi.from_buffer(g["mem"]))
         self.stop = ctl.ffi.addressof(self.sh[0], "stop")
-        self.first = not g.get("joined")  # the first call of this member
-        g["joined"] = True
         ctl.extra["rank"] = self.rank
 
     def running(self) -> bool:
@@ -159,13 +157,14 @@ def _pong(ctl: Ctl, iters: int, buf: Any, size: int) -> None:
                 os.close(fd)
         g.group["ends"] = ends
     rfd, wfd = ends
-    first = 1 if g.rank == 0 and g.first else 0
     try:
         while g.running():
+            # Rank 0 opens the exchange once, in whichever call first gets this far.
+            first = 1 if g.rank == 0 and not g.group.get("served") else 0
             rc = ctl.lib.sl_pipe_pong(
                 ctl.m, ctl.deadline(), g.stop, rfd, wfd, iters, buf, size, first
             )
-            first = 0
+            g.group["served"] = True
             if rc == -errno.EPIPE:
                 ctl.extra["partner"] = "gone"
                 break

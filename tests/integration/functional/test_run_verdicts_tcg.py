@@ -8,46 +8,19 @@ the named check fails.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from schedlab_shared.topology import Topology
-from tests.framework.prereq import require
-from tests.framework.schedlab_cli import default_kernel_or_skip, leftovers
+from tests.framework.probe_runs import probe_image, probe_run
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def image():  # noqa: ANN201
-    require(shutil.which("qemu-system-x86_64") is not None, "qemu-system-x86_64 is not installed")
-    from orchestrator.initramfs.builder import build_initramfs
-
-    kernel = default_kernel_or_skip()
-    return kernel, build_initramfs(kernel)
-
-
-def _run(image: Any, tmp_path: Path, probe: str, **limits: Any) -> tuple[dict[str, Any], int]:
-    from orchestrator.request import RunRequest, Scenario, VerdictLimits, VmShape
-    from orchestrator.session import RunSession
-
-    kernel, initrd = image
-    vm = VmShape(
-        engine="qemu", engine_reason="tier 3", kernel=kernel, initrd=initrd,
-        topology=Topology.parse("1,1,2,1"),
-    )  # fmt: skip
-    req = RunRequest(
-        vm=vm,
-        scenario=Scenario(name=probe, duration_s=2.0),
-        limits=VerdictLimits(**limits),
-        run_dir=tmp_path / "run",
-    )
-    result, code = RunSession(req).run()
-    assert leftovers(result["run_id"]) == []
-    return result, code
+    return probe_image()
 
 
 def _check(result: dict[str, Any], name: str) -> dict[str, Any]:
@@ -55,7 +28,7 @@ def _check(result: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def test_a_nice_19_worker_beside_a_nice_0_one_is_unfair(image, tmp_path: Path) -> None:  # noqa: ANN001
-    result, code = _run(image, tmp_path, "verdict-unfair")
+    result, code = probe_run(image, tmp_path, "verdict-unfair")
     assert code == 1 and result["verdict"] == "failed", result["reasons"]
     fair = _check(result, "fairness")
     assert not fair["passed"]
@@ -67,7 +40,7 @@ def test_a_nice_19_worker_beside_a_nice_0_one_is_unfair(image, tmp_path: Path) -
 
 
 def test_an_idle_worker_pinned_beside_spinners_starves(image, tmp_path: Path) -> None:  # noqa: ANN001
-    result, code = _run(image, tmp_path, "verdict-starve")
+    result, code = probe_run(image, tmp_path, "verdict-starve")
     assert code == 1 and result["verdict"] == "failed", result["reasons"]
     starved = _check(result, "starvation")
     assert not starved["passed"]
@@ -76,6 +49,6 @@ def test_an_idle_worker_pinned_beside_spinners_starves(image, tmp_path: Path) ->
 
 
 def test_an_expected_error_passes_only_when_it_happens(image, tmp_path: Path) -> None:  # noqa: ANN001
-    result, code = _run(image, tmp_path, "verdict-unfair", expect_error="fairness")
+    result, code = probe_run(image, tmp_path, "verdict-unfair", expect_error="fairness")
     assert code == 0 and result["verdict"] == "passed", result["reasons"]
     assert result["workers_verdict"]["reason"].startswith("expected failure happened: fairness")
