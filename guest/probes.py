@@ -4,7 +4,7 @@ A run spec whose scenario is one of :data:`PROBES` plays the steady scenario cha
 check must fail on any correct scheduler (EEVDF included), with its evidence:
 
 ``verdict-unfair``
-    ``cg_0`` holds two spinners started together, one at nice 0 and one at nice 19 (the
+    ``cg_0`` holds two spinners started together, one at nice 0 and one at nice 10 (the
     backdrop's and a spawn's): fairness within the cgroup must fail.
 ``verdict-starve``
     two spinners pinned to CPU 0, and a SCHED_IDLE worker pinned there too whose work unit
@@ -37,14 +37,21 @@ def _spawn(cg: dict[str, Any], **change: Any) -> dict[str, Any]:
     return {"op": "spawn", "cgroup": cg["name"], **{k: cg[k] for k in keep}, **change}
 
 
+#: The nice of the unfair probe's second worker: ~10 % of a CPU beside a nice-0 one, enough
+#: under TCG for its worker to start (nice 19's 1.5 % did not within a 2 s run) and do work.
+UNFAIR_NICE = 10
 #: Seconds each step of the work tour holds.
 TOUR_HOLD_S = 0.4
 _TOUR_PARAMS: dict[str, dict[str, Any]] = {
     "bursty": {"burst_ms": 20.0, "sleep_ms": 20.0},
     "sequence": {"phases": "spin:30,sleep:20,yield:20,io:20"},
-    "fan_out_compute": {"cache_kb": 32, "ops": 1},
+    "futex_fan_out": {"fan_out": 2},
+    "fan_out_compute": {"fan_out": 2, "cache_kb": 32, "ops": 1},
     "page_fault_churn": {"region_kb": 512, "touches": 64},
 }
+#: Steps that need longer under TCG: a group's round waits for its slowest member to start,
+#: a command for its interpreter (a worker's start costs 100-400 ms of CPU there).
+_TOUR_SLOW_S = {"futex_fan_out": 1.5, "fan_out_compute": 1.5, "command": 2.0}
 _TOUR_EXTRA = (
     ("custom", {"callable": "guest.probes:tour_callable"}),
     ("custom", {"command": "/usr/bin/python3 -S -c \"print('ops: 5')\"", "metrics": "kv"}),
@@ -72,8 +79,9 @@ def _tour(plan: dict[str, Any]) -> None:
         work = {"type": name, "params": params}
         size = workspec.group_size(name, params)
         cgroup = dict(cg, name=f"w{i}_{name}", workers=size, work=work)
+        hold = _TOUR_SLOW_S.get("command" if "command" in given else name, TOUR_HOLD_S)
         steps.append({"name": f"{name}_{i}", "cgroups": [cgroup], "ops": [],
-                      "hold": {"kind": "fixed", "value": TOUR_HOLD_S}})  # fmt: skip
+                      "hold": {"kind": "fixed", "value": hold}})  # fmt: skip
     plan["steps"] = steps
 
 
@@ -98,7 +106,7 @@ def probe_plan(name: str, duration_s: float, nr_cpus: int) -> dict[str, Any]:
     plan["backdrop"]["cgroups"] = [cg0]
     step["cgroups"] = step["cgroups"][1:]
     if name == "verdict-unfair":
-        step["ops"] = [_spawn(cg0, nice=19)]
+        step["ops"] = [_spawn(cg0, nice=UNFAIR_NICE)]
     else:
         cg0.update(workers=2, affinity=_pinned(0))
         idle = {"class": "idle", "priority": 0}

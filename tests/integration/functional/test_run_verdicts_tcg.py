@@ -1,7 +1,7 @@
 """Tier 3: each of the host's worker verdicts catches its failure on a real guest under TCG.
 
 On EEVDF (a correct scheduler) the probes of :mod:`guest.probes` must fail their check, with
-the evidence naming the worker: a nice-19 worker beside a nice-0 one in one cgroup (fairness),
+the evidence naming the worker: a nice-10 worker beside a nice-0 one in one cgroup (fairness),
 a SCHED_IDLE worker pinned beside spinners (starvation). An expected error passes only when
 the named check fails.
 """
@@ -27,14 +27,14 @@ def _check(result: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in result["workers_verdict"]["verdicts"] if c["name"] == name)
 
 
-def test_a_nice_19_worker_beside_a_nice_0_one_is_unfair(image, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_nice_10_worker_beside_a_nice_0_one_is_unfair(image, tmp_path: Path) -> None:  # noqa: ANN001
     result, code = probe_run(image, tmp_path, "verdict-unfair")
     assert code == 1 and result["verdict"] == "failed", result["reasons"]
     fair = _check(result, "fairness")
     assert not fair["passed"]
     (line,) = [e for e in fair["evidence"] if e.startswith("cg_0 step 0")]
     shares = [float(x.split()[-1].rstrip("%")) for x in line.rsplit(": ", 1)[1].split(", ")]
-    assert max(shares) > 90 and min(shares) < 60, line  # nice 19 hardly ran; nice 0 ran
+    assert max(shares) > 75 and min(shares) < 40, line  # nice 10 hardly ran; nice 0 ran
     assert _check(result, "starvation")["passed"]  # unfair, not starved: units on both
     assert result["reasons"][0].startswith("workers: fairness")
 

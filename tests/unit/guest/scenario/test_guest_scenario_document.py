@@ -218,7 +218,7 @@ def test_the_verdict_probes_are_valid_documents() -> None:
         doc = probe_plan(name, 2.0, 2)
         assert document.validate(doc) == doc
     unfair = probe_plan("verdict-unfair", 2.0, 2)
-    assert [o["nice"] for o in unfair["steps"][0]["ops"]] == [19]
+    assert [o["nice"] for o in unfair["steps"][0]["ops"]] == [10]
     starve = probe_plan("verdict-starve", 2.0, 2)
     (idle,) = starve["steps"][0]["ops"]
     assert idle["policy"]["class"] == "idle" and idle["affinity"]["cpus"] == [0]
