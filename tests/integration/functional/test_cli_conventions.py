@@ -125,7 +125,8 @@ def test_enumerated_options_show_their_choices() -> None:
     assert "--engine [auto|kvm|qemu]" in out
     assert "--progress [auto|tty|plain|json]" in out
     assert (
-        "--stream [console|diag|hvc0|bulk]" in _cli(["attach", NO_RUN, "console", "--help"]).stdout
+        "--stream [console|diag|hvc0|bulk|shell]"
+        in _cli(["attach", NO_RUN, "console", "--help"]).stdout
     )
 
 
