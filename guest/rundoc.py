@@ -48,6 +48,8 @@ if TYPE_CHECKING:
     from typing import Any, NoReturn
 
 __all__ = (
+    "BUSYBOX",
+    "BUSYBOX_APPLETS_FILE",
     "ENTROPY_BYTES",
     "INPUTS_DIR",
     "KINDS",
@@ -76,6 +78,10 @@ VERSION = 1
 #: What a transferred file is for; each kind is a directory under :data:`INPUTS_DIR`.
 KINDS = ("scheduler", "lib", "include", "payload")
 INPUTS_DIR = "/run/schedlab/inputs"
+#: busybox in the image (the host adds it for a shell session) and the list of its applets,
+#: one a line: where the host's image builder puts them and the guest's shell looks.
+BUSYBOX = "/usr/bin/busybox"
+BUSYBOX_APPLETS_FILE = "/usr/lib/schedlab/busybox-applets"
 ENTROPY_BYTES = 32
 MAX_FILES = 256  # a scheduler, its libraries, included files and payloads
 MAX_FILE_BYTES = 256 << 20

@@ -25,7 +25,8 @@ import time
 
 from guest import boot, wire
 from guest.channels import BulkChannel
-from guest.rundoc import INPUTS_DIR
+from guest.rundoc import BUSYBOX, INPUTS_DIR
+from guest.rundoc import BUSYBOX_APPLETS_FILE as APPLETS_FILE
 from guest.wire import FrameType
 
 TYPE_CHECKING = False  # typing costs ~0.4 s of guest startup under TCG
@@ -47,9 +48,6 @@ __all__ = (
     "shell_env",
 )
 
-#: busybox in the image (``schedlab shell`` adds it) and the list of its applets, one a line.
-BUSYBOX = "/usr/bin/busybox"
-APPLETS_FILE = "/usr/lib/schedlab/busybox-applets"
 APPLET_DIR = "/usr/local/bin"
 #: Where ``-i FILE`` shows up (the transfer installs it under ``INPUTS_DIR/include``).
 INCLUDE_DIR = "/include-files"

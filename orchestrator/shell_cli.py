@@ -64,7 +64,8 @@ def include_files(paths: tuple[Path, ...]) -> list[Any]:
 
 def _busybox_files() -> dict[str, Any]:
     """busybox (static) and its applet list, added to the image for a shell session."""
-    from guest.shellphase import APPLETS_FILE, BUSYBOX
+    from guest.rundoc import BUSYBOX
+    from guest.rundoc import BUSYBOX_APPLETS_FILE as APPLETS_FILE
 
     from .initramfs.busybox import BusyboxMissing, find_busybox
 
