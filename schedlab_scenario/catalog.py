@@ -7,7 +7,8 @@ Each entry is a function of the VM's topology returning a :class:`~schedlab_scen
 The first fourteen are ktstr's canned scenarios (``src/scenario/scenarios.rs``), same
 shapes, holds as fractions of the run's duration. ``oversubscribed`` and
 ``mixed_workloads`` run ``spin`` until the ``mixed``, ``bursty`` and ``io_sync`` work types
-exist.
+exist. :mod:`schedlab_scenario.catalog_more` adds entries from the other categories of
+ktstr's catalog.
 """
 
 from __future__ import annotations
@@ -257,3 +258,7 @@ def nested_task_move(topo: Topology) -> Scenario:
         Step(ops=[Op.move_all_tasks("cg_1/sub", "cg_1")], hold=quarter, name="other_parent"),
     ]
     return Scenario("nested_task_move", steps, backdrop)
+
+
+# More entries from ktstr's categories (data to read and copy): they register on import.
+from . import catalog_more  # noqa: E402, F401

@@ -45,6 +45,12 @@ def test_each_entry_resolves_and_survives_the_wire(name, topo):
     assert scenario.planned_s(2.0) == pytest.approx(2.0)
 
 
+def test_thirty_more_entries_cover_ktstr_s_categories():
+    more = [e for e in CATALOG.values() if e.name not in KTSTR_14]
+    assert len(more) >= 30
+    assert {e.category for e in more} == set(CATEGORIES)
+
+
 def test_unknown_names_list_the_known_ones():
     with pytest.raises(KeyError, match="known: steady"):
         get("nope")
