@@ -41,6 +41,9 @@ BOOT_ALLOWANCE_S = 90.0  # boot under a loaded TCG host, before the scenario sta
 # From the graceful stop request at the run's timeout to the VM's hard timeout: time for
 # the guest to stop its workers, report what they did and power off (TCG-slow).
 STOP_GRACE_S = 15.0
+#: The run's inputs after SYS_RDY at the slowest rate seen (our VMM inside the testbed):
+#: the run's timeout grows by their size at this rate.
+INPUTS_SLOW_BYTES_S = 50e3
 _SPEC_DEFAULTS = guest_spec.RunSpec._field_defaults
 
 
@@ -189,7 +192,18 @@ class RunRequest:
     def run_timeout_s(self) -> float:
         """When the guest is asked to stop: given, or boot allowance plus a TCG-slow scenario."""
         length = max(self.scenario.duration_s, self.scenario.planned_s)
-        return self.vm.timeout_s or (BOOT_ALLOWANCE_S + length * 3 + 30.0)
+        return self.vm.timeout_s or (BOOT_ALLOWANCE_S + length * 3 + 30.0 + self.inputs_allowance_s)
+
+    @property
+    def inputs_allowance_s(self) -> float:
+        """Seconds the run's files may take to reach the guest (their size, slowly)."""
+        total = 0
+        for f in self.files:
+            try:
+                total += f.path.stat().st_size
+            except OSError:
+                pass  # the session reports a missing file when it prepares the inputs
+        return total / INPUTS_SLOW_BYTES_S
 
     @property
     def vm_timeout_s(self) -> float:

@@ -113,3 +113,14 @@ def test_parts_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         req.scenario.duration_s = 9.0  # type: ignore[misc]
     assert req.vm_timeout_s > 0
+
+
+def test_the_runs_files_lengthen_its_timeout(tmp_path):
+    from orchestrator.inputs import HostFile
+    from orchestrator.request import INPUTS_SLOW_BYTES_S
+
+    blob = tmp_path / "sched"
+    blob.write_bytes(b"x" * 100_000)
+    bare = RunRequest(vm=_vm())
+    with_file = RunRequest(vm=_vm(), files=(HostFile("scheduler", blob),))
+    assert with_file.run_timeout_s - bare.run_timeout_s == 100_000 / INPUTS_SLOW_BYTES_S
