@@ -93,7 +93,7 @@ def test_readme_example_through_the_documented_command(tmp_path: Path) -> None:
 EXPECT = """
 import schedlab_test as sl
 
-@sl.vm(asserts={"max_gap_ms": 1}, expect_error=r"gap > 1(\\.0)? ms", duration=1)
+@sl.vm(asserts={"max_gap_ms": 1}, expect_error=r"max_gap: .*> 1(\\.0)? ms", duration=1)
 def test_named_failure_happens(ctx):
     return ctx.steady()
 
@@ -123,7 +123,7 @@ def test_expected_errors_under_xdist(tmp_path: Path) -> None:
     assert bad is not None and "expected a failure matching 'starved', got another" in (
         bad.text or ""
     )
-    assert "gap > 1" in (bad.text or "")  # the evidence: what did fail
+    assert "gap(s) > 1 ms" in (bad.text or "")  # the evidence: what did fail
 
 
 GAUNTLET = """

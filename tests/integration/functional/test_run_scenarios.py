@@ -36,7 +36,7 @@ KTSTR_14 = (
 ).split()
 #: the smallest topology each runs on meaningfully (2 CPUs unless it needs more)
 TOPOLOGY = {"steady_llc": "1,2,1,1", "cpuset_resize": "1,1,4,1", "affinity_pinned": "1,1,4,1"}
-DURATION = {"oversubscribed": "2", "affinity_change": "2"}  # others 1.5 s
+DURATION = {"oversubscribed": "4", "affinity_change": "2"}  # others 1.5 s
 SCHED_BATCH, SCHED_EXT = os.SCHED_BATCH, 7
 
 
