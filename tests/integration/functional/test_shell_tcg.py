@@ -126,10 +126,10 @@ def test_interactive_shell_in_tmux(kernel, tmp_path: Path) -> None:
     script = tmp_path / "session.sh"
     script.write_text(
         f"cd {ROOT}\n"
-        f"stty -a | grep -v rows > {tmp_path}/before\n"
+        f"stty -g > {tmp_path}/before\n"  # -a wraps at the pane width, which may change
         f"{sys.executable} -m orchestrator.cli shell --engine qemu --run-dir {run_dir}\n"
         f"echo RC=$?\n"
-        f"stty -a | grep -v rows > {tmp_path}/after\n"
+        f"stty -g > {tmp_path}/after\n"
         "sleep 600\n"
     )
     name = f"schedlab-shell-{os.getpid()}"
