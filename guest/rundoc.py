@@ -276,18 +276,23 @@ def _files(value: Any) -> tuple[FileEntry, ...]:
     return out
 
 
+def _argv(value: Any, path: str) -> list[str]:
+    """A bounded list of argument strings (the scheduler's args, a session's argv)."""
+    if not isinstance(value, list):
+        _fail(path, f"is {type(value).__name__}, want a list of strings")
+    if len(value) > MAX_ARGS:
+        _fail(path, f"{len(value)} arguments > {MAX_ARGS}")
+    for i, a in enumerate(value):
+        _text(a, f"{path}[{i}]", MAX_ARGS_BYTES)
+    if sum(len(a) + 1 for a in value) > MAX_ARGS_BYTES:
+        _fail(path, f"more than {MAX_ARGS_BYTES} characters in all")
+    return value
+
+
 def _scheduler(value: Any, files: tuple[FileEntry, ...]) -> Scheduler:
     m = _map(value, "scheduler", Scheduler._fields)
     path = _text(m.get("path", ""), "scheduler.path", MAX_PATH)
-    args = m.get("args", [])
-    if not isinstance(args, list):
-        _fail("scheduler.args", f"is {type(args).__name__}, want a list of strings")
-    if len(args) > MAX_ARGS:
-        _fail("scheduler.args", f"{len(args)} arguments > {MAX_ARGS}")
-    for i, a in enumerate(args):
-        _text(a, f"scheduler.args[{i}]", MAX_ARGS_BYTES)
-    if sum(len(a) + 1 for a in args) > MAX_ARGS_BYTES:
-        _fail("scheduler.args", f"more than {MAX_ARGS_BYTES} characters in all")
+    args = _argv(m.get("args", []), "scheduler.args")
     env = _env(m.get("env", {}))
     if not path:
         if args or env:
@@ -305,15 +310,7 @@ def _session(value: Any) -> Session:
     mode = m.get("mode", "run")
     if mode not in SESSION_MODES:
         _fail("session.mode", f"{str(mode)[:32]!r} is not one of {', '.join(SESSION_MODES)}")
-    argv = m.get("argv", [])
-    if not isinstance(argv, list):
-        _fail("session.argv", f"is {type(argv).__name__}, want a list of strings")
-    if len(argv) > MAX_ARGS:
-        _fail("session.argv", f"{len(argv)} arguments > {MAX_ARGS}")
-    for i, a in enumerate(argv):
-        _text(a, f"session.argv[{i}]", MAX_ARGS_BYTES)
-    if sum(len(a) + 1 for a in argv) > MAX_ARGS_BYTES:
-        _fail("session.argv", f"more than {MAX_ARGS_BYTES} characters in all")
+    argv = _argv(m.get("argv", []), "session.argv")
     if mode == "exec" and not argv:
         _fail("session.argv", "is empty: exec needs a command")
     if mode == "run" and argv:
