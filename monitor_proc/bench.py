@@ -23,7 +23,9 @@ from typing import Any
 
 import zmq
 
+from schedlab_shared.bus import topics
 from schedlab_shared.bus import vmm as vmm_proto
+from schedlab_shared.bus.client import subscriber
 from schedlab_shared.bus.server import ControlServer
 
 from .program import Program
@@ -126,11 +128,16 @@ def build_guest(vmlinux: str, ncpus: int) -> Program:
     return prog
 
 
-def _stand_in_vmm(endpoint: str, ncpus: int, clocks: list[int], stop: Any) -> None:
+def _stand_in_vmm(
+    endpoint: str, ncpus: int, clocks: list[int], stop: Any, sample_pub: str | None = None
+) -> None:
     """A VMM stand-in in its own process (as the real one is): answers Status_ and VcpuTimes,
-    and moves every CPU's rq clock on every 4 ms (a live guest's ticks at HZ=250)."""
+    and moves every CPU's rq clock on every 4 ms (a live guest's ticks at HZ=250). With
+    ``sample_pub`` it also subscribes to the samples (as ``attach monitor --live`` does), so
+    the monitor packs and sends each one."""
     prog_mem = SyntheticKernelMemory.attach(clocks)
     ctx = zmq.Context()
+    sub = subscriber(ctx, sample_pub, topics.monitor_sample("bench")) if sample_pub else None
 
     def status(_m: Any) -> vmm_proto.StatusReply:
         return vmm_proto.StatusReply("running", "bench", "bench", 0.0, [], {})
@@ -140,23 +147,40 @@ def _stand_in_vmm(endpoint: str, ncpus: int, clocks: list[int], stop: Any) -> No
         return vmm_proto.VcpuTimesReply(time.monotonic(), [ns] * ncpus, list(range(ncpus)), 1)
 
     server = ControlServer(ctx, endpoint, {vmm_proto.Status_: status, vmm_proto.VcpuTimes: times})
+    poller = zmq.Poller()
+    poller.register(server.socket, zmq.POLLIN)
+    if sub is not None:
+        poller.register(sub, zmq.POLLIN)
     next_tick = time.monotonic()
     while not stop.is_set():
-        if server.socket.poll(4):
+        ready = dict(poller.poll(4))
+        if server.socket in ready:
             server.handle_ready()
+        while sub is not None and sub in ready and sub.poll(0):
+            sub.recv_multipart()
         if time.monotonic() >= next_tick:
             next_tick += 0.004
             clock = struct.pack("<Q", time.monotonic_ns())
             for pa in clocks[1:]:
                 prog_mem.write(pa, clock)
     server.close()
+    if sub is not None:
+        sub.close(0)
     ctx.term()
 
 
 def measure(
-    vmlinux: str, ncpus: int = 8, rate_hz: float = 100.0, seconds: float = 5.0
+    vmlinux: str,
+    ncpus: int = 8,
+    rate_hz: float = 100.0,
+    seconds: float = 5.0,
+    subscribed: bool = False,
 ) -> dict[str, Any]:
-    """Run the real sample loop for ``seconds`` at ``rate_hz``; return the figures."""
+    """Run the real sample loop for ``seconds`` at ``rate_hz``; return the figures.
+
+    :param subscribed: a subscriber takes the published samples (else none listens, as in
+        most runs, and the monitor only writes its file).
+    """
     from .service import Monitor
 
     prog = build_guest(vmlinux, ncpus)
@@ -179,9 +203,20 @@ def measure(
         fork = multiprocessing.get_context("fork")
         stop = fork.Event()
         vmm = fork.Process(
-            target=_stand_in_vmm, args=(ep["vctl"], ncpus, prog.cache["bench_clocks"], stop)
+            target=_stand_in_vmm,
+            args=(
+                ep["vctl"],
+                ncpus,
+                prog.cache["bench_clocks"],
+                stop,
+                ep["mpub"] if subscribed else None,
+            ),
         )
         vmm.start()
+        if subscribed:  # its subscription reaches the monitor before the loop starts
+            deadline = time.monotonic() + 5.0
+            while not mon.pub.listened(mon._topic) and time.monotonic() < deadline:
+                mon._serve(0.05)
         latencies: list[float] = []
         sample = mon._sample
 
@@ -222,6 +257,8 @@ def measure(
         "sample_ms_p99": round(1000 * lat[min(len(lat) - 1, int(0.99 * len(lat)))], 3)
         if lat
         else None,
+        "subscribed": subscribed,
+        "published": mon.published,
         "sample_bytes": len(line),
         "sample_fields": sorted(json.loads(line).get("cpus", [{}])[0]) if line != "{}" else [],
     }
@@ -233,12 +270,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cpus", type=int, default=8)
     ap.add_argument("--rate", type=float, default=100.0, help="samples per second")
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--subscribed", action="store_true", help="a subscriber takes the samples")
     args = ap.parse_args(argv)
     if not (1 <= args.cpus <= 256 and 0 < args.rate <= 1000 and 0 < args.seconds <= 600):
         ap.error("--cpus 1..256, --rate (0, 1000], --seconds (0, 600]")
     if not os.path.isfile(args.vmlinux):
         ap.error(f"--vmlinux {args.vmlinux}: no such file")
-    json.dump(measure(args.vmlinux, args.cpus, args.rate, args.seconds), sys.stdout)
+    json.dump(
+        measure(args.vmlinux, args.cpus, args.rate, args.seconds, args.subscribed), sys.stdout
+    )
     print()
     return 0
 

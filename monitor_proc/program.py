@@ -28,6 +28,8 @@ __all__ = ("BadDataError", "MAX_CPUS", "Program")
 MAX_CPUS = 1 << 16  # bound on any CPU count read from the guest
 MAX_READ = 16 << 20  # bound on one read (sizes may come from guest data)
 _PROBE_LEN = 64
+# compiled once: the sampler reads a few of these per CPU per sample
+_U8, _U32, _S32, _U64 = (struct.Struct(f) for f in ("<B", "<I", "<i", "<Q"))
 
 
 class BadDataError(Exception):
@@ -162,20 +164,20 @@ class Program:
             raise PermissionError("this guest memory cannot be written")
         write(tr.to_phys(address), data)
 
-    def _unpack(self, fmt: str, address: int) -> int:
-        return struct.unpack(fmt, self.read(address, struct.calcsize(fmt)))[0]
+    def _unpack(self, fmt: struct.Struct, address: int) -> int:
+        return fmt.unpack(self.read(address, fmt.size))[0]
 
     def read_u8(self, address: int) -> int:
-        return self._unpack("<B", address)
+        return self._unpack(_U8, address)
 
     def read_u32(self, address: int) -> int:
-        return self._unpack("<I", address)
+        return self._unpack(_U32, address)
 
     def read_s32(self, address: int) -> int:
-        return self._unpack("<i", address)
+        return self._unpack(_S32, address)
 
     def read_u64(self, address: int) -> int:
-        return self._unpack("<Q", address)
+        return self._unpack(_U64, address)
 
     # -- CPUs -----------------------------------------------------------------------------
 

@@ -22,12 +22,17 @@ from schedlab_shared.bus import collector as collector_proto
 from schedlab_shared.bus import monitor as proto
 from schedlab_shared.bus import topics
 from schedlab_shared.bus import vmm as vmm_proto
-from schedlab_shared.bus.client import BusClient, Publisher
+from schedlab_shared.bus.client import BusClient
 from schedlab_shared.bus.codec import BusError, Status
 from schedlab_shared.bus.server import ControlServer
 from schedlab_shared.bus.vmm import VmState
 from schedlab_shared.exitcodes import ProcExit
 from schedlab_shared.run_layout import monitor_file
+
+from .helpers.ext import scx_sched_sample
+from .helpers.percpu import per_cpu_offsets
+from .helpers.sched import cpu_samples
+from .sample_pub import SamplePublisher
 
 __all__ = ("Monitor",)
 
@@ -69,7 +74,7 @@ class Monitor:
         self.ctx = zmq.Context()
         self.vmm = BusClient(self.ctx, vm_ctl, timeout_s=2.0)
         self.collector = BusClient(self.ctx, collector_ctl, timeout_s=2.0)
-        self.pub = Publisher(self.ctx, pub)
+        self.pub = SamplePublisher(self.ctx, pub)  # packs a sample only for a subscriber
         self.server = ControlServer(
             self.ctx,
             ctl,
@@ -83,11 +88,16 @@ class Monitor:
         self.out_path = Path(run_dir) / monitor_file(name)
         self.state = proto.MonitorState.WAITING
         self.samples = 0
+        self.published = 0  # samples sent to subscribers (none listening: none sent)
         self.errors = 0
         self.last_error = ""
         self._terminate = False
         self._poller = zmq.Poller()  # the control socket, and the wake pipe once run() starts
         self._poller.register(self.server.socket, zmq.POLLIN)  # the sample loop sleeps on it
+        self._poller.register(self.pub.socket, zmq.POLLIN)  # (un)subscriptions to samples
+        self._topic = topics.monitor_sample(vm_id)
+        # one encoder for every line: json.dumps with options builds a new one per call
+        self._encode = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
         self._wake_r = self._wake_w = -1
         self._memory = None  # the guest RAM mapping, once opened
         self._prog: Any = None  # the Program, once sampling (the BPF requests use it)
@@ -159,6 +169,8 @@ class Monitor:
         ready = dict(self._poller.poll(int(timeout_s * 1000)))
         if self.server.socket in ready:
             self.server.handle_ready()
+        if self.pub.socket in ready:
+            self.pub.handle_ready()
 
     def _wait_until(self, ready) -> vmm_proto.StatusReply | None:  # noqa: ANN001
         """Poll the VMM (and collector) until ``ready(vmm_status, collector_status)``.
@@ -193,10 +205,6 @@ class Monitor:
 
     def _sample(self, prog: Any, started_at: float) -> dict[str, Any]:
         """One sample line (:mod:`schedlab_shared.monitor_schema`)."""
-        from .helpers.ext import scx_sched_sample
-        from .helpers.percpu import per_cpu_offsets
-        from .helpers.sched import cpu_samples
-
         offsets = per_cpu_offsets(prog)
         cpus = cpu_samples(prog, offsets)
         sample: dict[str, Any] = {
@@ -342,13 +350,13 @@ class Monitor:
                     self.errors += 1
                     self.last_error = f"{type(exc).__name__}: {exc}"
                 else:
-                    out.write(json.dumps(sample, separators=(",", ":")) + "\n")
+                    out.write(self._encode(sample) + "\n")
                     if tick - last_flush >= FLUSH_EVERY_S:
                         out.flush()
                         last_flush = tick
                     self._judge_live(sample)
                     # the body of a proto.Sample, sent as built (a dataclass per sample costs)
-                    self.pub.publish(topics.monitor_sample(self.vm_id), sample)
+                    self.published += self.pub.publish(self._topic, sample)
                     self.samples += 1
                     if self.max_samples and self.samples >= self.max_samples:
                         return ProcExit.DONE

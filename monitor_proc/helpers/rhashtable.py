@@ -28,6 +28,23 @@ def _kernel_ptr(p: int, what: str) -> int:
     return p
 
 
+def _offsets(prog: Program) -> tuple[int, int, int, int, int, int]:
+    """The members the walk reads, looked up once per Program (the sampler walks each
+    sample)."""
+    got = prog.cache.get("rhashtable_offsets")
+    if got is None:
+        bt = prog.struct("bucket_table")
+        got = prog.cache["rhashtable_offsets"] = (
+            prog.member_offset("rhashtable", "tbl"),
+            bt.member("size").offset,
+            bt.member("nest").offset,
+            bt.member("future_tbl").offset,
+            bt.member("buckets").offset,
+            prog.member_offset("rhash_head", "next"),
+        )
+    return got
+
+
 def rhashtable_entries(
     prog: Program, ht: int, head_offset: int, limit: int = MAX_ENTRIES
 ) -> list[int]:
@@ -41,11 +58,7 @@ def rhashtable_entries(
     :raises BadDataError: a nested (``nest != 0``) or absurdly sized table, a chain longer
         than :data:`MAX_CHAIN`, more than ``limit`` entries, or a non-kernel pointer.
     """
-    tbl_off = prog.member_offset("rhashtable", "tbl")
-    bt = prog.struct("bucket_table")
-    size_off, nest_off = bt.member("size").offset, bt.member("nest").offset
-    future_off, buckets_off = bt.member("future_tbl").offset, bt.member("buckets").offset
-    next_off = prog.member_offset("rhash_head", "next")
+    tbl_off, size_off, nest_off, future_off, buckets_off, next_off = _offsets(prog)
     seen: set[int] = set()
     out: list[int] = []
     tbl = prog.read_u64(ht + tbl_off)

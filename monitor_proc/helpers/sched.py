@@ -27,6 +27,7 @@ __all__ = (
 )
 
 _FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+_Q, _I32 = struct.Struct("<Q"), struct.Struct("<i")
 TASK_COMM_LEN = 16
 
 # sample key -> candidate struct rq members, newest name first.
@@ -71,6 +72,8 @@ class _Plan:
     runqueues: int
     unpack: struct.Struct  # every field of ``fields`` in one unpack, in offset order
     keys: tuple[str, ...]  # the sample keys of ``unpack``'s values
+    task_lo: int  # the current task's pid and comm in one read: from this offset...
+    task_len: int  # ...this many bytes
 
 
 def cpu_rq(prog: Program, cpu: int) -> int:
@@ -131,17 +134,22 @@ def _plan(prog: Program) -> _Plan:
                 raise MissingMember(f"struct rq has none of {names}")
     cpu_off = rq.member("cpu").offset if rq.has_member("cpu") else None
     sd_off = rq.member("sd").offset if rq.has_member("sd") else None
+    pid_off = prog.member_offset("task_struct", "pid")
+    comm_off = prog.member_offset("task_struct", "comm")
+    task_lo = min(pid_off, comm_off)
     plan = _Plan(
         tuple(fields),
         cpu_off,
         rq.member("curr").offset,
         rq.size,
-        prog.member_offset("task_struct", "pid"),
-        prog.member_offset("task_struct", "comm"),
+        pid_off,
+        comm_off,
         sd_off,
         percpu_symbol(prog, "runqueues"),
         _one_unpack(fields),
         tuple(k for k, _, _ in sorted(fields, key=lambda e: e[1])),
+        task_lo,
+        max(pid_off + 4, comm_off + TASK_COMM_LEN) - task_lo,
     )
     prog.cache["rq_sample_plan"] = plan
     return plan
@@ -161,14 +169,16 @@ def _one_unpack(fields: list[tuple[str, int, str]]) -> struct.Struct:
 
 def _decode_rq(prog: Program, plan: _Plan, cpu: int, rq: int, raw: bytes) -> dict[str, int | str]:
     if plan.cpu_off is not None:
-        rq_cpu = struct.unpack_from("<i", raw, plan.cpu_off)[0]
+        rq_cpu = _I32.unpack_from(raw, plan.cpu_off)[0]
         if rq_cpu != cpu:
             raise BadDataError(f"rq of cpu {cpu} at {rq:#x} says cpu {rq_cpu}")
     out: dict[str, int | str] = dict(zip(plan.keys, plan.unpack.unpack_from(raw), strict=True))
-    curr = struct.unpack_from("<Q", raw, plan.curr_off)[0]
+    curr = _Q.unpack_from(raw, plan.curr_off)[0]
     if curr:
-        out["curr_pid"] = prog.read_s32(curr + plan.pid_off)
-        out["curr_comm"] = _comm(prog.read(curr + plan.comm_off, TASK_COMM_LEN))
+        task = prog.read(curr + plan.task_lo, plan.task_len)  # pid and comm: one read
+        out["curr_pid"] = _I32.unpack_from(task, plan.pid_off - plan.task_lo)[0]
+        comm = plan.comm_off - plan.task_lo
+        out["curr_comm"] = _comm(task[comm : comm + TASK_COMM_LEN])
     return out
 
 
