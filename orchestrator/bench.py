@@ -232,9 +232,19 @@ bench_group.add_command(workloads_cmd)
 @click.option(
     "--kernel", "kernel_spec", default=None, help="a sched_ext kernel (default: the cached one)"
 )
+@click.option(
+    "--subscribed",
+    is_flag=True,
+    help="a live subscriber takes the samples (as attach monitor --live does)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the figures as JSON")
 def monitor_cmd(
-    cpus: int, rate: float, seconds: float, kernel_spec: str | None, as_json: bool
+    cpus: int,
+    rate: float,
+    seconds: float,
+    kernel_spec: str | None,
+    subscribed: bool,
+    as_json: bool,
 ) -> None:
     """The monitor's CPU cost (% of one core) and sample latency p50/p99, for CPUS vCPUs
     sampled at RATE Hz with the full sched_ext sample, against synthetic guest memory laid
@@ -263,6 +273,7 @@ def monitor_cmd(
         str(rate),
         "--seconds",
         str(seconds),
+        *(["--subscribed"] if subscribed else []),
     ]
     out = subprocess.run(argv, capture_output=True, text=True, check=False)
     if out.returncode != 0:
@@ -279,7 +290,8 @@ def monitor_cmd(
         f"monitor, {figures['cpus']} vCPUs at {figures['rate_hz']:g} Hz for {figures['seconds']} s: "
         f"{figures['cpu_percent_of_one_core']:.1f} % of one core (goal < 10 %), sample latency "
         f"p50 {figures['sample_ms_p50']} ms, p99 {figures['sample_ms_p99']} ms; "
-        f"{figures['samples']} samples of {figures['sample_bytes']} bytes, {figures['errors']} errors",
+        f"{figures['samples']} samples of {figures['sample_bytes']} bytes, {figures['errors']} errors"
+        + (f", {figures['published']} published to a subscriber" if subscribed else ""),
         highlight=False,
     )
 
