@@ -29,6 +29,7 @@ MAX_CPUS = 1 << 16  # bound on any CPU count read from the guest
 MAX_READ = 16 << 20  # bound on one read (sizes may come from guest data)
 _PROBE_LEN = 64
 # compiled once: the sampler reads a few of these per CPU per sample
+_Packed = struct.Struct  # (the class's struct() method hides the module in its annotations)
 _U8, _U32, _S32, _U64 = (struct.Struct(f) for f in ("<B", "<I", "<i", "<Q"))
 
 
@@ -164,7 +165,7 @@ class Program:
             raise PermissionError("this guest memory cannot be written")
         write(tr.to_phys(address), data)
 
-    def _unpack(self, fmt: struct.Struct, address: int) -> int:
+    def _unpack(self, fmt: _Packed, address: int) -> int:
         return fmt.unpack(self.read(address, fmt.size))[0]
 
     def read_u8(self, address: int) -> int:
