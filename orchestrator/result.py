@@ -16,6 +16,7 @@ from guest.schema import SchemaError as RecordError
 from guest.wire import PANIC_PREFIX
 from schedlab_shared import run_layout
 from schedlab_shared.bus.vmm import ExitReason
+from schedlab_shared.host_pauses import clock_base_ns, describe, find_pauses, place_in_guest
 from schedlab_shared.kernel_console import is_oops
 from schedlab_shared.monitor_schema import CPU_FIELDS
 from verdicts.run import monitor_section
@@ -100,6 +101,9 @@ class RunOutcome:
     test_limits: dict[str, Any] = field(default_factory=dict)
     expect_error: str | None = None  # the workers' check that must fail (an expected error)
     tcg: bool = False  # the guest ran under QEMU's TCG (the workers' limits allow for it)
+    vm_started_at: float = 0.0  # host time.time() the VM started (the samples' elapsed_ms 0)
+    #: (host time a guest frame arrived, the guest CLOCK_BOOTTIME it carried): SYS_RDY, PHASE
+    clock_anchors: list[tuple[float, int]] = field(default_factory=list)
 
 
 def _tail_lines(path: Path, n: int, max_bytes: int = 64 << 10) -> list[str]:
@@ -246,14 +250,24 @@ def scenario_records(guest_result: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-def _judge_workers(o: RunOutcome) -> tuple[dict[str, Any], list[Finding]]:
+def host_pauses(o: RunOutcome, primary: list[dict[str, Any]]) -> dict[str, Any]:
+    """``result.json``'s ``host_pauses`` (:mod:`schedlab_shared.host_pauses`): when the host
+    did not run the vCPUs, placed on the guest's clock through the frames' anchors."""
+    base = clock_base_ns(o.clock_anchors, o.vm_started_at)
+    pauses = place_in_guest(find_pauses(primary), base)
+    return {"pauses": pauses, "clock_base_ns": base}
+
+
+def _judge_workers(
+    o: RunOutcome, pauses: list[dict[str, Any]] | None = None
+) -> tuple[dict[str, Any], list[Finding]]:
     """The host's verdict on the workers' facts (verdicts.workers); a bad limit is broken."""
     try:
         limits = resolve_worker_limits(o.scheduler_limits, o.test_limits, tcg=o.tcg)
     except WorkerLimitError as exc:
         section = {"passed": False, "reason": str(exc), "verdicts": [], "cgroups": []}
         return section, [Finding(Severity.BROKEN, str(exc))]
-    section = workers_section(o.guest_result, limits, o.topology, o.expect_error)
+    section = workers_section(o.guest_result, limits, o.topology, o.expect_error, pauses)
     if o.guest_result is None or section["passed"]:
         return section, []
     return section, [Finding(Severity.FAILED, one_line(f"workers: {section['reason']}"))]
@@ -293,8 +307,10 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
         # the monitor read something no kernel holds
         findings.append(Finding(Severity.INCONCLUSIVE, judged["reason"]))
     notes += [str(n) for n in o.engine_notes]
-    workers_verdict, worker_findings = _judge_workers(o)
+    paused = host_pauses(o, primary)
+    workers_verdict, worker_findings = _judge_workers(o, paused["pauses"])
     findings += worker_findings
+    notes += [describe(p) for p in paused["pauses"][:8]]
     notes += [
         f"{name} restarted {n} time(s)"
         for name, n in sorted(o.restarts.items())
@@ -315,6 +331,7 @@ def build_result(o: RunOutcome) -> dict[str, Any]:
             "topology": o.topology,
             "workers": _workers(o.guest_result),
             "workers_verdict": workers_verdict,
+            "host_pauses": paused,
             "scenario": scenario_records(o.guest_result),
             "guest": {
                 "result": o.guest_result,

@@ -25,6 +25,7 @@ from typing import Any
 
 from guest.scenario import record as scenario_record
 from guest.schema import SchemaError
+from schedlab_shared.host_pauses import PauseError, check_host_pauses
 from schedlab_shared.monitor_schema import SchemaError as MonitorSchemaError
 from schedlab_shared.monitor_schema import check_bpf
 
@@ -234,6 +235,16 @@ def _check_monitor(doc: dict[str, Any]) -> None:
         raise ResultError(f"result.monitor.{e}") from None
 
 
+def _check_host_pauses(doc: dict[str, Any]) -> None:
+    """``host_pauses``: when the host did not run the vCPUs (schedlab_shared.host_pauses)."""
+    if doc.get("host_pauses") is None:
+        return
+    try:
+        check_host_pauses(doc["host_pauses"], "result.host_pauses")
+    except PauseError as e:
+        raise ResultError(str(e)) from None
+
+
 def validate_result(doc: Any) -> dict[str, Any]:
     """Check ``doc``'s declared fields; return it unchanged.
 
@@ -242,6 +253,7 @@ def validate_result(doc: Any) -> dict[str, Any]:
     top = _Top.from_dict(doc, "result")
     _check_scenario(doc)
     _check_monitor(doc)
+    _check_host_pauses(doc)
     if top.verdict not in VERDICTS:
         raise ResultError(f"result.verdict: {top.verdict!r} is not one of {', '.join(VERDICTS)}")
     if top.passed != (top.verdict == "passed"):

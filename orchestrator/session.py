@@ -89,6 +89,19 @@ def _cmdline(req: RunRequest) -> str:
     return " ".join([*base, *vm.extra_cmdline])
 
 
+def _anchors(messages: list[dict[str, Any]]) -> list[tuple[float, int]]:
+    """(host arrival time, guest CLOCK_BOOTTIME) of the frames that carry the guest's clock:
+    SYS_RDY's ``boot_ns`` and each PHASE's ``t_ns`` (schedlab_shared.host_pauses)."""
+    out = []
+    for m in messages:
+        p = m.get("payload")
+        key = {"SYS_RDY": "boot_ns", "PHASE": "t_ns"}.get(m.get("type", ""))
+        if key and isinstance(p, dict) and isinstance(p.get(key), int):
+            if isinstance(m.get("host_time"), int | float):
+                out.append((float(m["host_time"]), p[key]))
+    return out[:1024]
+
+
 class RunSession:
     def __init__(self, req: RunRequest, progress: Progress | None = None) -> None:
         self.req = req
@@ -528,7 +541,11 @@ class RunSession:
     def _inject(self, faults: list[Fault], since_ready_s: float) -> list[Fault]:
         left = []
         for f in faults:
-            if since_ready_s >= f.at_s and self.supervisor is not None:
+            if since_ready_s >= f.at_s and f.pause_s:
+                self.outcome.injected.append(
+                    f"{f} ({self._pause_vm(f.pause_s)}, {since_ready_s:.1f} s after SYS_RDY)"
+                )
+            elif since_ready_s >= f.at_s and self.supervisor is not None:
                 pid = self.supervisor.kill(f.target, signal.SIGKILL)
                 self.outcome.injected.append(
                     f"{f} (pid {pid}, {since_ready_s:.1f} s after SYS_RDY)"
@@ -537,6 +554,26 @@ class RunSession:
             else:
                 left.append(f)
         return left
+
+    def _pause_vm(self, seconds: float) -> str:
+        """Stop the process of the vCPU threads for ``seconds`` (SIGSTOP, then SIGCONT: the
+        host not running the VM, as a loaded host does); what was stopped, or why not."""
+        try:
+            tids = self.vmm.request(vmm_proto.VcpuTimes()).threads
+        except BusError as exc:
+            return f"not paused: {exc}"
+        try:
+            with open(f"/proc/{int(tids[0])}/status") as f:
+                pid = next(int(ln.split()[1]) for ln in f if ln.startswith("Tgid:"))
+        except (OSError, ValueError, IndexError, StopIteration) as exc:
+            return f"not paused: vCPU thread unknown ({exc})"
+        self.progress("fault", f"pausing the VM (pid {pid}) for {seconds:g} s")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        return f"pid {pid} stopped {seconds:g} s"
 
     def _check_processes(self) -> None:
         """The VMM must not die before the run completes; the collector must not give up."""
@@ -566,9 +603,11 @@ class RunSession:
             times.update(
                 (m["type"], m["host_time"]) for m in page if m["type"] in ("SYS_RDY", "RESULT")
             )
+            o.clock_anchors += _anchors(page)
             start += len(page)
             if len(page) < 5000:
                 break
+        o.vm_started_at = started_at
         if started_at:
             o.timings.start_ms = (started_at - self._t0_wall) * 1000
         if cst.sys_rdy and started_at:

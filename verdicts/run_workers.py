@@ -213,8 +213,13 @@ def workers_section(
     limits: WorkerLimits | None = None,
     topology: Mapping[str, Any] | None = None,
     expect_error: str | None = None,
+    host_pauses: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """``passed``, ``reason``, ``verdicts``, ``cgroups``, ``limits`` of the workers.
+
+    :param host_pauses: when the host did not run the vCPUs (``result.json``'s
+        ``host_pauses.pauses``, :mod:`schedlab_shared.host_pauses`): not judged against the
+        scheduler.
 
     Without a RESULT there is nothing to judge: ``passed`` is False and ``reason`` says so.
     """
@@ -237,5 +242,6 @@ def workers_section(
         else frozenset(),
         hold_ns=_holds(guest_result),
         ops=_ops(guest_result),
+        host_pauses=host_pauses or (),
     )
     return {**verdict.as_map(), "limits": lim.to_dict()}

@@ -19,6 +19,12 @@ Checks (each with its figures and, when it fails, its evidence), per cgroup and 
     ``stuck 2301 ms on cpu1 at +1.2 s`` (time since the first worker started).
 ``isolation``
     every CPU a worker was seen on is in its cgroup's cpuset.
+
+Time the host did not run the guest's vCPUs (``host_pauses``:
+:mod:`schedlab_shared.host_pauses`) is not the scheduler's: a gap is judged less the time
+its CPU's vCPU was paused, a fairness window without the paused spans (not judged if too
+little is left), a starved worker whose whole run was paused is not counted; each such case
+is listed in its check's ``excused`` with the pause as evidence, and named in the reason.
 ``throughput_cv``, ``work_rate``, ``iteration_rate``, ``wake_latency_p99``,
 ``wake_latency_cv``, ``migration_ratio``, ``page_locality``, ``cross_node_migration``
     the optional limits of :class:`~verdicts.worker_limits.WorkerLimits`.
@@ -42,6 +48,7 @@ from typing import Any
 from guest.schema import SchemaError
 from guest.workreport import check_report
 from guest.workspec import ASYMMETRIC
+from schedlab_shared.host_pauses import describe, not_run_ns
 
 from .worker_limits import WorkerLimits
 
@@ -100,6 +107,7 @@ class Check:
     passed: bool
     detail: str
     evidence: tuple[str, ...] = ()
+    excused: tuple[str, ...] = ()  # what was not judged because the host did not run vCPUs
 
     def as_map(self) -> dict[str, Any]:
         return {
@@ -107,6 +115,7 @@ class Check:
             "passed": self.passed,
             "detail": self.detail,
             "evidence": list(self.evidence),
+            **({"excused": list(self.excused)} if self.excused else {}),
         }
 
 
@@ -187,25 +196,58 @@ def cpu_in_window(seg: dict[str, Any], lo_ns: int, hi_ns: int) -> float | None:
     return max(0.0, at(hi_ns) - at(lo_ns))
 
 
-def _shares(
-    segs: list[_Seg], lim: WorkerLimits, hold_ns: int = 0
-) -> tuple[list[float] | None, float, str]:
-    """Off-CPU shares of a cgroup's workers in one step, the window (ms) and how: from when
-    all of them ran (and the step's ops took effect, ``hold_ns``) plus the warm-up, to when
-    the first ended. No shares (``"short"``) when that window is under ``min_window_ms``;
-    over whole segments (``"whole"``) for reports without timelines."""
+def _window(segs: list[_Seg], lim: WorkerLimits, hold_ns: int = 0) -> tuple[int, int]:
+    """The common window of a cgroup's workers in one step: from when all of them ran (and
+    the step's ops took effect, ``hold_ns``) plus the warm-up, to when the first ended."""
     lo = max([s.seg["start_ns"] for s in segs] + [hold_ns]) + int(lim.warmup_ms * 1e6)
-    hi = min(s.seg["end_ns"] for s in segs)
-    window_ms = max(0, hi - lo) / 1e6
+    return lo, min(s.seg["end_ns"] for s in segs)
+
+
+def _pieces(lo: int, hi: int, cut: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[lo, hi]`` without the spans of ``cut``."""
+    out, at = [], lo
+    for a, b in sorted(cut):
+        if a > at:
+            out.append((at, min(a, hi)))
+        at = max(at, b)
+        if at >= hi:
+            break
+    if at < hi:
+        out.append((at, hi))
+    return [(a, b) for a, b in out if b > a]
+
+
+def _shares(
+    segs: list[_Seg],
+    lim: WorkerLimits,
+    hold_ns: int = 0,
+    cut: list[tuple[int, int]] = (),  # type: ignore[assignment]
+) -> tuple[list[float] | None, float, str]:
+    """Off-CPU shares of a cgroup's workers in one step over their common window
+    (:func:`_window`) less the spans of ``cut`` (the host did not run their vCPUs), the
+    window (ms) and how. No shares (``"short"``) when what is left is under
+    ``min_window_ms``; over whole segments (``"whole"``) for reports without timelines
+    (``"host"``: not judged, a cut needs timelines)."""
+    lo, hi = _window(segs, lim, hold_ns)
+    parts = _pieces(lo, hi, list(cut)) if hi > lo else []
+    wall = sum(b - a for a, b in parts)
+    window_ms = wall / 1e6
     if window_ms < lim.min_window_ms:
         return None, window_ms, "short"
-    cpu = [cpu_in_window(s.seg, lo, hi) for s in segs]
+    cpu = [
+        sum(c for c in (cpu_in_window(s.seg, a, b) for a, b in parts) if c is not None)
+        if all(cpu_in_window(s.seg, a, b) is not None for a, b in parts)
+        else None
+        for s in segs
+    ]
     if all(c is not None for c in cpu):
         return (
-            [min(1.0, max(0.0, 1 - c / (hi - lo))) for c in cpu if c is not None],
+            [min(1.0, max(0.0, 1 - c / wall)) for c in cpu if c is not None],
             window_ms,
             "window",
         )
+    if cut:
+        return None, window_ms, "host"
     shares = [
         min(1.0, s.seg["off_cpu_ns"] / s.seg["wall_time_ns"]) if s.seg["wall_time_ns"] else 0.0
         for s in segs
@@ -213,11 +255,20 @@ def _shares(
     return shares, window_ms, "whole"
 
 
-def _check(name: str, bad: list[str], ok_detail: str, bad_detail: str) -> Check:
+def _check(
+    name: str,
+    bad: list[str],
+    ok_detail: str,
+    bad_detail: str,
+    excused: list[str] = (),  # type: ignore[assignment]
+) -> Check:
+    ex = tuple(excused[:_EVIDENCE])
     if bad:
         more = f" (+{len(bad) - _EVIDENCE} more)" if len(bad) > _EVIDENCE else ""
-        return Check(name, False, bad_detail + more, tuple(bad[:_EVIDENCE]))
-    return Check(name, True, ok_detail)
+        return Check(name, False, bad_detail + more, tuple(bad[:_EVIDENCE]), ex)
+    if excused:
+        ok_detail += f"; host time left out of {len(excused)} (the host did not run the vCPUs)"
+    return Check(name, True, ok_detail, (), ex)
 
 
 class _Judge:
@@ -229,8 +280,10 @@ class _Judge:
         node_of_cpu: Mapping[int, int] | None,
         exempt: frozenset[str] = frozenset(),
         hold_ns: Mapping[int, int] | None = None,
+        host_pauses: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.lim, self.expected, self.node_of_cpu = lim, expected, node_of_cpu
+        self.pauses = [p for p in host_pauses if p.get("guest_from_ns") is not None]
         self.exempt, self.hold_ns = exempt, dict(hold_ns or {})
         self.invalid: list[str] = []
         self.reports: list[dict[str, Any]] = []
@@ -248,6 +301,7 @@ class _Judge:
         ]
         starts = [s.seg["start_ns"] for s in self.segs]
         self.t0 = min(starts) if starts else 0
+        self.all_cpus = {c for s in self.segs for c in s.seg["cpus"]}
         self.groups: dict[tuple[str, int], list[_Seg]] = {}
         for s in self.segs:
             # Shares compare within a cgroup and step, between workers of one work type, once
@@ -275,26 +329,68 @@ class _Judge:
             "; ".join(problems[:3]),
         )
 
+    def _paused(self, lo: int, hi: int, cpus: set[int] | None) -> tuple[int, list[str]]:
+        """Nanoseconds of ``[lo, hi]`` the host did not run the vCPUs of ``cpus`` (None: a
+        CPU not known, so only a pause of every vCPU counts), and the pauses, described."""
+        total, why = 0, []
+        for p in self.pauses:
+            vc = set(p["vcpus"])
+            if (cpus is None and not self.all_cpus <= vc) or (cpus is not None and not cpus & vc):
+                continue
+            ns = not_run_ns(p, lo, hi)
+            if ns > 0:
+                total += ns
+                why.append(describe(p, self.t0))
+        return min(total, max(0, hi - lo)), why
+
+    def _cuts(self, segs: list[_Seg], lo: int, hi: int) -> tuple[list[tuple[int, int]], list[str]]:
+        """The paused spans within ``[lo, hi]`` of the vCPUs a cgroup's workers ran on."""
+        cpus = {c for s in segs for c in s.seg["cpus"]} or None
+        cut, why = [], []
+        for p in self.pauses:
+            vc = set(p["vcpus"])
+            if (cpus is None and not self.all_cpus <= vc) or (cpus is not None and not cpus & vc):
+                continue
+            if p["guest_to_ns"] <= lo or p["guest_from_ns"] >= hi:
+                continue
+            cut.append((p["guest_from_ns"], p["guest_to_ns"]))
+            why.append(describe(p, self.t0))
+        return cut, why
+
     def starvation(self) -> Check:
-        starved = [
-            f"{r['cgroup']}/pid {r['pid']} ({r.get('kind') or 'worker'}): 0 work units"
-            for r in self.reports
-            if r["work_units"] == 0
-        ]
+        starved, excused = [], []
+        for r in self.reports:
+            if r["work_units"] != 0:
+                continue
+            who = f"{r['cgroup']}/pid {r['pid']} ({r.get('kind') or 'worker'}): 0 work units"
+            segs = r.get("segments") or []
+            span = sum(max(0, s["end_ns"] - s["start_ns"]) for s in segs)
+            paused, why = 0, []
+            for s in segs:
+                ns, w = self._paused(s["start_ns"], s["end_ns"], set(s["cpus"]) or None)
+                paused, why = paused + ns, why + w
+            if span and paused >= 0.9 * span:  # it had (almost) no time to run
+                excused.append(f"{who}, {paused / 1e6:.0f} of {span / 1e6:.0f} ms: {why[0]}")
+            else:
+                starved.append(who)
         least = min((r["work_units"] for r in self.reports), default=0)
         return _check(
             "starvation",
             starved,
             f"every worker progressed (min {least} work units)",
             f"{len(starved)} worker(s) starved",
+            excused,
         )
 
     def fairness(self, stats: list[dict[str, Any]]) -> Check:
-        bad, seen, short = [], [], []
+        bad, seen, short, excused = [], [], [], []
         for (_key, step), segs in sorted(self.groups.items()):
             if len(segs) < 2 or any(s.kind in ASYMMETRIC for s in segs):
                 continue
-            shares, window_ms, how = _shares(segs, self.lim, self.hold_ns.get(step, 0))
+            hold = self.hold_ns.get(step, 0)
+            lo, hi = _window(segs, self.lim, hold)
+            cut, why = self._cuts(segs, lo, hi)
+            shares, window_ms, how = _shares(segs, self.lim, hold, cut)
             cg = segs[0].cgroup
             cpu = [s.seg["cpu_time_ns"] for s in segs]
             row: dict[str, Any] = {
@@ -302,7 +398,16 @@ class _Judge:
                 "min_cpu_ns": min(cpu), "max_cpu_ns": max(cpu), "window_ms": round(window_ms, 1),
                 "window": how, "work_units": sum(s.seg["work_units"] for s in segs),
             }  # fmt: skip
+            if cut:
+                row["host_cut_ms"] = round((hi - lo) / 1e6 - window_ms, 1)
             stats.append(row)
+            if cut:
+                left = "judged on the rest" if shares is not None else "not judged"
+                excused.append(
+                    f"{cg} step {step}: {row['host_cut_ms']:.0f} ms of its "
+                    f"{(hi - lo) / 1e9:.2f} s window cut, {left} ({window_ms / 1000:.2f} s): "
+                    + "; ".join(sorted(set(why)))
+                )
             if shares is None:
                 short.append(f"{cg}/{step} ({window_ms / 1000:.2f} s)")
                 continue
@@ -332,22 +437,32 @@ class _Judge:
             f"off-CPU share spread within its limit (points): "
             f"{', '.join(seen) or 'no cgroup with 2+ comparable workers'}{skipped}",
             f"spread over its limit in {len(bad)} cgroup step(s)",
+            excused,
         )
 
     def max_gap(self) -> Check:
         limit = self.lim.max_gap_ms
         assert limit is not None
-        bad, top = [], 0.0
+        bad, top, excused = [], 0.0, []
         for s in self.segs:
             gap = s.seg["max_gap_ns"] / 1e6
-            top = max(top, gap)
-            if gap > limit:
-                cpu = s.seg["max_gap_cpu"]
-                at = (s.seg["max_gap_at_ns"] - self.t0) / 1e9
-                bad.append(
-                    f"{s.who} ({s.kind or 'worker'}): stuck {gap:.0f} ms on "
-                    f"{'cpu' + str(cpu) if cpu >= 0 else 'an unknown cpu'} at +{at:.1f} s"
-                )
+            if gap <= limit:
+                top = max(top, gap)
+                continue
+            cpu = s.seg["max_gap_cpu"]
+            at_ns = s.seg["max_gap_at_ns"]  # where it stopped progressing
+            paused, why = self._paused(
+                at_ns, at_ns + s.seg["max_gap_ns"], {cpu} if cpu >= 0 else None
+            )
+            rest = gap - paused / 1e6
+            top = max(top, rest)
+            line = (
+                f"{s.who} ({s.kind or 'worker'}): stuck {gap:.0f} ms on "
+                f"{'cpu' + str(cpu) if cpu >= 0 else 'an unknown cpu'} at +{(at_ns - self.t0) / 1e9:.1f} s"
+            )
+            if paused:
+                line += f", {paused / 1e6:.0f} ms of it the host's: {'; '.join(why)}"
+            (excused if rest <= limit else bad).append(line)
         bad += [
             f"{r['cgroup']}/pid {r['pid']}: stuck {r['max_gap_ms']:.0f} ms"
             for r in self.reports
@@ -359,6 +474,7 @@ class _Judge:
             bad,
             f"longest gap {top:.1f} ms <= {limit:g} ms",
             f"{len(bad)} gap(s) > {limit:g} ms",
+            excused,
         )
 
     def isolation(self) -> Check:
@@ -491,6 +607,7 @@ def judge_workers(
     exempt: frozenset[str] = frozenset(),
     hold_ns: Mapping[int, int] | None = None,
     ops: Sequence[Mapping[str, Any]] | None = None,
+    host_pauses: Sequence[Mapping[str, Any]] = (),
 ) -> WorkerVerdict:
     """Judge workers' reports (each checked against :data:`guest.workreport.REPORT` first).
 
@@ -503,12 +620,14 @@ def judge_workers(
     :param hold_ns: per step, when its ops had taken effect (shares are taken after it).
     :param ops: the op records of a scenario (``ok``, ``op``, ``target``, ``error``): the
         ``ops`` check says every one took effect.
+    :param host_pauses: when the host did not run the vCPUs (checked
+        :mod:`schedlab_shared.host_pauses` records, with guest times): not the scheduler's.
     :raises ValueError: ``expect_error`` is not a check's name.
     """
     lim = limits or WorkerLimits()
     if expect_error is not None and expect_error not in CHECKS:
         raise ValueError(f"expected error {expect_error!r} is not one of {', '.join(CHECKS)}")
-    j = _Judge(reports, expected, lim, node_of_cpu, exempt, hold_ns)
+    j = _Judge(reports, expected, lim, node_of_cpu, exempt, hold_ns, host_pauses)
     stats: list[dict[str, Any]] = []
     checks = [j.complete()]
     if ops is not None:
@@ -589,6 +708,9 @@ def _verdict(checks: list[Check], stats: list[dict[str, Any]], expect: str | Non
         )
         or "all checks passed"
     )
+    excused = [f"{c.name}: {c.excused[0]}" for c in checks if c.excused and c.passed]
+    if excused:
+        reason += "; not the scheduler's (host): " + "; ".join(excused)
     if expect is None:
         return WorkerVerdict(not failed, reason, tuple(checks), tuple(stats))
     hit = next((c for c in failed if c.name == expect), None)
