@@ -9,6 +9,11 @@ check must fail on any correct scheduler (EEVDF included), with its evidence:
 ``verdict-starve``
     two spinners pinned to CPU 0, and a SCHED_IDLE worker pinned there too whose work unit
     is too large to finish in the run: starvation must fail.
+``verdict-escape``
+    ``cg_0`` confined to CPU 0 (its cpuset) holds a spinner and a custom worker
+    (:func:`escape_callable`) that leaves the cgroup for the root one and pins itself to a
+    CPU outside the cpuset, still reported as ``cg_0``'s: isolation must fail, naming it
+    and the CPU (the host's check is on when the test turns it on: ``isolation``).
 ``work-tour``
     every work type of :data:`guest.workspec.TABLE` but ``payload`` (its program travels
     with the run's inputs) in a step of its own (:data:`TOUR_HOLD_S` each), as many workers
@@ -68,6 +73,26 @@ def tour_callable(ctl: Any) -> dict[str, Any]:
     return {"loops": loops}
 
 
+def escape_callable(ctl: Any) -> dict[str, Any]:
+    """The escape probe's worker: into the root cgroup (out of its cpuset), onto the highest
+    CPU its cpuset did not allow, then count units until stopped."""
+    import os
+
+    from guest.cgroups import CGROUP_ROOT
+
+    before = os.sched_getaffinity(0)
+    with open(f"{CGROUP_ROOT}/cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+    outside = sorted(os.sched_getaffinity(0) - before) or sorted(range(os.cpu_count() or 1))
+    os.sched_setaffinity(0, {outside[-1]})
+    loops = 0
+    while ctl.running():
+        ctl.lib.sl_spin_iters(1024)
+        ctl.unit()
+        loops += 1
+    return {"loops": loops, "escaped_to": outside[-1]}
+
+
 def _tour(plan: dict[str, Any]) -> None:
     from guest import workspec
 
@@ -90,6 +115,7 @@ def probe_plan(name: str, duration_s: float, nr_cpus: int) -> dict[str, Any]:
 
     :raises ValueError: not a probe.
     """
+    from guest import workspec
     from guest.scenario import document
     from guest.scenario.runner import spinners_plan
 
@@ -107,6 +133,11 @@ def probe_plan(name: str, duration_s: float, nr_cpus: int) -> dict[str, Any]:
     step["cgroups"] = step["cgroups"][1:]
     if name == "verdict-unfair":
         step["ops"] = [_spawn(cg0, nice=UNFAIR_NICE)]
+    elif name == "verdict-escape":
+        cg0["cpuset"] = [0]
+        custom = {"callable": "guest.probes:escape_callable"}
+        work = {"type": "custom", "params": workspec.with_defaults("custom", custom)}
+        step["ops"] = [_spawn(cg0, work=work)]
     else:
         cg0.update(workers=2, affinity=_pinned(0))
         idle = {"class": "idle", "priority": 0}

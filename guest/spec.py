@@ -59,7 +59,7 @@ CRASHES = ("", "kernel", "init", "native", "cgroup")
 PLAN = "scenario"
 #: Test hooks (:mod:`guest.probes`): the steady scenario changed so one verdict must fail,
 #: and a tour of every work type, one step each.
-PROBES = ("verdict-unfair", "verdict-starve", "work-tour")
+PROBES = ("verdict-unfair", "verdict-starve", "verdict-escape", "work-tour")
 SCENARIOS = ("cgroup-spinners", PLAN, *PROBES)
 MAX_TOTAL_WORKERS = 1024  # each worker is a forked Python process in a small VM
 

@@ -127,7 +127,7 @@ class Hooks:
 
     :param wire_noise: rounds of broken frames the guest sends before the workload.
     :param crash: a value of :data:`guest.spec.CRASHES`: the guest crashes on purpose.
-    :param faults: host processes to kill during the run.
+    :param faults: host processes to kill, or the VM to pause, during the run.
     :param corrupt_spec: the host hands the guest a run spec it must reject (BAD_SPEC).
     :param truncate_image: bytes cut off the end of the guest image (BAD_IMAGE).
     :param hide_bulk_port: the VMM names the bulk port otherwise (QEMU engine): the guest

@@ -24,9 +24,16 @@ def probe_image() -> tuple[Any, Path]:
 
 
 def probe_run(
-    image: Any, tmp_path: Path, probe: str, duration_s: float = 2.0, **limits: Any
+    image: Any,
+    tmp_path: Path,
+    probe: str,
+    duration_s: float = 2.0,
+    hooks: Any = None,
+    **limits: Any,
 ) -> tuple[dict[str, Any], int]:
-    from orchestrator.request import RunRequest, Scenario, VerdictLimits, VmShape
+    """A run of ``probe`` (a guest.probes name, or ``cgroup-spinners``) with the test's
+    worker limits (:class:`orchestrator.request.VerdictLimits` fields) and test hooks."""
+    from orchestrator.request import Hooks, RunRequest, Scenario, VerdictLimits, VmShape
     from orchestrator.session import RunSession
 
     kernel, initrd = image
@@ -39,6 +46,7 @@ def probe_run(
         scenario=Scenario(name=probe, duration_s=duration_s),
         limits=VerdictLimits(**limits),
         run_dir=tmp_path / "run",
+        hooks=hooks or Hooks(),
     )
     result, code = RunSession(req).run()
     assert leftovers(result["run_id"]) == []

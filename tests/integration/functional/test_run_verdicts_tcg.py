@@ -2,8 +2,8 @@
 
 On EEVDF (a correct scheduler) the probes of :mod:`guest.probes` must fail their check, with
 the evidence naming the worker: a nice-10 worker beside a nice-0 one in one cgroup (fairness),
-a SCHED_IDLE worker pinned beside spinners (starvation). An expected error passes only when
-the named check fails.
+a SCHED_IDLE worker pinned beside spinners (starvation), a worker that leaves its cgroup and
+runs outside its cpuset (isolation). An expected error passes only when the named check fails.
 """
 
 from __future__ import annotations
@@ -46,6 +46,17 @@ def test_an_idle_worker_pinned_beside_spinners_starves(image, tmp_path: Path) ->
     assert not starved["passed"]
     assert starved["evidence"] and all("0 work units" in e for e in starved["evidence"])
     assert any(e.startswith("cg_0/") for e in starved["evidence"])
+
+
+def test_a_worker_outside_its_cpuset_is_an_isolation_escape(image, tmp_path: Path) -> None:  # noqa: ANN001
+    result, code = probe_run(image, tmp_path, "verdict-escape", other=(("isolation", True),))
+    assert code == 1 and result["verdict"] == "failed", result["reasons"]
+    iso = _check(result, "isolation")
+    assert not iso["passed"] and iso["detail"].startswith("1 escape"), iso
+    (line,) = iso["evidence"]
+    assert line.startswith("cg_0/pid ") and "ran on cpu 1 outside its cpuset 0" in line, line
+    assert result["reasons"][0].startswith("workers: isolation")
+    assert _check(result, "starvation")["passed"]  # it ran, just not where it may
 
 
 def test_an_expected_error_passes_only_when_it_happens(image, tmp_path: Path) -> None:  # noqa: ANN001

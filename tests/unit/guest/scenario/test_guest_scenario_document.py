@@ -222,3 +222,7 @@ def test_the_verdict_probes_are_valid_documents() -> None:
     starve = probe_plan("verdict-starve", 2.0, 2)
     (idle,) = starve["steps"][0]["ops"]
     assert idle["policy"]["class"] == "idle" and idle["affinity"]["cpus"] == [0]
+    escape = probe_plan("verdict-escape", 2.0, 2)
+    assert escape["backdrop"]["cgroups"][0]["cpuset"] == [0]
+    (op,) = escape["steps"][0]["ops"]
+    assert op["cgroup"] == "cg_0" and op["work"]["params"]["callable"].endswith("escape_callable")
