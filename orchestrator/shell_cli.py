@@ -5,6 +5,7 @@ supervisord, a run directory, ``schedlab attach`` on it); the guest runs the com
 place of the scenario (:mod:`guest.shellphase`) and the host relays the user's terminal
 (:mod:`orchestrator.shell_relay`). Exit status: the command's (128+N when signal N killed
 it); 0 after the escape (Ctrl-A X); 2 when the session could not run; 130 interrupted.
+Under ``--exec`` a Ctrl-C is the command's (:mod:`orchestrator.shell_signals`).
 """
 
 from __future__ import annotations
@@ -116,7 +117,13 @@ def shell_cmd(
     run_dir: str | None,
 ) -> None:
     """A shell in the test VM (Ctrl-A X leaves), or with --exec one command whose stdout,
-    stderr and exit status are its own. Same kernel, topology and scheduler as a run."""
+    stderr and exit status are its own. Same kernel, topology and scheduler as a run.
+
+    \b
+    --exec and Ctrl-C (or SIGINT): the first one goes to CMD in the guest, and
+    schedlab exits with CMD's status (130 if it died of it) after the VM shut down;
+    a second one while CMD still runs stops the VM (exit 130). Ctrl-\\ is SIGQUIT,
+    likewise. SIGTERM stops the VM (exit 130)."""
     from schedlab_shared.topology import TopologyError
     from schedlab_shared.topology_presets import engine_refusal, parse_shape
 
@@ -162,6 +169,7 @@ def _session(  # noqa: PLR0913 - the command's options, passed on once
     from .scheduler.errors import SchedulerError
     from .session import RunSession
     from .shell_relay import ESCAPE_HELP, ShellRelay
+    from .shell_signals import SessionSignals
     from .terminal import RawTerminal, window_size
 
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # the same teardown as Ctrl-C
@@ -215,8 +223,10 @@ def _session(  # noqa: PLR0913 - the command's options, passed on once
     run.make_relay = make
     how = f"; {ESCAPE_HELP}" if interactive else ""
     click.echo(f"schedlab: run dir {run.run_dir} ({choice.engine}{how})", err=True)
+    sigs = SessionSignals(forward=not interactive, relay=lambda: holder.get("relay"))
     try:
-        result, code = run.run()
+        with sigs.installed():
+            result, code = run.run()
     finally:
         term.restore()
     (run.run_dir / run_layout.RESULT).write_text(json.dumps(result, indent=2))

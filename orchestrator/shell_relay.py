@@ -7,7 +7,9 @@ accepts only :data:`~guest.wire.SHELL_TO_HOST` (the guest is untrusted). Host by
 as SHELL_* frames through ``vmm.shell_write``, resent until the VMM took them.
 
 Interactive, the terminal is raw (:class:`~orchestrator.terminal.RawTerminal`): every key
-goes to the guest's pty, Ctrl-C included, and :data:`ESCAPE` (Ctrl-A X) leaves.
+goes to the guest's pty, Ctrl-C included, and :data:`ESCAPE` (Ctrl-A X) leaves. Under
+``--exec`` the terminal stays as it is and a Ctrl-C (SIGINT to us) becomes a SHELL_SIGNAL
+(:meth:`ShellRelay.interrupt`, from :mod:`orchestrator.shell_cli`).
 """
 
 from __future__ import annotations
@@ -190,6 +192,14 @@ class ShellRelay:
     def send(self, ftype: FrameType, payload: dict) -> None:
         """Queue one frame for the guest (sent by :meth:`pump`)."""
         self._out += wire.encode_frame(ftype, payload)
+
+    def interrupt(self, sig: int) -> bool:
+        """Signal ``sig`` for the guest command's process group (``--exec``'s Ctrl-C);
+        False when there is no running command to take it."""
+        if not self.ready or self.exit is not None:
+            return False
+        self.send(FrameType.SHELL_SIGNAL, {"signal": int(sig)})
+        return True
 
     def winch(self, rows: int, cols: int) -> None:
         """The host terminal's new size, for the guest's pty."""

@@ -94,6 +94,19 @@ def test_hostile_host_bytes_are_bounded_and_ignored(tmp_path):
     assert _bytes(_frames(host), FrameType.SHELL_OUT).endswith(b"fine\n")
 
 
+def test_a_host_interrupt_reaches_the_exec_commands_group(tmp_path):
+    # --exec's Ctrl-C: the trap proves the command saw it, then it dies of it (130 on the host)
+    script = "trap 'echo got-INT; trap - INT; kill -INT $$' INT; echo started; sleep 30"
+    phase, host = _phase(tmp_path, Session("exec", ("/bin/sh", "-c", script)))
+    phase._spawn(list(phase.session.argv), {"PATH": "/usr/bin:/bin"})
+    threading.Timer(
+        0.5, host.sendall, [wire.encode_frame(FrameType.SHELL_SIGNAL, {"signal": 2})]
+    ).start()
+    assert phase.run() == (-1, signal.SIGINT)
+    phase.close()
+    assert _bytes(_frames(host), FrameType.SHELL_OUT) == b"started\ngot-INT\n"
+
+
 def test_a_host_stop_hangs_the_command_up(tmp_path):
     stop = threading.Event()
     phase, host = _phase(tmp_path, Session("exec", ("/bin/sh", "-c", "sleep 30")), stop)
