@@ -1,7 +1,8 @@
 """The user's terminal during ``schedlab shell``: raw while the guest's shell runs, restored
 however the session ends (normal exit, an exception, SIGTERM/SIGHUP, or at interpreter exit).
 
-SIGKILL cannot be caught: then ``stty sane`` (or ``reset``) restores the terminal.
+SIGKILL cannot be caught: a watcher process (:mod:`orchestrator.tty_guard`) restores the
+terminal then.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import tty
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
+
+from .tty_guard import TtyGuard, start_tty_guard
 
 __all__ = ("RawTerminal", "window_size")
 
@@ -39,6 +42,7 @@ class RawTerminal:
         self.on_winch = on_winch
         self._saved: list[Any] | None = None
         self._handlers: dict[int, Any] = {}
+        self._guard: TtyGuard | None = None
 
     @property
     def raw(self) -> bool:
@@ -53,7 +57,10 @@ class RawTerminal:
         for sig in (signal.SIGTERM, signal.SIGHUP):
             self._handlers[sig] = signal.signal(sig, self._on_fatal)
         self._handlers[signal.SIGWINCH] = signal.signal(signal.SIGWINCH, self._on_winch)
+        self._guard = start_tty_guard(self.fd, self._saved)  # before raw: no unguarded moment
         tty.setraw(self.fd, termios.TCSANOW)
+        if self._guard is not None:
+            self._guard.armed(termios.tcgetattr(self.fd))
 
     def _on_fatal(self, signum: int, _frame: FrameType | None) -> None:
         self.restore()
@@ -71,6 +78,9 @@ class RawTerminal:
                 termios.tcsetattr(self.fd, termios.TCSADRAIN, saved)
             except termios.error:
                 pass
+        guard, self._guard = self._guard, None
+        if guard is not None:  # after the restore: killed in between, it finds them restored
+            guard.release()
         for sig, old in self._handlers.items():
             signal.signal(sig, old)
         self._handlers.clear()
