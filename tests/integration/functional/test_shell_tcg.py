@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
+import shlex
 import signal
 import subprocess
 import sys
@@ -192,3 +194,144 @@ def test_a_shell_killed_from_outside_leaves_nothing(kernel, tmp_path: Path) -> N
     assert leftovers(run_id) == []
     assert _runtime_dirs() - before == set()
     assert not (run_dir / run_layout.ENDPOINTS).exists()
+
+
+# --exec and Ctrl-C: the first one is the guest command's; the trap shows it arrived there,
+# then the command dies of it (130) and the VM shuts down as after any exit.
+_TRAPPING = "trap 'echo got-INT; trap - INT; kill -INT $$' INT; echo started; sleep 300"
+
+
+def _read_until(fd: int, want: bytes, timeout: float) -> bytes:
+    got = b""
+    deadline = time.monotonic() + timeout
+    while want not in got and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
+def test_exec_sigint_without_a_tty_reaches_the_command_and_ends_with_130(kernel, tmp_path):
+    run_dir = tmp_path / "run"
+    before = _runtime_dirs()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "shell", "--engine", "qemu",
+         "--run-dir", str(run_dir), "--exec", _TRAPPING],
+        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        out = _read_until(proc.stdout.fileno(), b"started\n", 240)
+        assert out == b"started\n", out
+        sent = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err_text = err.decode(errors="replace")
+    assert proc.returncode == 130, err_text[-2000:]
+    assert out + rest == b"started\ngot-INT\n"
+    assert "interrupted; the VM was stopped" not in err_text  # the command's 130, not ours
+    assert "Traceback" not in err_text
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["verdict"] == "passed"  # the guest reported and powered off cleanly
+    assert leftovers(result["run_id"]) == []
+    assert _runtime_dirs() - before == set()
+    print(f"\nSIGINT to exit: {took:.2f} s (the VM's shutdown included)")
+
+
+def _start_tmux(name: str, script: Path) -> str:
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", "bash", str(script)],
+        check=True,
+    )
+    return subprocess.run(
+        ["tmux", "display-message", "-p", "-t", name, "#{pane_tty}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+
+
+def _wait_file(path: Path, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return path.read_text()
+
+
+def test_exec_ctrl_c_on_a_terminal_is_the_commands(kernel, tmp_path: Path) -> None:
+    require_tool("tmux", "tmux gives the session a terminal (apt-get install tmux)")
+    run_dir = tmp_path / "run"
+    script = tmp_path / "session.sh"
+    script.write_text(
+        f"cd {ROOT}\n"
+        f"stty -g > {tmp_path}/before\n"
+        f"{sys.executable} -m orchestrator.cli shell --engine qemu --run-dir {run_dir}"
+        f" --exec {shlex.quote(_TRAPPING)}\n"  # $$ is the guest's, not this bash's
+        "echo RC=$?\n"
+        f"stty -g > {tmp_path}/after\n"
+        "sleep 600\n"
+    )
+    name = f"schedlab-shell-int-{os.getpid()}"
+    before = _runtime_dirs()
+    _start_tmux(name, script)
+    try:
+        _wait_pane(name, r"^started$", 240)
+        subprocess.run(["tmux", "send-keys", "-t", name, "C-c"], check=True)
+        text = _wait_pane(name, r"^RC=\d+", 60)
+        assert "RC=130" in text, text[-2000:]
+        assert re.search(r"^(\^C)?got-INT$", text, re.M), text[-2000:]
+        assert "interrupted; the VM was stopped" not in text
+        assert _wait_file(tmp_path / "after", 10) == (tmp_path / "before").read_text()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["verdict"] == "passed"
+    assert leftovers(result["run_id"]) == []
+    assert _runtime_dirs() - before == set()
+
+
+def test_a_sigkilled_interactive_shell_leaves_the_terminal_as_it_was(kernel, tmp_path) -> None:
+    require_tool("tmux", "tmux drives the interactive session (apt-get install tmux)")
+    run_dir = tmp_path / "run"
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "session.sh"
+    script.write_text(
+        f"cd {ROOT}\n"
+        f"stty -g > {tmp_path}/before\n"
+        f'sh -c \'echo $$ > {pid_file}; exec "$0" "$@"\' {sys.executable} -m orchestrator.cli'
+        f" shell --engine qemu --run-dir {run_dir}\n"
+        "echo RC=$?\n"
+        "sleep 1\n"  # the watcher restores within moments of the kill, not before bash's next line
+        f"stty -g > {tmp_path}/after\n"
+        "sleep 600\n"
+    )
+    name = f"schedlab-shell-kill-{os.getpid()}"
+    before = _runtime_dirs()
+    pane_tty = _start_tmux(name, script)
+    try:
+        _wait_pane(name, r"^schedlab:/#\s*$", 240)
+        saved = (tmp_path / "before").read_text().strip()
+        during = subprocess.run(
+            ["stty", "-g", "-F", pane_tty], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        assert during != saved  # raw: what the kill would leave behind without the watcher
+        run_id = json.loads((run_dir / "vm-config.json").read_text())["run_id"]
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        # bash may print this before the watcher ran (both wake at the kill): maybe raw, so
+        # no carriage return and not at a line's start
+        text = _wait_pane(name, r"RC=\d+", 30)
+        assert "RC=137" in text, text[-2000:]
+        assert _wait_file(tmp_path / "after", 10).strip() == saved
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline and (leftovers(run_id) or _runtime_dirs() - before):
+        time.sleep(0.5)
+    assert leftovers(run_id) == []
+    assert _runtime_dirs() - before == set()
