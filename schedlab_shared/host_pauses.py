@@ -7,8 +7,11 @@ scheduler; the guest's clock still advances, so its workers see a gap and lose t
 The monitor samples carry each vCPU thread's cumulative host run time (``vcpus.run_ns``,
 ``vmm_proc.vcpu_times``); an interval between two readings in which a thread ran less than
 :data:`MAX_RUN_SHARE` of the wall time while one of its vCPUs had runnable tasks
-(``nr_running > 0``: an idle vCPU halts, and is not paused) is paused, and consecutive
-paused intervals adding up to at least :data:`MIN_PAUSE_MS` of time not run are one pause.
+(``nr_running > 0``) and was running one (``curr_pid > 0``, not the idle task) is paused,
+and consecutive paused intervals adding up to at least :data:`MIN_PAUSE_MS` of time not
+run are one pause. A vCPU in its idle task halts and its thread sleeps: not a pause, even
+with tasks queued on it (a sched_ext scheduler that does not dispatch them is the
+scheduler's failure, never excused); a sample without ``curr_pid`` names no pause.
 
 A pause, as ``result.json``'s ``host_pauses.pauses`` holds it (:data:`PAUSE_FIELDS`)::
 
@@ -85,7 +88,11 @@ def _readings(
         v = s.get("vcpus")
         if not isinstance(v, Mapping) or not isinstance(v.get("run_ns"), list):
             continue
-        busy = {c["cpu"] for c in s.get("cpus", ()) if c.get("nr_running", 0) > 0}
+        busy = {
+            c["cpu"]
+            for c in s.get("cpus", ())
+            if c.get("nr_running", 0) > 0 and c.get("curr_pid", 0) > 0
+        }
         shared = v.get("shared", 1)
         out.append(
             (

@@ -116,7 +116,10 @@ def test_a_worker_starved_only_while_the_host_paused_is_excused() -> None:
 def _sample(ms: float, run: list[int], nr: list[int], shared: int = 1) -> dict:
     return {
         "elapsed_ms": ms,
-        "cpus": [{"cpu": i, "nr_running": n, "rq_clock": 1} for i, n in enumerate(nr)],
+        "cpus": [
+            {"cpu": i, "nr_running": n, "rq_clock": 1, "curr_pid": 100 + i if n else 0}
+            for i, n in enumerate(nr)
+        ],
         "vcpus": {"at_s": ms / 1000, "run_ns": run, "shared": shared},
     }
 
@@ -132,10 +135,12 @@ def test_find_pauses_from_the_vcpu_threads_run_times() -> None:
     (p,) = find_pauses(samples)
     assert p["vcpus"] == [1] and p["at_ms"] == 300.0 and p["ms"] == pytest.approx(1200)
     assert p["ran_ms"] == 0 and p["guest_from_ns"] is None
-    # an idle vCPU (nr_running 0) halts: not a pause
-    idle = [dict(s, cpus=[{"cpu": 0, "nr_running": 1, "rq_clock": 1},
-                          {"cpu": 1, "nr_running": 0, "rq_clock": 1}]) for s in samples]  # fmt: skip
-    assert find_pauses(idle) == []
+    # an idle vCPU halts: not a pause, even with a task queued on it that the scheduler does
+    # not run (sched_ext's stall: nr_running 1, the idle task current); nor without curr_pid
+    for cpu1 in ({"nr_running": 0, "curr_pid": 0}, {"nr_running": 1, "curr_pid": 0},
+                 {"nr_running": 1}):  # fmt: skip
+        idle = [dict(s, cpus=[s["cpus"][0], {"cpu": 1, "rq_clock": 1, **cpu1}]) for s in samples]
+        assert find_pauses(idle) == [], cpu1
     # one thread for both vCPUs (QEMU's single-threaded TCG): a pause names both
     one = [_sample(s["elapsed_ms"], [s["vcpus"]["run_ns"][1]] * 2, [1, 0], 2) for s in samples]
     (p,) = find_pauses(one)
