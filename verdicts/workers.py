@@ -332,7 +332,7 @@ class _Judge:
     def _paused(self, lo: int, hi: int, cpus: set[int] | None) -> tuple[int, list[str]]:
         """Nanoseconds of ``[lo, hi]`` the host did not run the vCPUs of ``cpus`` (None: a
         CPU not known, so only a pause of every vCPU counts), and the pauses, described."""
-        total, why = 0, []
+        total, why, spans = 0, [], []
         for p in self.pauses:
             vc = set(p["vcpus"])
             if (cpus is None and not self.all_cpus <= vc) or (cpus is not None and not cpus & vc):
@@ -341,7 +341,9 @@ class _Judge:
             if ns > 0:
                 total += ns
                 why.append(describe(p, self.t0))
-        return min(total, max(0, hi - lo)), why
+                spans.append((max(lo, p["guest_from_ns"]), min(hi, p["guest_to_ns"])))
+        union = (hi - lo) - sum(b - a for a, b in _pieces(lo, hi, spans))  # overlaps once
+        return min(total, union), why
 
     def _cuts(self, segs: list[_Seg], lo: int, hi: int) -> tuple[list[tuple[int, int]], list[str]]:
         """The paused spans within ``[lo, hi]`` of the vCPUs a cgroup's workers ran on."""

@@ -103,6 +103,9 @@ def test_a_short_pause_excuses_only_its_part_of_a_long_gap() -> None:
     v = judge_workers(_run(), {"cg0": CgroupExpect(2)}, LIMITS, host_pauses=[short])
     gap = _check(v, "max_gap")
     assert not gap.passed and "50 ms of it the host's" in gap.evidence[0]
+    # two records of one span (a thread's and another's) take its time once
+    v = judge_workers(_run(), {"cg0": CgroupExpect(2)}, LIMITS, host_pauses=[short, short])
+    assert "50 ms of it the host's" in _check(v, "max_gap").evidence[0]
 
 
 def test_a_worker_starved_only_while_the_host_paused_is_excused() -> None:
