@@ -33,6 +33,7 @@ from .helpers.ext import scx_sched_sample
 from .helpers.percpu import per_cpu_offsets
 from .helpers.sched import cpu_samples
 from .sample_pub import SamplePublisher
+from .vcpu_times import VcpuTimesAsker
 
 __all__ = ("Monitor",)
 
@@ -107,8 +108,7 @@ class Monitor:
         self._vmm_ok = 0.0  # monotonic time of the last answered status request while sampling
         self._domains_read = False
         self._domains_next = 0.0
-        self._ask_vcpu_times = True
-        self._vcpu_asked = -VCPU_TIMES_EVERY_S
+        self.vcpu = VcpuTimesAsker(self.ctx, vm_ctl, VCPU_TIMES_EVERY_S)
         self.watchdog = None  # a WatchdogOverride when the run asked for one
         if watchdog_timeout_s is not None:
             from .watchdog import WatchdogOverride
@@ -248,21 +248,21 @@ class Monitor:
         self._domains_read = True
         return {"domains": chains}
 
+    @property
+    def _ask_vcpu_times(self) -> bool:
+        """Whether the VMM still answers vCPU run times (it may say it cannot tell)."""
+        return self.vcpu.enabled
+
     def _vcpu_times(self) -> dict[str, Any] | None:
-        """The host's run time of each vCPU thread, at most every :data:`VCPU_TIMES_EVERY_S`
-        (a bus round trip each); None in between and once the VMM cannot tell."""
-        now = time.monotonic()
-        if not self._ask_vcpu_times or now - self._vcpu_asked < VCPU_TIMES_EVERY_S:
-            return None
-        self._vcpu_asked = now
-        try:
-            r = self.vmm.request(vmm_proto.VcpuTimes(), timeout_s=0.5)
-        except BusError as exc:
-            if exc.status in (Status.NOT_FOUND, Status.UNKNOWN_TYPE):
-                log.info("no vCPU run times: %s", exc)
-                self._ask_vcpu_times = False
-            return None
-        return {"at_s": r.at_s, "run_ns": list(r.run_ns), "shared": r.shared}
+        """The host's run time of each vCPU thread, asked for at most every
+        :data:`VCPU_TIMES_EVERY_S` and taken when its reply came (never waited for); None
+        in between and once the VMM cannot tell."""
+        return self.vcpu.poll()
+
+    def close_sockets(self) -> None:
+        """Close every bus socket this monitor opened (the context can then terminate)."""
+        for sock in (self.vmm, self.collector, self.server, self.pub, self.vcpu):
+            sock.close()
 
     def run(self) -> ProcExit:
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -290,10 +290,7 @@ class Monitor:
                 self._memory.close()
             if self._wmem is not None:
                 self._wmem.close()
-            self.vmm.close()
-            self.collector.close()
-            self.server.close()
-            self.pub.close()
+            self.close_sockets()
             self.ctx.term()
             wake_w, self._wake_w = self._wake_w, -1  # a late signal must not write to a reused fd
             os.close(self._wake_r)

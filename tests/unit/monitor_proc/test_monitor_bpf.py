@@ -62,8 +62,7 @@ def _monitor(
 
 
 def _close(mon: Monitor, vm: Any) -> None:
-    for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
-        closer()
+    mon.close_sockets()
     mon.ctx.term()
     vm.close()
 

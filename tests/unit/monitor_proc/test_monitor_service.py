@@ -39,8 +39,7 @@ def test_one_status_timeout_while_sampling_is_not_fatal(tmp_path: Path, syntheti
     try:
         result = mon._sample_loop(synthetic_guest(ncpus=2).program(), 0.0)
     finally:
-        for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
-            closer()
+        mon.close_sockets()
         mon.ctx.term()
         vm.close()
     assert failed and result is ProcExit.DONE and mon.samples == 6
@@ -69,8 +68,7 @@ def test_samples_carry_scx_state_and_domains_once(tmp_path: Path) -> None:
         g = ScxGuest(ncpus=2)
         assert mon._sample_loop(g.program(), 0.0) is ProcExit.DONE
     finally:
-        for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
-            closer()
+        mon.close_sockets()
         mon.ctx.term()
         vm.close()
     lines = [
@@ -112,8 +110,7 @@ def test_a_sustained_violation_asks_the_guest_for_one_dump(tmp_path: Path) -> No
         g.write_va(g.rq_va[0], struct.pack("<I", 9))  # CPU 0: 9 runnable, CPU 1: 2
         assert mon._sample_loop(g.program(), 0.0) is ProcExit.DONE
     finally:
-        for closer in (mon.vmm.close, mon.collector.close, mon.server.close, mon.pub.close):
-            closer()
+        mon.close_sockets()
         mon.ctx.term()
         vm.close()
     assert vm.console == [DUMP_REQUEST] and mon.dumps_requested == 1  # once, not per sample
