@@ -46,6 +46,34 @@ def _scheduler_table(s: dict[str, Any]) -> Table:
     return t
 
 
+# per-CPU columns shown when the samples carry them: (sample key, heading)
+_SCX_COLS = (("scx_nr_running", "scx nr"), ("local_dsq_nr", "local dsq"))
+
+
+def _cpu_table(samples: list[dict[str, Any]]) -> Table:
+    """Each CPU at the last sample, with how many times a task started running on it over
+    the samples (schedstat ``pcount``), where the kernel keeps that count."""
+    last = samples[-1]["cpus"]
+    first = {c["cpu"]: c for c in samples[0]["cpus"]}
+    scx = [(k, h) for k, h in _SCX_COLS if all(k in c for c in last)]
+    runs = all("pcount" in c for c in last)
+    t = Table(title="monitor (last sample)", title_justify="left", box=None, pad_edge=False)
+    for col in ("cpu", "nr_running", "rq_clock", *(h for _, h in scx), *(["runs"] * runs)):
+        t.add_column(col, justify="right")
+    for c in last:
+        row = [str(c["cpu"]), str(c["nr_running"]), f"{c['rq_clock'] / 1e9:.3f} s"]
+        row += [str(c[k]) for k, _ in scx]
+        if runs:
+            row.append(f"{c['pcount'] - first.get(c['cpu'], {}).get('pcount', 0):,}")
+        t.add_row(*row)
+    return t
+
+
+def _judged(checks: dict[str, Any]) -> str:
+    n = checks.get("judged_samples")
+    return f" ({n} judged)" if n and checks.get("status") != "not_applied" else ""
+
+
 def render_summary(result: dict[str, Any], console: Console) -> None:
     workers = Table(title="workers", title_justify="left", box=None, pad_edge=False)
     for col in ("cgroup", "pid", "work units", "cpu time", "max gap"):
@@ -62,12 +90,7 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
         console.print(workers)
     samples = result["monitor"]["samples"]
     if samples:
-        cpus = Table(title="monitor (last sample)", title_justify="left", box=None, pad_edge=False)
-        for col in ("cpu", "nr_running", "rq_clock"):
-            cpus.add_column(col, justify="right")
-        for c in samples[-1]["cpus"]:
-            cpus.add_row(str(c["cpu"]), str(c["nr_running"]), f"{c['rq_clock'] / 1e9:.3f} s")
-        console.print(cpus)
+        console.print(_cpu_table(samples))
     checks = result["monitor"].get("checks") or {}
     if checks.get("status") not in (None, "not_applied"):
         # the sched_ext thresholds: one line, the first violation's evidence in result.json
@@ -79,7 +102,7 @@ def render_summary(result: dict[str, Any], console: Console) -> None:
     console.print(
         f"boot to SYS_RDY {_ms(t['vm_start_to_sys_rdy_ms'])}, test {_ms(t['test_ms'])}, "
         f"teardown {_ms(t['teardown_ms'])}, total {_ms(t['total_ms'])}; "
-        f"{len(samples)} monitor samples; engine {result['engine']}; kernel {result['kernel']['version']}; "
+        f"{len(samples)} monitor samples{_judged(checks)}; engine {result['engine']}; kernel {result['kernel']['version']}; "
         f"scheduler {sched.get('name', 'eevdf')}",
         highlight=False,
     )

@@ -43,3 +43,37 @@ def test_a_load_failure_and_a_clean_stop():
 def test_eevdf_has_no_scheduler_table():
     out = _text({"name": "eevdf", "origin": "eevdf"})
     assert "attach" not in out and "scheduler eevdf" in out
+
+
+def _cpu(cpu: int, pcount: int, **extra: int) -> dict:
+    return {"cpu": cpu, "nr_running": 1, "rq_clock": 2 * 10**9, "pcount": pcount, **extra}
+
+
+def test_the_cpu_table_shows_sched_ext_depths_and_runs_over_the_samples():
+    scx = {"scx_nr_running": 3, "local_dsq_nr": 2}
+    samples = [
+        {"elapsed_ms": 0, "cpus": [_cpu(0, 100, **scx), _cpu(1, 50, **scx)]},
+        {"elapsed_ms": 900, "cpus": [_cpu(0, 1600, **scx), _cpu(1, 50, **scx)]},
+    ]
+    console = Console(width=200, record=True)
+    monitor = {"samples": samples, "checks": {"status": "passed", "judged_samples": 7}}
+    render_summary({**BASE, "monitor": monitor, "scheduler": {"origin": "eevdf"}}, console)
+    out = console.export_text()
+    head = next(line for line in out.splitlines() if "nr_running" in line)
+    assert head.split() == ["cpu", "nr_running", "rq_clock", "scx", "nr", "local", "dsq", "runs"]
+    rows = [line.split() for line in out.splitlines() if line.strip().startswith(("0 ", "1 "))]
+    assert rows == [
+        ["0", "1", "2.000", "s", "3", "2", "1,500"],
+        ["1", "1", "2.000", "s", "3", "2", "0"],
+    ]
+    assert "2 monitor samples (7 judged)" in out
+
+
+def test_the_cpu_table_leaves_out_what_the_kernel_lacks():
+    samples = [{"elapsed_ms": 0, "cpus": [{"cpu": 0, "nr_running": 0, "rq_clock": 10**9}]}]
+    console = Console(width=200, record=True)
+    render_summary(
+        {**BASE, "monitor": {"samples": samples}, "scheduler": {"origin": "eevdf"}}, console
+    )
+    out = console.export_text()
+    assert "runs" not in out and "dsq" not in out and "1 monitor samples;" in out
