@@ -212,3 +212,50 @@ def test_command_line_overrides_are_typed():
     for bad in ("max_imbalance_ratio", "nope=1", "sustained_samples=2.5", "fail_on_stall=maybe"):
         with pytest.raises(ThresholdError):
             parse_override(bad)
+
+
+def _rates(fallback_per_step, keep_last_per_step, over=range(0)):
+    """Counters rising by the given amounts per 100 ms step; ``over`` steps add one more
+    (just over a 100 ms step's worth of the limit)."""
+
+    def events(i):
+        extra = sum(1 for j in over if j <= i)
+        return {FALLBACK: fallback_per_step * i + extra, KEEP_LAST: keep_last_per_step * i + extra}
+
+    return events
+
+
+def test_event_rates_at_their_limits_pass_and_just_over_them_fail():
+    at_limits = judge_samples(series(50, events=_rates(20, 10)))  # 200/s and 100/s exactly
+    assert at_limits.status == "passed", at_limits.violations
+    assert at_limits.events[FALLBACK]["rate"] == pytest.approx(200.0)
+    over = judge_samples(series(50, events=_rates(20, 10, over=range(30, 35))))
+    assert sorted(v["check"] for v in over.violations) == ["fallback_rate", "keep_last_rate"]
+    assert all(
+        v["samples"] == 5 and v["value"] == pytest.approx(v["limit"] + 10) for v in over.violations
+    )
+    brief = judge_samples(series(50, events=_rates(20, 10, over=range(30, 34))))
+    assert brief.status == "passed"  # four samples over: not sustained
+
+
+def test_a_stall_shorter_than_sustained_samples_passes():
+    def stuck(i, c, e):  # CPU 1 stands still for 4 intervals only
+        if c == 1 and 30 <= i < 35:
+            e["rq_clock"] = 10**9 + 30 * 10**8
+
+    assert judge_samples(series(45, cpu=stuck)).status == "passed"
+
+    def stuck5(i, c, e):
+        if c == 1 and 30 <= i < 36:
+            e["rq_clock"] = 10**9 + 30 * 10**8
+
+    assert [v["check"] for v in judge_samples(series(45, cpu=stuck5)).violations] == ["stall"]
+
+
+def test_stall_judging_can_be_turned_off():
+    def stuck(i, c, e):
+        if c == 1 and i >= 30:
+            e["rq_clock"] = 10**9 + 30 * 10**8
+
+    off = MonitorThresholds(fail_on_stall=False)
+    assert judge_samples(series(45, cpu=stuck), off).status == "passed"
