@@ -180,6 +180,23 @@ def _scan_ports(root: StrPath, name: str) -> str | None:
     return None
 
 
+def seen_ports(root: StrPath, limit: int = 8) -> str:
+    """The virtio-serial ports present and their names, for a not-found line on COM2."""
+    ports = os.path.join(root, "sys/class/virtio-ports")
+    try:
+        entries = sorted(os.listdir(ports))[:limit]
+    except OSError as e:
+        return f"no {ports} ({e.strerror})"
+    out = []
+    for entry in entries:
+        try:
+            name = _read_bytes(os.path.join(ports, entry, "name")).strip()[:64]
+        except OSError:
+            name = b"?"
+        out.append(f"{entry}={name.decode(errors='replace') or '-'}")
+    return ", ".join(out) or "none"
+
+
 def find_bulk_port(
     root: StrPath, timeout_s: float = 5.0, name: str = BULK_PORT_NAME, poll_s: float = 0.005
 ) -> str | None:

@@ -55,8 +55,9 @@ _TOUR_PARAMS: dict[str, dict[str, Any]] = {
     "page_fault_churn": {"region_kb": 512, "touches": 64},
 }
 #: Steps that need longer under TCG: a group's round waits for its slowest member to start,
-#: a command for its interpreter (a worker's start costs 100-400 ms of CPU there).
-_TOUR_SLOW_S = {"futex_fan_out": 1.5, "fan_out_compute": 1.5, "command": 2.0}
+#: a command for its interpreter (a worker's start costs 100-400 ms of CPU there), a callable
+#: for its import (0.4 s left a loaded 2-core CI host's callable worker without one unit).
+_TOUR_SLOW_S = {"futex_fan_out": 1.5, "fan_out_compute": 1.5, "command": 2.0, "callable": 1.5}
 _TOUR_EXTRA = (
     ("custom", {"callable": "guest.probes:tour_callable"}),
     ("custom", {"command": "/usr/bin/python3 -S -c \"print('ops: 5')\"", "metrics": "kv"}),
@@ -104,7 +105,8 @@ def _tour(plan: dict[str, Any]) -> None:
         work = {"type": name, "params": params}
         size = workspec.group_size(name, params)
         cgroup = dict(cg, name=f"w{i}_{name}", workers=size, work=work)
-        hold = _TOUR_SLOW_S.get("command" if "command" in given else name, TOUR_HOLD_S)
+        key = next((k for k in ("command", "callable") if k in given), name)
+        hold = _TOUR_SLOW_S.get(key, TOUR_HOLD_S)
         steps.append({"name": f"{name}_{i}", "cgroups": [cgroup], "ops": [],
                       "hold": {"kind": "fixed", "value": hold}})  # fmt: skip
     plan["steps"] = steps

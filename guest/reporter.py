@@ -47,7 +47,10 @@ class Reporter:
         """Find and open the bulk port, then flush the waiting notes; False if impossible."""
         dev = boot.find_bulk_port(self._env.root, self._env.bulk_timeout_s)
         if dev is None:
-            self.com2.line(f"bulk port {boot.BULK_PORT_NAME} not found; cannot report")
+            seen = boot.seen_ports(self._env.root)
+            self.com2.line(
+                f"bulk port {boot.BULK_PORT_NAME} not found (ports: {seen}); cannot report"
+            )
             return False
         try:
             # Read too: the run's inputs come host -> guest on the same port after SYS_RDY.

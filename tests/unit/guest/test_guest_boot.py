@@ -49,6 +49,17 @@ def test_find_bulk_port_times_out(tmp_path):
     assert time.monotonic() - t0 < 1.0
 
 
+def test_seen_ports_names_what_the_guest_has_for_the_not_found_line(tmp_path):
+    assert boot.seen_ports(tmp_path).startswith("no ")
+    ports = tmp_path / "sys/class/virtio-ports"
+    (ports / "vport0p0").mkdir(parents=True)
+    (ports / "vport0p0/name").write_text("\n")
+    (ports / "vport0p2").mkdir()
+    (ports / "vport0p2/name").write_text("org.schedlab.shell\n")
+    (ports / "vport0p3").mkdir()  # a port whose name is not readable (yet)
+    assert boot.seen_ports(tmp_path) == "vport0p0=-, vport0p2=org.schedlab.shell, vport0p3=?"
+
+
 class RecSystem:
     def __init__(self, fail=None):
         self.mounts, self.fail = [], fail or {}
