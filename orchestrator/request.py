@@ -190,9 +190,27 @@ class RunRequest:
 
     @property
     def run_timeout_s(self) -> float:
-        """When the guest is asked to stop: given, or boot allowance plus a TCG-slow scenario."""
+        """When the guest is asked to stop, from the VM's start: given, or the boot allowance
+        plus :attr:`run_part_s`. A derived one moves later when the guest is ready late
+        (:meth:`stop_at`)."""
+        return self.vm.timeout_s or (BOOT_ALLOWANCE_S + self.run_part_s)
+
+    @property
+    def run_part_s(self) -> float:
+        """Seconds from SYS_RDY to the graceful stop: the inputs' transfer, then a TCG-slow
+        scenario (3x its length) and 30 s for the scheduler's attach and the reports."""
         length = max(self.scenario.duration_s, self.scenario.planned_s)
-        return self.vm.timeout_s or (BOOT_ALLOWANCE_S + length * 3 + 30.0 + self.inputs_allowance_s)
+        return length * 3 + 30.0 + self.inputs_allowance_s
+
+    def stop_at(self, started_at: float, sys_rdy_at: float | None) -> float:
+        """The wall time of the graceful stop: ``started_at + run_timeout_s``, or, for a
+        derived timeout, no earlier than :attr:`run_part_s` after SYS_RDY. A slow boot (the
+        KVM engine nested in the testbed takes 2-3 min) must not eat the run's own time: it
+        did, and scx_simple's workers were stopped before their first unit."""
+        at = started_at + self.run_timeout_s
+        if sys_rdy_at and not self.vm.timeout_s:
+            at = max(at, sys_rdy_at + self.run_part_s)
+        return at
 
     @property
     def inputs_allowance_s(self) -> float:
@@ -207,8 +225,11 @@ class RunRequest:
 
     @property
     def vm_timeout_s(self) -> float:
-        """The VM's hard timeout: the run's timeout plus the graceful stop's grace."""
-        return self.run_timeout_s + STOP_GRACE_S
+        """The VMM's own backstop, should the orchestrator be gone: the latest graceful stop
+        (:meth:`stop_at` with SYS_RDY at :attr:`run_timeout_s`) plus the stop's grace. The
+        session stops the VM itself :data:`STOP_GRACE_S` after its graceful stop."""
+        late = 0.0 if self.vm.timeout_s else self.run_part_s
+        return self.run_timeout_s + late + STOP_GRACE_S
 
     def guest_spec(self) -> guest_spec.RunSpec:
         """The guest's run spec (validated: raises :class:`~guest.spec.SpecError`)."""

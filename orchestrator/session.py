@@ -43,7 +43,7 @@ from .inputs import InputSender, InputsError, RunInputs, corrupted
 from .inputs import prepare as prepare_run_inputs
 from .monitor_watch import MonitorWatch, monitor_name
 from .reaper import start_reaper
-from .request import RunRequest
+from .request import STOP_GRACE_S, RunRequest
 from .result import RunOutcome, build_result
 from .sched_outcome import SchedReport, cut_debug_dump
 from .sched_watch import SchedWatch
@@ -421,8 +421,16 @@ class RunSession:
                 ending = cst is not None and (cst.result is not None or cst.vm_exited)
                 if self.monitors is not None and not ending:  # what they said until now stands
                     self.monitors.poll()
-                if time.time() >= (started_at or follow_wall) + self.req.run_timeout_s:
-                    self._stop_on_timeout(cst)
+                sys_rdy = cst.sys_rdy if cst is not None else None
+                stop_at = self.req.stop_at(started_at or follow_wall, sys_rdy)
+                now = time.time()
+                if now >= stop_at:
+                    self._stop_on_timeout(cst, stop_at - (started_at or follow_wall))
+                if now >= stop_at + STOP_GRACE_S and not timed_out:
+                    timed_out = True
+                    self.outcome.errors.append("the run did not complete in time; VM stopped")
+                    self._stop_vm(ExitReason.TIMEOUT)
+                    deadline = time.monotonic() + _DRAIN_GRACE_S
             if time.monotonic() > deadline and not timed_out:
                 timed_out = True
                 self.outcome.errors.append("the run did not complete in time; VM stopped")
@@ -439,16 +447,18 @@ class RunSession:
             self._relay_stop_at = time.monotonic()
             self._request_guest_stop()
 
-    def _stop_on_timeout(self, cst: collector_proto.CollectorStatusReply | None) -> None:
+    def _stop_on_timeout(
+        self, cst: collector_proto.CollectorStatusReply | None, elapsed_s: float
+    ) -> None:
         """The run's timeout: ask the guest to stop and report (again every few seconds, in
-        case its control port was not open yet); the VM's hard timeout follows later."""
+        case its control port was not open yet); the VM's hard stop follows later."""
         if self.outcome.timed_out_s is None:
             if cst is not None and (cst.result is not None or cst.vm_exited):
                 return  # the test finished in time; the guest is on its way out
-            self.outcome.timed_out_s = self.req.run_timeout_s
+            self.outcome.timed_out_s = round(elapsed_s, 1)
             self.progress(
                 "timeout",
-                f"timed out after {self.req.run_timeout_s:g} s; asking the guest "
+                f"timed out after {self.outcome.timed_out_s:g} s; asking the guest "
                 "to stop and report",
             )
         if time.monotonic() - self._stop_sent_at >= _STOP_RESEND_S:

@@ -82,11 +82,23 @@ def test_cmdline_is_the_kernels_own_and_short():
 def test_vm_timeout_given_or_derived():
     req = RunRequest(vm=_vm(timeout_s=12.0))
     assert (req.run_timeout_s, req.vm_timeout_s) == (12.0, 12.0 + STOP_GRACE_S)
+    # a given timeout counts from the VM's start, however late the guest is ready
+    assert req.stop_at(1000.0, 1011.0) == 1012.0
     derived = RunRequest(vm=_vm(), scenario=Scenario(duration_s=10.0))
-    assert derived.run_timeout_s == BOOT_ALLOWANCE_S + 10.0 * 3 + 30.0
-    assert (
-        derived.vm_timeout_s == derived.run_timeout_s + STOP_GRACE_S
-    )  # the graceful stop comes first
+    assert derived.run_part_s == 10.0 * 3 + 30.0
+    assert derived.run_timeout_s == BOOT_ALLOWANCE_S + derived.run_part_s
+    # the VMM's backstop covers the latest graceful stop (SYS_RDY just before the first one)
+    assert derived.vm_timeout_s == derived.run_timeout_s + derived.run_part_s + STOP_GRACE_S
+
+
+def test_a_late_sys_rdy_moves_a_derived_stop_but_never_earlier():
+    req = RunRequest(vm=_vm(), scenario=Scenario(duration_s=10.0))
+    t0 = 1000.0
+    assert req.stop_at(t0, None) == t0 + req.run_timeout_s  # not ready yet
+    assert req.stop_at(t0, t0 + 5.0) == t0 + req.run_timeout_s  # a fast boot keeps it
+    late = t0 + BOOT_ALLOWANCE_S + 40.0  # a nested-KVM boot that ate the allowance
+    assert req.stop_at(t0, late) == late + req.run_part_s
+    assert req.stop_at(t0, late) + STOP_GRACE_S <= t0 + req.vm_timeout_s  # before the backstop
 
 
 def test_oops_panic_is_an_option_not_the_default():
