@@ -156,6 +156,9 @@ def _pong(ctl: Ctl, iters: int, buf: Any, size: int) -> None:
             if fd not in ends:
                 os.close(fd)
         g.group["ends"] = ends
+    if not ends:  # closed when this member left: its group stopped (a partner went)
+        ctl.extra["partner"] = "gone"
+        return
     rfd, wfd = ends
     try:
         while g.running():
@@ -170,9 +173,10 @@ def _pong(ctl: Ctl, iters: int, buf: Any, size: int) -> None:
                 break
             ctl.check(rc)
     finally:
-        if g.leave():
+        if g.leave():  # a later call of this worker (the group stopped) must not close again
             os.close(rfd)
             os.close(wfd)
+            g.group["ends"] = ()
 
 
 @kind("pipe_io")

@@ -169,6 +169,9 @@ class Ctl:
         dur = args.get("duration_s")
         self.end_ns = now + int(float(dur) * 1e9) if dur is not None else 0
         self._begin(now)
+        on_begin = args.get("on_begin")  # the scenario runner starts a hold's clock on it
+        if callable(on_begin):
+            on_begin()
 
     # -- what work types call -------------------------------------------------------------
 

@@ -46,6 +46,9 @@ _STOP_WAIT_S = 5.0  # SIGTERM -> report; a worker checks its stop flag every wor
 _KILL_WAIT_S = 5.0
 _BOUND_GRACE_S = 60.0  # a worker ends by itself this long after the planned end
 _SYNC_S = 2.0  # for every worker to see a new step; a starved one may take long under TCG
+#: For every worker's hold meter to begin: under a slow guest a worker's way from the new
+#: step to its loop took 4-5 s (scx_simple, nested KVM); a starved one is let go after this.
+_BEGIN_S = 10.0
 
 ScenarioOutcome = namedtuple(
     "ScenarioOutcome",
@@ -196,6 +199,7 @@ class Runner(Ops):
         self._scope(i, step)
         rec["hold_ns"] = self.now()  # before the counter moves: no hold segment starts earlier
         self._move_clock(i, True, rec)  # every op of the step took effect: its steady state
+        self._await_meters(rec)  # the hold's time is the workers' time at work
         hold, d = step["hold"], self.plan["duration_s"]
         if hold["kind"] == "loop":
             self._loop(i, step, t0 + d, hold["value"])
@@ -211,6 +215,14 @@ class Runner(Ops):
         t0 = self.now()
         self._clock.set(i, hold)
         late = self._clock.wait(self._running_slots, _SYNC_S, self._poll)
+        rec["sync_ns"] += self.now() - t0
+        rec["late"] += len(late)
+
+    def _await_meters(self, rec: dict[str, Any]) -> None:
+        """Wait (bounded: a starved worker must not hold the run) until every running worker
+        began measuring the hold; counted in the step's ``sync_ns`` and ``late``."""
+        t0 = self.now()
+        late = self._clock.wait(self._running_slots, _BEGIN_S, self._poll, began=True)
         rec["sync_ns"] += self.now() - t0
         rec["late"] += len(late)
 

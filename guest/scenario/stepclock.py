@@ -12,6 +12,11 @@ Each worker also has a slot where it acknowledges the value it saw once it close
 previous segment; the runner waits for those acknowledgements (:meth:`StepClock.wait`)
 before it applies the next step's ops. So a hold segment begins after its step's ops took
 effect and ends before the next step's first op: it shows that step's steady state.
+
+A second word per slot says the worker's meter for that value began (:meth:`StepReader.began`):
+the runner starts a hold's clock only then (bounded), so the hold measures work, not a
+worker's way to its loop. Under a slow guest that way took longer than a 2 s hold (scx_simple
+in the nested-KVM testbed: 4-5 s from the hold's start to the workers' first unit).
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ __all__ = ("HOLD", "SETUP", "SLOTS", "StepClock", "StepReader", "phase_of")
 SETUP, HOLD = "setup", "hold"
 SLOTS = 1024  # guest.spec.MAX_TOTAL_WORKERS: workers alive at once
 _WORD = struct.Struct("<Q")  # aligned 8-byte words: never torn on x86
-_SIZE = -(-(_WORD.size * (1 + SLOTS)) // mmap.PAGESIZE) * mmap.PAGESIZE
+_SIZE = -(-(_WORD.size * (1 + 2 * SLOTS)) // mmap.PAGESIZE) * mmap.PAGESIZE
+
+
+def _ack_at(slot: int) -> int:
+    return _WORD.size * (1 + slot)
+
+
+def _began_at(slot: int) -> int:
+    return _WORD.size * (1 + SLOTS + slot)
 
 
 def phase_of(value: int) -> tuple[int, str]:
@@ -68,24 +81,34 @@ class StepClock:
         _WORD.pack_into(self._map, 0, self.value)
 
     def clear(self, slot: int) -> None:
-        """Slot ``slot`` is a new worker's: nothing acknowledged yet."""
-        _WORD.pack_into(self._map, _WORD.size * (1 + slot), 0)
+        """Slot ``slot`` is a new worker's: nothing acknowledged or begun yet."""
+        _WORD.pack_into(self._map, _ack_at(slot), 0)
+        _WORD.pack_into(self._map, _began_at(slot), 0)
 
     def acked(self, slot: int) -> int:
         """The last value the worker in ``slot`` acknowledged, or -1 for none."""
-        return _WORD.unpack_from(self._map, _WORD.size * (1 + slot))[0] - 1
+        return _WORD.unpack_from(self._map, _ack_at(slot))[0] - 1
+
+    def begun(self, slot: int) -> int:
+        """The last value whose meter the worker in ``slot`` began, or -1 for none."""
+        return _WORD.unpack_from(self._map, _began_at(slot))[0] - 1
 
     def wait(
-        self, slots: Callable[[], Iterable[int]], timeout_s: float, poll: Callable[[float], None]
+        self,
+        slots: Callable[[], Iterable[int]],
+        timeout_s: float,
+        poll: Callable[[float], None],
+        began: bool = False,
     ) -> list[int]:
         """Wait until every slot of ``slots()`` (asked again each time: workers end) saw the
-        current value; return the late ones.
+        current value (``began``: began its meter for it); return the late ones.
 
         :param poll: called with a short timeout between looks (it takes ended workers).
         """
+        seen = self.begun if began else self.acked
         end = time.monotonic() + timeout_s
         while True:
-            left = [s for s in slots() if self.acked(s) != self.value]
+            left = [s for s in slots() if seen(s) != self.value]
             if not left or time.monotonic() >= end:
                 return left
             poll(0.002)
@@ -100,11 +123,13 @@ class StepClock:
 
 class StepReader:
     """A worker's side: :meth:`read` is the counter's value (:func:`phase_of` decodes it);
-    :meth:`ack` acknowledges it in the worker's ``slot``."""
+    :meth:`ack` acknowledges it in the worker's ``slot``, :meth:`began` says its meter for
+    it runs."""
 
     def __init__(self, path: str, slot: int) -> None:
         self._map = _map(path, os.O_RDWR, mmap.PROT_READ | mmap.PROT_WRITE)
-        self._slot = _WORD.size * (1 + slot)
+        self._slot = _ack_at(slot)
+        self._began = _began_at(slot)
         #: The shared page itself: native loops watch the counter in it (its first u64).
         self.buffer = self._map
 
@@ -113,3 +138,6 @@ class StepReader:
 
     def ack(self, value: int) -> None:
         _WORD.pack_into(self._map, self._slot, value + 1)
+
+    def began(self, value: int) -> None:
+        _WORD.pack_into(self._map, self._began, value + 1)

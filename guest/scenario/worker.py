@@ -132,6 +132,7 @@ def run(
             # The native loops watch the counter themselves (a short setup phase is not
             # missed); a grouped type finds its rank and its group's shared state.
             fn_args.update(watch=(clock.buffer, value), index=args.get("index", 0))
+            fn_args["on_begin"] = lambda value=value: clock.began(value)  # type: ignore[misc]
             if "_group" in args:
                 fn_args["_group"] = args["_group"]
             t0, k0 = _boot_ns(), kernel_figures()
