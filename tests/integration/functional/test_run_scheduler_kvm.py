@@ -16,12 +16,6 @@ from tests.framework.schedlab_cli import run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.in_testbed]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known failure (2026-12-02): in the testbed scx_simple is sent and attaches, but the "
-    "workers do no work within the run (host verdict: 4 workers starved, 0 work units); "
-    "EEVDF on the same engine passes (test_run_kvm.py). Cause not found yet.",
-)
 def test_scx_simple_on_the_kvm_engine(tmp_path: Path) -> None:
     built_examples()
     run = run_cli(["run", "--engine", "kvm", "--scheduler", "scx_simple", "--duration", DURATION,
