@@ -64,5 +64,9 @@ def suite_cmd(quick: bool, pytest_args: tuple[str, ...]) -> None:
                 "source tree only (give a test file to run your own)"
             )
         os.chdir(_ROOT)  # this tree's suite; given paths are the caller's
+    if not quick and not has_paths(pytest_args):
+        from .suite_phases import main as phases  # the whole suite: two phases
+
+        sys.exit(phases(list(pytest_args)))
     argv = pytest_argv(quick, pytest_args)
     os.execv(argv[0], argv)
