@@ -149,7 +149,9 @@ def cli() -> None:
     "--monitors", default=1, show_default=True, type=int, help="monitor processes to attach"
 )
 @click.option(
-    "--inject", multiple=True, help="fault injection, e.g. kill:collector@1.5 or pause:vm@1+1.2 (s after SYS_RDY)"
+    "--inject",
+    multiple=True,
+    help="fault injection, e.g. kill:collector@1.5 or pause:vm@1+1.2 (s after SYS_RDY)",
 )
 @click.option(
     "--listen", default=None, help="serve the VMM's bus on TCP at this host (remote collectors)"

@@ -367,7 +367,7 @@ class _Judge:
             who = f"{r['cgroup']}/pid {r['pid']} ({r.get('kind') or 'worker'}): 0 work units"
             segs = r.get("segments") or []
             span = sum(max(0, s["end_ns"] - s["start_ns"]) for s in segs)
-            paused, why = 0, []
+            paused, why = 0, list[str]()
             for s in segs:
                 ns, w = self._paused(s["start_ns"], s["end_ns"], set(s["cpus"]) or None)
                 paused, why = paused + ns, why + w
@@ -445,7 +445,9 @@ class _Judge:
     def max_gap(self) -> Check:
         limit = self.lim.max_gap_ms
         assert limit is not None
-        bad, top, excused = [], 0.0, []
+        bad: list[str] = []
+        excused: list[str] = []
+        top = 0.0
         for s in self.segs:
             gap = s.seg["max_gap_ns"] / 1e6
             if gap <= limit:
