@@ -164,37 +164,40 @@ def load_modules(system: System, root: StrPath, release: str) -> list[ModuleLoad
     return out
 
 
-def _scan_ports(root: StrPath, name: str) -> str | None:
+def _ports(root: StrPath, limit: int = 1 << 16) -> list[tuple[str, bytes | None]]:
+    """``(vportNpM, name)`` of each virtio-serial port in sysfs (None: name unreadable)."""
     ports = os.path.join(root, "sys/class/virtio-ports")
+    out: list[tuple[str, bytes | None]] = []
+    for entry in sorted(os.listdir(ports))[:limit]:  # OSError: no such class (yet)
+        try:
+            out.append((entry, _read_bytes(os.path.join(ports, entry, "name")).strip()))
+        except OSError:
+            out.append((entry, None))
+    return out
+
+
+def _scan_ports(root: StrPath, name: str) -> str | None:
     try:
-        entries = sorted(os.listdir(ports))
+        ports = _ports(root)
     except OSError:
         return None
-    for entry in entries:
-        try:
-            if _read_bytes(os.path.join(ports, entry, "name")).strip() == name.encode():
-                dev = os.path.join(root, "dev", entry)
-                return dev if os.path.exists(dev) else None
-        except OSError:
-            continue
+    for entry, seen in ports:
+        if seen == name.encode():
+            dev = os.path.join(root, "dev", entry)
+            return dev if os.path.exists(dev) else None
     return None
 
 
 def seen_ports(root: StrPath, limit: int = 8) -> str:
     """The virtio-serial ports present and their names, for a not-found line on COM2."""
-    ports = os.path.join(root, "sys/class/virtio-ports")
     try:
-        entries = sorted(os.listdir(ports))[:limit]
+        ports = _ports(root, limit)
     except OSError as e:
-        return f"no {ports} ({e.strerror})"
-    out = []
-    for entry in entries:
-        try:
-            name = _read_bytes(os.path.join(ports, entry, "name")).strip()[:64]
-        except OSError:
-            name = b"?"
-        out.append(f"{entry}={name.decode(errors='replace') or '-'}")
-    return ", ".join(out) or "none"
+        return f"no {os.path.join(root, 'sys/class/virtio-ports')} ({e.strerror})"
+    shown = [
+        f"{e}={'?' if n is None else n[:64].decode(errors='replace') or '-'}" for e, n in ports
+    ]
+    return ", ".join(shown) or "none"
 
 
 def find_bulk_port(

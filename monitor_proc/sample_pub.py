@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import zmq
 
-from schedlab_shared.bus.codec import pack
+from schedlab_shared.bus.client import Publisher
 
 __all__ = ("SamplePublisher",)
 
 _MAX_DRAIN = 64  # subscription messages handled per call (the rest wait for the next one)
 
 
-class SamplePublisher:
+class SamplePublisher(Publisher):
     """A bound XPUB that counts the subscriptions matching each topic it publishes.
 
     Without ``XPUB_VERBOSE`` zmq reports a prefix's first subscription and its last
@@ -27,11 +27,7 @@ class SamplePublisher:
     """
 
     def __init__(self, ctx: zmq.Context, endpoint: str) -> None:
-        self.socket = ctx.socket(zmq.XPUB)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.setsockopt(zmq.SNDHWM, 100_000)
-        self.socket.bind(endpoint)
-        self.endpoint = self.socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        super().__init__(ctx, endpoint, zmq.XPUB)
         self._prefixes: set[bytes] = set()
         self._wanted: dict[bytes, bool] = {}  # topic -> some prefix matches it
 
@@ -57,12 +53,9 @@ class SamplePublisher:
             hit = self._wanted[key] = any(key.startswith(p) for p in self._prefixes)
         return hit
 
-    def publish(self, topic: str, body: dict) -> bool:
+    def publish(self, topic: str, body: dict) -> bool:  # type: ignore[override]
         """Send ``body`` on ``topic`` if anyone listens; True if it was sent."""
         if not self.listened(topic):
             return False
-        self.socket.send_multipart([topic.encode(), pack(body)])
+        super().publish(topic, body)
         return True
-
-    def close(self) -> None:
-        self.socket.close(0)

@@ -66,10 +66,14 @@ class BusClient:
 
 
 class Publisher:
-    """A bound PUB socket that sends ``[topic, body]`` frames."""
+    """A bound PUB socket that sends ``[topic, body]`` frames.
 
-    def __init__(self, ctx: zmq.Context, endpoint: str) -> None:
-        self.socket = ctx.socket(zmq.PUB)
+    :param socket_type: ``zmq.PUB``, or ``zmq.XPUB`` for a publisher that also reads its
+        subscriptions (:class:`monitor_proc.sample_pub.SamplePublisher`).
+    """
+
+    def __init__(self, ctx: zmq.Context, endpoint: str, socket_type: int = zmq.PUB) -> None:
+        self.socket = ctx.socket(socket_type)
         self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.setsockopt(zmq.SNDHWM, 100_000)
         self.socket.bind(endpoint)
